@@ -1,0 +1,21 @@
+//! Configuration for every ioc stage, and the Kafka wiring built from it.
+//!
+//! One TOML file describes a deployment: brokers, topic names, consumer groups, listen addresses,
+//! ward boundary sets, incident categories with their responsible units and service levels, and
+//! the camera registry. Loading is layered: the embedded defaults ([`DEFAULT_TOML`], the demo
+//! city), then the operator's file, then `IOC_<SECTION>__<KEY>` environment variables. After
+//! loading, [`Config::validate`] reports every problem at once.
+//!
+//! Modules:
+//! - [`model`]: the configuration structs, each field documented.
+//! - [`load`]: layering and validation.
+//! - [`assets`]: files bundled in the binary (`embedded:` paths), such as the demo city.
+//! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
+
+pub mod assets;
+pub mod kafka;
+pub mod load;
+pub mod model;
+
+pub use load::{ConfigError, DEFAULT_TOML};
+pub use model::*;

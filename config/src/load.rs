@@ -1,0 +1,358 @@
+//! Layered loading (embedded defaults, file, environment) and validation that reports every
+//! problem at once.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::assets::FileRef;
+use crate::model::{Camera, CategoryConfig, Config};
+
+/// The embedded defaults: the demo city on the embedded broker.
+pub const DEFAULT_TOML: &str = include_str!("../ioc.toml");
+
+/// Prefix of environment overrides: `IOC_KAFKA__BROKERS=host:9092` sets `kafka.brokers`.
+pub const ENV_PREFIX: &str = "IOC_";
+
+/// Everything wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(p: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![p.into()],
+        }
+    }
+}
+
+/// A loaded, validated configuration with its derived tables.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    /// Folder of the configuration file; relative paths inside it start here.
+    pub base_dir: Option<PathBuf>,
+    /// The file this was loaded from, if any (watched for new boundary sets).
+    pub config_path: Option<PathBuf>,
+    pub cameras: Arc<HashMap<String, Camera>>,
+}
+
+impl Settings {
+    /// Loads the embedded defaults, then `file` if given, then `IOC_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut value: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| ConfigError::one(format!("embedded defaults: {e}")))?;
+        let mut base_dir = None;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::one(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let overlay: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?;
+            merge(&mut value, overlay);
+            base_dir = Some(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        let mut problems = Vec::new();
+        for (key, raw) in env {
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else { continue };
+            if !path.contains("__") {
+                continue;
+            }
+            let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if let Err(e) = set_path(&mut value, &parts, &raw) {
+                problems.push(format!("{key}: {e}"));
+            }
+        }
+        let config: Config = toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| {
+            let mut problems = problems.clone();
+            problems.push(e.to_string().trim().to_string());
+            ConfigError { problems }
+        })?;
+        let mut settings = Settings {
+            config,
+            base_dir,
+            config_path: file.map(Path::to_path_buf),
+            cameras: Arc::default(),
+        };
+        settings.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Loads the embedded defaults only (tests, demo).
+    pub fn defaults() -> Settings {
+        Settings::load(None, std::iter::empty()).expect("embedded defaults are valid")
+    }
+
+    /// Resolves a file named in the configuration.
+    pub fn file(&self, name: &str) -> Result<FileRef, String> {
+        FileRef::resolve(name, self.base_dir.as_deref())
+    }
+
+    pub fn category(&self, id: &str) -> Option<&CategoryConfig> {
+        self.config.categories.iter().find(|c| c.id == id)
+    }
+
+    /// The category a camera event type belongs to.
+    pub fn category_for_camera_type(&self, event_type: &str) -> Option<&CategoryConfig> {
+        self.config
+            .categories
+            .iter()
+            .find(|c| c.camera_event_types.iter().any(|t| t == event_type))
+    }
+
+    fn validate(&mut self, problems: &mut Vec<String>) {
+        let c = &self.config;
+        if c.kafka.brokers.trim().is_empty() {
+            problems.push("kafka.brokers is empty; give host:port pairs or 'embedded'".into());
+        }
+        if c.kafka.produce_timeout.0.is_zero() {
+            problems.push("kafka.produce_timeout must be more than zero".into());
+        }
+        let topics = [
+            ("topics.reports", &c.topics.reports),
+            ("topics.camera_events", &c.topics.camera_events),
+            ("topics.incidents", &c.topics.incidents),
+            ("topics.dead_letter", &c.topics.dead_letter),
+        ];
+        let mut seen = HashSet::new();
+        for (field, name) in topics {
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) {
+                problems.push(format!("{field} '{name}' is not a valid topic name (letters, digits, '.', '_', '-')"));
+            }
+            if !seen.insert(name) {
+                problems.push(format!("{field} '{name}' is used for two purposes"));
+            }
+        }
+        if c.topics.partitions < 1 {
+            problems.push("topics.partitions must be at least 1".into());
+        }
+        if c.topics.replication_factor < 1 {
+            problems.push("topics.replication_factor must be at least 1".into());
+        }
+        for (field, addr) in [
+            ("ingest.listen", &c.ingest.listen),
+            ("router.listen", &c.router.listen),
+            ("dashboard.listen", &c.dashboard.listen),
+        ] {
+            if addr.parse::<SocketAddr>().is_err() {
+                problems.push(format!("{field} '{addr}' is not an address like 127.0.0.1:8080"));
+            }
+        }
+        if c.ingest.max_body_bytes < 1024 {
+            problems.push("ingest.max_body_bytes must be at least 1024".into());
+        }
+        if c.ingest.max_batch == 0 {
+            problems.push("ingest.max_batch must be at least 1".into());
+        }
+        if c.router.group_id.is_empty() {
+            problems.push("router.group_id is empty".into());
+        }
+        if !(c.router.boundary_tolerance_m >= 0.0 && c.router.boundary_tolerance_m <= 100.0) {
+            problems.push("router.boundary_tolerance_m must be between 0 and 100 metres".into());
+        }
+        if !(c.router.nearest_max_m >= 0.0 && c.router.nearest_max_m <= 10_000.0) {
+            problems.push("router.nearest_max_m must be between 0 and 10000 metres".into());
+        }
+        if c.router.max_in_flight == 0 {
+            problems.push("router.max_in_flight must be at least 1".into());
+        }
+        if c.dashboard.max_page_size == 0 {
+            problems.push("dashboard.max_page_size must be at least 1".into());
+        }
+        if c.boundaries.is_empty() {
+            problems.push("no [[boundaries]] set is configured".into());
+        }
+        let mut versions = HashSet::new();
+        for (i, b) in c.boundaries.iter().enumerate() {
+            if !versions.insert(&b.version) {
+                problems.push(format!("boundaries[{i}]: version '{}' appears twice", b.version));
+            }
+            if let Some(to) = b.valid_to {
+                if to <= b.valid_from {
+                    problems.push(format!("boundaries[{i}] ({}): valid_to is not after valid_from", b.version));
+                }
+            }
+            match self.file(&b.file) {
+                Ok(crate::assets::FileRef::Path(p)) if !p.is_file() => problems.push(format!(
+                    "boundaries[{i}] ({}): file {} does not exist",
+                    b.version,
+                    p.display()
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("boundaries[{i}]: {e}")),
+            }
+        }
+        if c.categories.is_empty() {
+            problems.push("no [[categories]] are configured".into());
+        }
+        let mut ids = HashSet::new();
+        let mut types = HashMap::new();
+        for cat in &c.categories {
+            if !ids.insert(&cat.id) {
+                problems.push(format!("category '{}' appears twice", cat.id));
+            }
+            if cat.resolve_within.0.is_zero() {
+                problems.push(format!("category '{}': resolve_within must be more than zero", cat.id));
+            }
+            for t in &cat.camera_event_types {
+                if let Some(other) = types.insert(t, &cat.id) {
+                    problems.push(format!(
+                        "camera event type '{t}' is mapped to both '{other}' and '{}'",
+                        cat.id
+                    ));
+                }
+            }
+        }
+        match self.file(&c.camera_registry).and_then(|f| {
+            f.read()
+                .map_err(|e| format!("cannot read {f}: {e}"))
+                .map(|text| parse_cameras(&text))
+        }) {
+            Ok(Ok(cams)) => self.cameras = Arc::new(cams),
+            Ok(Err(errs)) => problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}"))),
+            Err(e) => problems.push(format!("camera_registry: {e}")),
+        }
+    }
+}
+
+/// Parses the camera registry CSV (`id,lat,lon,description`), listing every bad row.
+pub fn parse_cameras(text: &str) -> Result<HashMap<String, Camera>, Vec<String>> {
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i + 2;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let id = rec.get(0).unwrap_or("").trim().to_string();
+        let lat = rec.get(1).and_then(|s| s.trim().parse::<f64>().ok());
+        let lon = rec.get(2).and_then(|s| s.trim().parse::<f64>().ok());
+        match (lat, lon) {
+            (Some(lat), Some(lon))
+                if !id.is_empty() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
+                let cam = Camera {
+                    id: id.clone(),
+                    lat,
+                    lon,
+                    description: rec.get(3).unwrap_or("").to_string(),
+                };
+                if out.insert(id.clone(), cam).is_some() {
+                    errors.push(format!("line {line}: camera id '{id}' appears twice"));
+                }
+            }
+            _ => errors.push(format!("line {line}: needs id, lat (-90..90), lon (-180..180)")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Deep-merges `overlay` into `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Sets `a.b.c` from an environment string, read as a TOML value when it parses as one
+/// (numbers, booleans, arrays) and as a plain string otherwise.
+fn set_path(table: &mut toml::Table, parts: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = parts.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| format!("'{p}' is not a section"))?;
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let s = Settings::defaults();
+        assert!(s.config.boundaries.len() >= 1);
+        assert!(!s.cameras.is_empty());
+        assert!(s.category_for_camera_type("red_light_violation").is_some());
+    }
+
+    #[test]
+    fn environment_overrides_win_and_are_typed() {
+        let env = vec![
+            ("IOC_KAFKA__BROKERS".to_string(), "k1:9092,k2:9092".to_string()),
+            ("IOC_TOPICS__PARTITIONS".to_string(), "12".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.config.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(s.config.topics.partitions, 12);
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let env = vec![
+            ("IOC_TOPICS__PARTITIONS".to_string(), "0".to_string()),
+            ("IOC_INGEST__LISTEN".to_string(), "nowhere".to_string()),
+            ("IOC_ROUTER__BOUNDARY_TOLERANCE_M".to_string(), "-1".to_string()),
+            ("IOC_CAMERA_REGISTRY".to_string(), "x".to_string()),
+        ];
+        let err = Settings::load(None, env).unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("partitions") && text.contains("ingest.listen") && text.contains("tolerance"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ioc-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[ingest]\nlisten_adress = \"127.0.0.1:1\"\n").unwrap();
+        let err = Settings::load(Some(&path), std::iter::empty()).unwrap_err();
+        assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+
+    #[test]
+    fn camera_rows_are_checked() {
+        let errs = parse_cameras("id,lat,lon,description\nC1,1,2,a\nC1,1,2,b\nC2,95,0,c\n").unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+}

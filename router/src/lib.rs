@@ -1,0 +1,18 @@
+//! The spatial router: consumes citizen reports and camera events, assigns each to the
+//! responsible ward and unit, and writes incidents keyed by incident id.
+//!
+//! Delivery is at-least-once with deterministic ids: an input's offset is stored only after the
+//! incident (or dead-letter record) it caused is acknowledged by the broker, in order, and an
+//! incident is a pure function of its input, so a replay after a crash rewrites identical records.
+//! Any number of router processes share the input partitions through one consumer group.
+//!
+//! Modules:
+//! - [`wards`]: ward geometry, the assignment rule and its fast index, boundary sets, checks.
+//! - [`route`]: turning one input record into an incident or a dead-letter reason (pure).
+//! - [`pipeline`]: the Kafka consume-route-produce loop and the router's HTTP endpoint.
+
+pub mod pipeline;
+pub mod route;
+pub mod wards;
+
+pub use pipeline::run;

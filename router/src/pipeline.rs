@@ -1,0 +1,323 @@
+//! The router process: consume, route, produce, and store offsets only after acknowledgement.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures::stream::{FuturesOrdered, StreamExt};
+use ioc_config::kafka::{consumer_config, producer_config, LagContext};
+use ioc_config::load::Settings;
+use ioc_schema::metrics::Metrics;
+use ioc_schema::validate::InvalidInput;
+use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::route::{route, InputKind};
+use crate::wards::BoundarySets;
+
+const STAGE: &str = "router";
+/// How long shutdown waits for in-flight outputs to be acknowledged.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
+pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;
+
+/// Runs a router until `shutdown` completes: loads boundary sets, serves `/metrics`, `/healthz`
+/// and `/v1/boundary-sets` on `router.listen`, watches the configuration for new boundary sets,
+/// and processes input records.
+pub async fn run(
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let sets: SharedSets = Arc::new(RwLock::new(Arc::new(
+        BoundarySets::load(&settings, None).context("loading boundary sets")?,
+    )));
+    let listener = tokio::net::TcpListener::bind(&settings.config.router.listen)
+        .await
+        .with_context(|| format!("cannot listen on router.listen {}", settings.config.router.listen))?;
+    let app = http_app(metrics.clone(), sets.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_http = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let reload = tokio::spawn(watch_boundaries(settings.clone(), sets.clone(), stop_rx));
+    let result = consume(settings, metrics, sets, shutdown).await;
+    let _ = stop_tx.send(true);
+    reload.abort();
+    let _ = http.await;
+    result
+}
+
+fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
+    Router::new()
+        .route("/metrics", get(|State((m, _)): State<(Metrics, SharedSets)>| async move { m.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/v1/boundary-sets",
+            get(|State((_, sets)): State<(Metrics, SharedSets)>| async move {
+                let sets = sets.read().expect("sets lock").clone();
+                Json(
+                    sets.sets
+                        .iter()
+                        .map(|s| {
+                            serde_json::json!({
+                                "version": s.version,
+                                "valid_from": s.valid_from,
+                                "valid_to": s.valid_to,
+                                "wards": s.index.wards().len(),
+                                "edges": s.index.edge_count(),
+                                "source": s.source,
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }),
+        )
+        .with_state((metrics, sets))
+}
+
+/// Re-reads the configuration file and boundary files every `reload_interval`; when something
+/// changed, builds the new sets (reusing unchanged ones) and swaps them in. Routing continues on
+/// the old sets meanwhile, so nothing stalls.
+async fn watch_boundaries(
+    settings: Arc<Settings>,
+    sets: SharedSets,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(path) = settings.config_path.clone() else { return };
+    let interval = settings.config.router.reload_interval.0;
+    let stamp = |sets: &BoundarySets| -> Vec<Option<std::time::SystemTime>> {
+        sets.sets.iter().map(|s| s.modified).collect()
+    };
+    let mut config_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let current = sets.read().expect("sets lock").clone();
+        let now_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let files_changed = current.sets.iter().zip(stamp(&current)).any(|(s, before)| {
+            std::fs::metadata(&s.source).and_then(|m| m.modified()).ok() != before && before.is_some()
+        });
+        if now_mtime == config_mtime && !files_changed {
+            continue;
+        }
+        config_mtime = now_mtime;
+        let path = path.clone();
+        let previous = current.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let fresh = Settings::load(Some(&path), std::env::vars()).map_err(anyhow::Error::from)?;
+            BoundarySets::load(&fresh, Some(&previous))
+        })
+        .await;
+        match loaded {
+            Ok(Ok(new_sets)) => {
+                let versions: Vec<_> = new_sets.sets.iter().map(|s| s.version.clone()).collect();
+                *sets.write().expect("sets lock") = Arc::new(new_sets);
+                tracing::info!(?versions, "boundary sets reloaded");
+            }
+            Ok(Err(e)) => tracing::error!("boundary reload failed, keeping the current sets: {e:#}"),
+            Err(e) => tracing::error!("boundary reload task failed: {e}"),
+        }
+    }
+}
+
+/// One produced output waiting for acknowledgement: the input position it settles.
+struct Settled {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+async fn consume(
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    sets: SharedSets,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let cfg = &settings.config;
+    let context = LagContext {
+        metrics: metrics.clone(),
+        stage: STAGE,
+    };
+    let consumer: StreamConsumer<LagContext> = consumer_config(cfg, &cfg.router.group_id)
+        .create_with_context(context)
+        .context("creating the router's Kafka consumer")?;
+    consumer
+        .subscribe(&[&cfg.topics.reports, &cfg.topics.camera_events])
+        .context("subscribing to the input topics")?;
+    let producer: FutureProducer = producer_config(cfg)
+        .create()
+        .context("creating the router's Kafka producer")?;
+    tracing::info!(
+        brokers = %cfg.kafka.brokers,
+        group = %cfg.router.group_id,
+        "router consuming {} and {}",
+        cfg.topics.reports,
+        cfg.topics.camera_events
+    );
+
+    let max_in_flight = cfg.router.max_in_flight;
+    let mut inflight = FuturesOrdered::new();
+    let mut dead_logged = RateLimit::new(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(done) = inflight.next(), if !inflight.is_empty() => store(&consumer, done),
+            msg = consumer.recv(), if inflight.len() < max_in_flight => {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let topic = msg.topic().to_string();
+                let (partition, offset) = (msg.partition(), msg.offset());
+                let kind = if topic == cfg.topics.reports { InputKind::Report } else { InputKind::CameraEvent };
+                metrics.events_in.with_label_values(&[STAGE, kind.as_str()]).inc();
+                let received_at = msg
+                    .timestamp()
+                    .to_millis()
+                    .and_then(DateTime::<Utc>::from_timestamp_millis)
+                    .unwrap_or_else(Utc::now);
+                let payload = msg.payload().unwrap_or_default();
+                let snapshot = sets.read().expect("sets lock").clone();
+                let routed = if payload.is_empty() {
+                    Err(InvalidInput::new("empty_record", "the record has no value"))
+                } else {
+                    route(&settings, &snapshot, Some(&metrics), kind, payload, received_at)
+                };
+                let (out_topic, key, bytes) = match routed {
+                    Ok(incident) => {
+                        let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                        (cfg.topics.incidents.clone(), incident.id, bytes)
+                    }
+                    Err(invalid) => {
+                        metrics.dead_lettered.with_label_values(&[invalid.code]).inc();
+                        metrics.rejected.with_label_values(&[STAGE, invalid.code]).inc();
+                        if dead_logged.allow() {
+                            tracing::warn!(%topic, partition, offset, code = invalid.code,
+                                "dead-lettering a record: {}", invalid.message);
+                        }
+                        let dl = DeadLetter {
+                            schema: DEAD_LETTER_SCHEMA.to_string(),
+                            reason: invalid.code.to_string(),
+                            detail: invalid.message,
+                            source_topic: topic.clone(),
+                            source_partition: partition,
+                            source_offset: offset,
+                            original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+                            failed_at: received_at,
+                        };
+                        let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
+                        (cfg.topics.dead_letter.clone(), format!("{topic}/{partition}/{offset}"), bytes)
+                    }
+                };
+                let producer = producer.clone();
+                let metrics = metrics.clone();
+                let timeout = cfg.kafka.produce_timeout.0;
+                let kind_out = if out_topic == cfg.topics.incidents { "incident" } else { "dead_letter" };
+                inflight.push_back(async move {
+                    deliver(&producer, &out_topic, &key, &bytes, timeout, &metrics).await;
+                    metrics.events_out.with_label_values(&[STAGE, kind_out]).inc();
+                    Settled { topic, partition, offset }
+                });
+            }
+        }
+    }
+    tracing::info!(in_flight = inflight.len(), "router draining");
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        while let Some(done) = inflight.next().await {
+            store(&consumer, done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain deadline passed; unacknowledged inputs will be processed again after restart");
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+    Ok(())
+}
+
+fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {
+    // Fails only if the partition was revoked meanwhile; its new owner will redo the record and
+    // write the same incident id.
+    if let Err(e) = consumer.store_offset(&done.topic, done.partition, done.offset) {
+        tracing::debug!(error = %e, topic = %done.topic, partition = done.partition, "offset not stored");
+    }
+}
+
+/// Produces until the broker acknowledges. An input is never skipped: while the broker is away
+/// the router keeps retrying with backoff, and stops consuming once `max_in_flight` is reached.
+async fn deliver(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    timeout: Duration,
+    metrics: &Metrics,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        match producer.send(record, Timeout::After(timeout)).await {
+            Ok(_) => {
+                metrics
+                    .produce_seconds
+                    .with_label_values(&[STAGE])
+                    .observe(started.elapsed().as_secs_f64());
+                return;
+            }
+            Err((e, _)) => {
+                tracing::warn!(error = %e, %topic, "produce failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Lets one log line through per period, so a flood of bad input cannot flood the log.
+struct RateLimit {
+    period: Duration,
+    last: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(period: Duration) -> Self {
+        RateLimit { period, last: None }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if self.last.is_none_or(|t| now.duration_since(t) >= self.period) {
+            self.last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+}

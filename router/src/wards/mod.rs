@@ -1,0 +1,22 @@
+//! Ward geometry: the exact assignment rule, a fast index that implements it, simple baselines
+//! to compare against, time-versioned boundary sets, and the boundary-file checker.
+//!
+//! - [`geodesy`]: metres per degree on the WGS84 ellipsoid and point-to-segment distance.
+//! - [`index`]: [`WardIndex`], a grid whose inner cells need no polygon test, with exact tests
+//!   over a cell's own edges where boundaries pass.
+//! - [`brute`]: the same rule evaluated over every edge, the reference for property tests.
+//! - [`baseline`]: the usual tools (R-tree of envelopes + `geo::Contains`, naive scan) for benches.
+//! - [`sets`]: boundary sets with validity periods, chosen by an event's time.
+//! - [`check`]: validation report for a boundary file (`ioc wards check`).
+//! - [`demo`]: the generated demo city and its cameras.
+
+pub mod baseline;
+pub mod brute;
+pub mod check;
+pub mod demo;
+pub mod geodesy;
+pub mod index;
+pub mod sets;
+
+pub use index::{BuildOptions, Outcome, Ward, WardIndex};
+pub use sets::{BoundarySet, BoundarySets};

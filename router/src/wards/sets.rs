@@ -1,0 +1,116 @@
+//! Boundary sets with validity periods. Ward maps change (Chicago redrew its wards on 2023-05-15;
+//! Vietnam merged communes on 2025-07-01), and an event must be judged by the map in force at the
+//! event's own time, not at the time it is processed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ioc_config::load::Settings;
+use ioc_config::BoundarySetConfig;
+
+use super::index::{BuildOptions, Ward, WardIndex};
+
+/// One boundary set, indexed.
+pub struct BoundarySet {
+    pub version: String,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    pub index: Arc<WardIndex>,
+    /// Where it came from and when that file last changed, to notice edits.
+    pub source: String,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl BoundarySet {
+    pub fn in_force_at(&self, t: DateTime<Utc>) -> bool {
+        self.valid_from <= t && self.valid_to.is_none_or(|to| t < to)
+    }
+}
+
+/// All configured sets.
+#[derive(Default)]
+pub struct BoundarySets {
+    pub sets: Vec<BoundarySet>,
+}
+
+impl BoundarySets {
+    /// The set in force at `t`: of those whose period contains `t`, the one that started last.
+    pub fn select(&self, t: DateTime<Utc>) -> Option<&BoundarySet> {
+        self.sets
+            .iter()
+            .filter(|s| s.in_force_at(t))
+            .max_by_key(|s| s.valid_from)
+    }
+
+    /// The set in force now, for serving the current map.
+    pub fn current(&self) -> Option<&BoundarySet> {
+        self.select(Utc::now())
+    }
+
+    /// Loads and indexes every set in the configuration. Sets whose file and modification time
+    /// are unchanged from `previous` are reused rather than rebuilt.
+    pub fn load(settings: &Settings, previous: Option<&BoundarySets>) -> anyhow::Result<BoundarySets> {
+        let opts = build_options(settings);
+        let mut sets = Vec::new();
+        for cfg in &settings.config.boundaries {
+            let file = settings.file(&cfg.file).map_err(anyhow::Error::msg)?;
+            let modified = file.modified();
+            let source = file.to_string();
+            let reusable = previous.and_then(|p| {
+                p.sets.iter().find(|s| {
+                    s.version == cfg.version
+                        && s.source == source
+                        && s.modified == modified
+                        && s.index.options() == opts
+                })
+            });
+            let index = match reusable {
+                Some(s) => s.index.clone(),
+                None => {
+                    let started = Instant::now();
+                    let index = Arc::new(load_index(&file, cfg, opts)?);
+                    tracing::info!(
+                        version = %cfg.version,
+                        wards = index.wards().len(),
+                        edges = index.edge_count(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "boundary set indexed"
+                    );
+                    index
+                }
+            };
+            sets.push(BoundarySet {
+                version: cfg.version.clone(),
+                valid_from: cfg.valid_from,
+                valid_to: cfg.valid_to,
+                index,
+                source,
+                modified,
+            });
+        }
+        Ok(BoundarySets { sets })
+    }
+}
+
+/// The rule's knobs from configuration.
+pub fn build_options(settings: &Settings) -> BuildOptions {
+    BuildOptions {
+        tolerance_m: settings.config.router.boundary_tolerance_m,
+        nearest_max_m: settings.config.router.nearest_max_m,
+        ..BuildOptions::default()
+    }
+}
+
+fn load_index(
+    file: &ioc_config::assets::FileRef,
+    cfg: &BoundarySetConfig,
+    opts: BuildOptions,
+) -> anyhow::Result<WardIndex> {
+    let text = file
+        .read()
+        .map_err(|e| anyhow::anyhow!("cannot read boundary file {file}: {e}"))?;
+    let features = ioc_schema::boundary::parse_wards(&text, &cfg.id_property, cfg.name_property.as_deref())
+        .map_err(|e| anyhow::anyhow!("boundary file {file}: {e}"))?;
+    Ok(WardIndex::build(features.into_iter().map(Ward::from).collect(), opts))
+}

@@ -1,0 +1,261 @@
+//! Record shapes on the wire. Every record carries `schema`, a version string, so a consumer can
+//! reject (dead-letter) a shape it does not know instead of misreading it.
+//!
+//! Privacy is structural: [`Incident`] has no field that could hold a reporter's contact or a
+//! licence plate, so nothing built from it (the incident topic, every dashboard response) can leak
+//! them. Those fields exist only on the internal input topics.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const REPORT_SCHEMA: &str = "ioc.report.v1";
+pub const CAMERA_EVENT_SCHEMA: &str = "ioc.camera-event.v1";
+pub const INCIDENT_SCHEMA: &str = "ioc.incident.v1";
+pub const DEAD_LETTER_SCHEMA: &str = "ioc.dead-letter.v1";
+
+/// A position in WGS84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    /// Horizontal accuracy reported by the device, in metres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+}
+
+/// How a citizen reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    App,
+    WebPortal,
+    Hotline,
+    Open311,
+    Other,
+}
+
+/// Reporter's contact details. Private: kept on the reports topic for the IOC's own follow-up,
+/// never copied into an incident.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// What a citizen sends to `POST /v1/reports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSubmission {
+    /// Client-chosen key; resubmitting with the same key returns the same tracking id.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    pub channel: Channel,
+    pub category: String,
+    pub text: String,
+    pub location: Location,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub photo_urls: Vec<String>,
+    #[serde(default)]
+    pub reporter: Option<Contact>,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// A validated report as stored on the reports topic (keyed by `tracking_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub tracking_id: String,
+    pub channel: Channel,
+    pub category: String,
+    pub text: String,
+    pub location: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photo_urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Contact>,
+    pub submitted_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A detection from a CCTV analytics system, as posted to `POST /v1/camera-events` or published
+/// straight to the camera topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Derived from camera, type and time when absent (see [`crate::ids::camera_event_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub camera_id: String,
+    pub event_type: String,
+    /// Detector confidence in `[0, 1]`.
+    pub confidence: f64,
+    pub detected_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
+    /// Licence plate, private: never copied into an incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+}
+
+impl CameraEvent {
+    /// The event's id, derived when the sender did not give one.
+    pub fn id(&self) -> String {
+        match &self.event_id {
+            Some(id) => id.clone(),
+            None => crate::ids::camera_event_id(
+                &self.camera_id,
+                &self.event_type,
+                &self.detected_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
+        }
+    }
+}
+
+/// Where an incident came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Report {
+        channel: Channel,
+    },
+    Camera {
+        camera_id: String,
+        event_type: String,
+        confidence: f64,
+    },
+}
+
+/// Which rule decided the ward (see the README's "Ward assignment rule").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignRule {
+    /// Strictly inside exactly one ward.
+    Inside,
+    /// Within the boundary tolerance of a ward edge; a deterministic choice among touching wards.
+    Boundary,
+    /// Strictly inside more than one ward (overlapping polygons); lowest ward id chosen.
+    Overlap,
+    /// Outside every ward but within the fallback distance of the nearest one.
+    Nearest,
+    /// No ward: left for operators' triage.
+    Unassigned,
+}
+
+impl AssignRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignRule::Inside => "inside",
+            AssignRule::Boundary => "boundary",
+            AssignRule::Overlap => "overlap",
+            AssignRule::Nearest => "nearest",
+            AssignRule::Unassigned => "unassigned",
+        }
+    }
+}
+
+/// The ward an incident was assigned to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WardRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// How the ward was chosen, kept on the incident so an operator can see why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub rule: AssignRule,
+    /// Distance to the chosen ward, for `nearest` (metres).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+    /// Why no ward was chosen, for `unassigned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Version of the boundary set that was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary_version: Option<String>,
+}
+
+/// Where an incident stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Routed to a ward and its unit.
+    Assigned,
+    /// No ward found; waiting for operators' triage.
+    Unassigned,
+}
+
+impl Status {
+    pub const ALL: [Status; 2] = [Status::Assigned, Status::Unassigned];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Assigned => "assigned",
+            Status::Unassigned => "unassigned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The public view of an incident, as stored on the incident topic (keyed by `id`). A record is a
+/// pure function of its source record, so replaying an input writes identical bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub schema: String,
+    /// Equal to the source event's id (for a report: its tracking id).
+    pub id: String,
+    /// Increases with every change of this incident; consumers keep the highest.
+    pub revision: u64,
+    pub source: Source,
+    pub category: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub location: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_urls: Vec<String>,
+    pub ward: Option<WardRef>,
+    pub assignment: Assignment,
+    /// Responsible specialist unit for the category.
+    pub unit: Option<String>,
+    pub status: Status,
+    /// When it happened: report submission or camera detection time.
+    pub occurred_at: DateTime<Utc>,
+    /// When the source record reached Kafka.
+    pub received_at: DateTime<Utc>,
+    /// Time by which the unit should resolve it, from the category's service level.
+    pub sla_due_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the router writes to the dead-letter topic for input it cannot use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub schema: String,
+    /// Short machine-readable reason, e.g. `malformed_json`, `unknown_camera`.
+    pub reason: String,
+    /// A sentence saying what is wrong.
+    pub detail: String,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    /// The original record value, base64 (standard alphabet), byte for byte.
+    pub original_base64: String,
+    pub failed_at: DateTime<Utc>,
+}

@@ -1,0 +1,22 @@
+//! The event schema shared by every ioc stage.
+//!
+//! Stages talk to each other only through Kafka records whose JSON shapes are defined here, so this
+//! crate is the contract: change a field here and every stage sees it. It also owns the things that
+//! must agree across stages: how ids are derived ([`ids`]), what counts as valid input
+//! ([`validate`]), the ward boundary file format ([`boundary`]) and the Prometheus metric names
+//! ([`metrics`]).
+//!
+//! Modules:
+//! - [`event`]: citizen reports, camera events, incidents and dead-letter records.
+//! - [`ids`]: deterministic ids, so a replayed input yields the same incident.
+//! - [`validate`]: field rules with machine-readable error codes.
+//! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
+//! - [`metrics`]: every `ioc_` metric, declared once.
+
+pub mod boundary;
+pub mod event;
+pub mod ids;
+pub mod metrics;
+pub mod validate;
+
+pub use event::*;

@@ -1,0 +1,106 @@
+//! Every Prometheus metric of the pipeline, declared once. Names follow `ioc_<what>_<unit>`,
+//! counters end in `_total`, and labels come from bounded sets (stage, kind, reason, rule, topic,
+//! partition), never from ids or raw error text.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The pipeline's metrics, registered into one [`Registry`]. Stages that run in one process (as in
+/// `ioc demo`) share one instance; the `stage` label keeps their series apart.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Records or requests taken in, by stage and kind (`report`, `camera_event`, `incident`).
+    pub events_in: IntCounterVec,
+    /// Records written out, by stage and kind.
+    pub events_out: IntCounterVec,
+    /// Inputs refused, by stage and reason code.
+    pub rejected: IntCounterVec,
+    /// Records sent to the dead-letter topic, by reason code.
+    pub dead_lettered: IntCounterVec,
+    /// Incidents routed, by the rule that chose the ward.
+    pub assigned: IntCounterVec,
+    /// Time of one ward lookup.
+    pub lookup_seconds: HistogramVec,
+    /// Time from produce to broker acknowledgement.
+    pub produce_seconds: HistogramVec,
+    /// Messages between a consumer's position and the partition's end.
+    pub consumer_lag: IntGaugeVec,
+    /// Incidents held by the dashboard, by status.
+    pub dashboard_incidents: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("metric registered once");
+            c
+        };
+        let events_in = counter("ioc_events_in_total", "Inputs taken in", &["stage", "kind"]);
+        let events_out = counter("ioc_events_out_total", "Records written out", &["stage", "kind"]);
+        let rejected = counter("ioc_events_rejected_total", "Inputs refused", &["stage", "reason"]);
+        let dead_lettered =
+            counter("ioc_dead_lettered_total", "Records sent to the dead-letter topic", &["reason"]);
+        let assigned = counter("ioc_incidents_routed_total", "Incidents routed", &["rule"]);
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("metric registered once");
+            h
+        };
+        let lookup_seconds = histogram(
+            "ioc_ward_lookup_seconds",
+            "Time of one ward lookup",
+            prometheus::exponential_buckets(1e-7, 4.0, 10).expect("valid buckets"),
+            &["set"],
+        );
+        let produce_seconds = histogram(
+            "ioc_kafka_produce_seconds",
+            "Time from produce to broker acknowledgement",
+            prometheus::exponential_buckets(5e-4, 2.0, 14).expect("valid buckets"),
+            &["stage"],
+        );
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let consumer_lag = gauge(
+            "ioc_consumer_lag_messages",
+            "Messages between the consumer's position and the end of the partition",
+            &["stage", "topic", "partition"],
+        );
+        let dashboard_incidents =
+            gauge("ioc_dashboard_incidents", "Incidents held by the dashboard", &["status"]);
+        Metrics {
+            registry,
+            events_in,
+            events_out,
+            rejected,
+            dead_lettered,
+            assigned,
+            lookup_seconds,
+            produce_seconds,
+            consumer_lag,
+            dashboard_incidents,
+        }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("text encoder writes UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,5 +1,163 @@
-fn main() {
-    let dir = std::path::Path::new("config/demo");
-    std::fs::write(dir.join("wards.geojson"), ioc_router::wards::demo::wards_geojson()).unwrap();
-    std::fs::write(dir.join("cameras.csv"), ioc_router::wards::demo::cameras_csv()).unwrap();
+//! `ioc`: the operator's binary. Each pipeline stage as a subcommand, the whole pipeline on an
+//! embedded broker (`ioc demo`), and ward-map tools (`ioc wards ...`).
+
+mod demo;
+mod wards_cmd;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ioc_config::load::Settings;
+use ioc_schema::metrics::Metrics;
+
+#[derive(Parser)]
+#[command(
+    name = "ioc",
+    version,
+    about = "Event pipeline for a city's Intelligent Operations Center",
+    long_about = "Citizens' reports and camera events flow through Kafka into a spatial router that \
+assigns each to the responsible ward; a dashboard API shows every incident live.\n\n\
+Start with `ioc demo` (everything in one process, no Kafka needed). Run stages separately with \
+`ioc ingest`, `ioc router` and `ioc dashboard` against a Kafka cluster."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every stage takes.
+#[derive(clap::Args, Clone)]
+struct StageArgs {
+    /// Configuration file (TOML). Without it the embedded defaults (the demo city) are used;
+    /// IOC_<SECTION>__<KEY> environment variables override either.
+    #[arg(short, long, env = "IOC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers (host:port,...), overriding `kafka.brokers`.
+    #[arg(long)]
+    brokers: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process on the embedded broker, with simulated citizens
+    /// and cameras feeding the demo city, until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Run the ingest API (POST /v1/reports, POST /v1/camera-events).
+    Ingest(StageArgs),
+    /// Run a router; start several with the same config to share the partitions.
+    Router(StageArgs),
+    /// Run the dashboard API and live map.
+    Dashboard(StageArgs),
+    /// Create the pipeline's topics on the configured brokers (stages also do this at start
+    /// when `topics.create` is true).
+    CreateTopics(StageArgs),
+    /// Ward boundary tools.
+    #[command(subcommand)]
+    Wards(wards_cmd::WardsCommand),
+    /// Generate a dashboard access token and the digest to put in `dashboard.tokens`.
+    Token,
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Loads configuration for a stage and applies `--brokers`.
+fn load_settings(args: &StageArgs) -> anyhow::Result<Arc<Settings>> {
+    let mut settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(b) = &args.brokers {
+        settings.config.kafka.brokers = b.clone();
+    }
+    if settings.config.kafka.brokers == "embedded" {
+        anyhow::bail!(
+            "kafka.brokers is 'embedded', which only `ioc demo` can start; pass --brokers host:port \
+             or set kafka.brokers in the config file"
+        );
+    }
+    Ok(Arc::new(settings))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn prepare_topics(settings: &Settings) -> anyhow::Result<()> {
+    if settings.config.topics.create {
+        ioc_config::kafka::ensure_topics(&settings.config)
+            .await
+            .context("creating topics (set topics.create = false if they are managed elsewhere)")?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => {
+            init_logging("warn,ioc=info");
+            demo::run(args).await
+        }
+        Command::Ingest(args) => {
+            init_logging("info");
+            let settings = load_settings(&args)?;
+            prepare_topics(&settings).await?;
+            ioc_ingest::run(settings, Metrics::new(), shutdown_signal()).await
+        }
+        Command::Router(args) => {
+            init_logging("info");
+            let settings = load_settings(&args)?;
+            prepare_topics(&settings).await?;
+            ioc_router::run(settings, Metrics::new(), shutdown_signal()).await
+        }
+        Command::Dashboard(args) => {
+            init_logging("info");
+            let settings = load_settings(&args)?;
+            prepare_topics(&settings).await?;
+            ioc_dashboard::run(settings, Metrics::new(), shutdown_signal()).await
+        }
+        Command::CreateTopics(args) => {
+            init_logging("info");
+            let settings = load_settings(&args)?;
+            ioc_config::kafka::ensure_topics(&settings.config).await?;
+            println!("topics ready on {}", settings.config.kafka.brokers);
+            Ok(())
+        }
+        Command::Wards(cmd) => {
+            init_logging("warn");
+            wards_cmd::run(cmd)
+        }
+        Command::Token => {
+            let token = demo::new_token();
+            println!("token:  {token}");
+            println!("sha256: {}", ioc_config::load::token_digest(&token));
+            println!("\nAdd to the config file, for an operator:\n");
+            println!("[[dashboard.tokens]]\nname = \"IOC operators\"\nrole = \"operator\"\nsha256 = \"{}\"", ioc_config::load::token_digest(&token));
+            println!("\nor for a ward unit: role = \"ward\" and ward = \"<ward id>\".");
+            Ok(())
+        }
+    }
 }

@@ -172,6 +172,21 @@ impl Settings {
         if c.dashboard.max_page_size == 0 {
             problems.push("dashboard.max_page_size must be at least 1".into());
         }
+        for (i, t) in c.dashboard.tokens.iter().enumerate() {
+            if t.sha256.len() != 64 || !t.sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                problems.push(format!("dashboard.tokens[{i}] ({}): sha256 must be 64 hex digits", t.name));
+            }
+            match (t.role, &t.ward) {
+                (crate::model::Role::Ward, None) => {
+                    problems.push(format!("dashboard.tokens[{i}] ({}): a ward token needs `ward`", t.name))
+                }
+                (crate::model::Role::Operator, Some(_)) => problems.push(format!(
+                    "dashboard.tokens[{i}] ({}): an operator token must not name a ward",
+                    t.name
+                )),
+                _ => {}
+            }
+        }
         if c.boundaries.is_empty() {
             problems.push("no [[boundaries]] set is configured".into());
         }
@@ -226,6 +241,15 @@ impl Settings {
             Err(e) => problems.push(format!("camera_registry: {e}")),
         }
     }
+}
+
+/// SHA-256 of a token as lowercase hex, the form tokens are configured in.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses the camera registry CSV (`id,lat,lon,description`), listing every bad row.

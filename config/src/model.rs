@@ -108,6 +108,33 @@ pub struct DashboardConfig {
     pub group_prefix: String,
     /// Largest page size for `GET /v1/incidents`.
     pub max_page_size: usize,
+    /// Who may read the dashboard. Tokens are stored as SHA-256 hex digests, never in clear.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One access token of the dashboard API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in logs), e.g. "IOC operators" or "Phường An Bình traffic team".
+    pub name: String,
+    /// SHA-256 of the token, lowercase hex (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    pub role: Role,
+    /// For ward units: the ward id they may see.
+    #[serde(default)]
+    pub ward: Option<String>,
+}
+
+/// What a token may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// IOC operators: every ward.
+    Operator,
+    /// A ward's unit: its own ward only.
+    Ward,
 }
 
 /// One set of ward boundaries and the period it is in force.

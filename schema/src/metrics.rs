@@ -89,6 +89,24 @@ impl Metrics {
         }
     }
 
+    /// Sum of every series of a metric family (all label values), e.g. for a status line.
+    pub fn total(&self, name: &str) -> f64 {
+        use prometheus::proto::MetricType;
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                let kind = f.get_field_type();
+                f.get_metric().iter().map(move |m| match kind {
+                    MetricType::COUNTER => m.get_counter().get_value(),
+                    MetricType::GAUGE => m.get_gauge().get_value(),
+                    _ => 0.0,
+                })
+            })
+            .sum()
+    }
+
     /// The text exposition format served at `/metrics`.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

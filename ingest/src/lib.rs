@@ -1,0 +1,456 @@
+//! The ingest API: the front door for citizens' reports and camera systems.
+//!
+//! `POST /v1/reports` and `POST /v1/camera-events` validate their input, write it to Kafka with an
+//! idempotent producer (`acks=all`) and answer `202 Accepted` only after the broker has
+//! acknowledged the record, so "accepted" always means "durably in Kafka". Bad input gets a 4xx
+//! with a machine-readable code and a sentence saying what is wrong; if Kafka cannot take the
+//! record the answer is `503` with `Retry-After`, never `202`.
+//!
+//! The tracking id returned for a report is also the id of the incident it becomes, so a client
+//! can follow it on the dashboard API (`GET /v1/incidents/{tracking_id}`).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use ioc_config::kafka::producer_config;
+use ioc_config::load::Settings;
+use ioc_schema::metrics::Metrics;
+use ioc_schema::validate::{check_camera_event, check_report, decode_json, InvalidInput};
+use ioc_schema::{ids, CameraEvent, Report, ReportSubmission, CAMERA_EVENT_SCHEMA, REPORT_SCHEMA};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde_json::json;
+
+const STAGE: &str = "ingest";
+/// Seconds a client should wait before retrying when Kafka is unavailable.
+const RETRY_AFTER_SECS: u64 = 5;
+/// Idempotency keys remembered, so a resubmission is answered without writing again.
+const REMEMBERED_KEYS: usize = 100_000;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    settings: Arc<Settings>,
+    producer: FutureProducer,
+    metrics: Metrics,
+    seen_keys: Arc<Mutex<KeyMemory>>,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
+        let producer = producer_config(&settings.config)
+            .create()
+            .context("creating the ingest Kafka producer")?;
+        Ok(AppState {
+            settings,
+            producer,
+            metrics,
+            seen_keys: Arc::default(),
+        })
+    }
+}
+
+/// Recently accepted idempotency keys, oldest forgotten first. Forgetting is safe: the tracking
+/// id is derived from the key, so a resubmission after that writes a record with the same id and
+/// the incident is not duplicated downstream.
+#[derive(Default)]
+struct KeyMemory {
+    ids: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl KeyMemory {
+    fn get(&self, key: &str) -> Option<String> {
+        self.ids.get(key).cloned()
+    }
+
+    fn remember(&mut self, key: String, id: String) {
+        if self.ids.insert(key.clone(), id).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > REMEMBERED_KEYS {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The one error type of the HTTP layer.
+#[derive(Debug)]
+pub enum AppError {
+    /// The client sent something we will not accept.
+    Invalid(StatusCode, InvalidInput),
+    /// Several items of a batch were bad; each with its index.
+    InvalidBatch(Vec<(usize, InvalidInput)>),
+    /// Kafka did not acknowledge in time.
+    Unavailable(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::Invalid(status, e) => (
+                status,
+                Json(json!({ "error": { "code": e.code, "message": e.message } })),
+            )
+                .into_response(),
+            AppError::InvalidBatch(items) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "error": {
+                        "code": "invalid_batch",
+                        "message": format!("{} event(s) in the batch are invalid; nothing was accepted. Fix them and resend the batch.", items.len()),
+                        "items": items.iter().map(|(i, e)| json!({"index": i, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
+                    }
+                })),
+            )
+                .into_response(),
+            AppError::Unavailable(detail) => {
+                tracing::warn!("refusing input, Kafka unavailable: {detail}");
+                let mut resp = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": {
+                        "code": "unavailable",
+                        "message": "The event store is not reachable, so the event was not accepted. Retry later.",
+                    }})),
+                )
+                    .into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                resp
+            }
+        }
+    }
+}
+
+fn bad_request(e: InvalidInput) -> AppError {
+    let status = match e.code {
+        "malformed_json" => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    AppError::Invalid(status, e)
+}
+
+/// Turns the body extractor's refusal (too large, unreadable) into our error format.
+fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, AppError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::Invalid(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                InvalidInput::new("body_too_large", format!("The body is larger than {limit} bytes.")),
+            )
+        } else {
+            AppError::Invalid(
+                StatusCode::BAD_REQUEST,
+                InvalidInput::new("unreadable_body", rejection.body_text()),
+            )
+        }
+    })
+}
+
+/// The ingest HTTP application.
+pub fn app(state: AppState) -> Router {
+    let limit = state.settings.config.ingest.max_body_bytes;
+    Router::new()
+        .route("/v1/reports", post(post_report))
+        .route("/v1/camera-events", post(post_camera_events))
+        .route("/v1/categories", get(get_categories))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn get_categories(State(s): State<AppState>) -> impl IntoResponse {
+    Json(
+        s.settings
+            .config
+            .categories
+            .iter()
+            .map(|c| json!({"id": c.id, "name": c.name, "unit": c.unit, "camera_event_types": c.camera_event_types}))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn post_report(
+    State(s): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    s.metrics.events_in.with_label_values(&[STAGE, "report"]).inc();
+    let result = accept_report(&s, raw).await;
+    if let Err(AppError::Invalid(_, e)) = &result {
+        s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+    }
+    result
+}
+
+async fn accept_report(s: &AppState, raw: Result<Bytes, BytesRejection>) -> Result<Response, AppError> {
+    let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
+    let sub: ReportSubmission = decode_json(&bytes).map_err(bad_request)?;
+    let now = Utc::now();
+    check_report(&sub, |c| s.settings.category(c).is_some(), now).map_err(bad_request)?;
+    if let Some(key) = &sub.idempotency_key {
+        if let Some(id) = s.seen_keys.lock().expect("key memory").get(key) {
+            return Ok(accepted_report(&id, true));
+        }
+    }
+    let tracking_id = match &sub.idempotency_key {
+        Some(key) => ids::report_id_for_key(key),
+        None => ids::new_report_id(),
+    };
+    let report = Report {
+        schema: REPORT_SCHEMA.to_string(),
+        tracking_id: tracking_id.clone(),
+        channel: sub.channel,
+        category: sub.category,
+        text: sub.text,
+        location: sub.location,
+        address: sub.address,
+        photo_urls: sub.photo_urls,
+        reporter: sub.reporter,
+        submitted_at: sub.submitted_at,
+        received_at: now,
+    };
+    let payload = serde_json::to_vec(&report).expect("report serializes");
+    produce(s, &s.settings.config.topics.reports, &tracking_id, &payload).await?;
+    if let Some(key) = sub.idempotency_key {
+        s.seen_keys.lock().expect("key memory").remember(key, tracking_id.clone());
+    }
+    s.metrics.events_out.with_label_values(&[STAGE, "report"]).inc();
+    Ok(accepted_report(&tracking_id, false))
+}
+
+fn accepted_report(id: &str, duplicate: bool) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "tracking_id": id,
+            "status": "accepted",
+            "duplicate": duplicate,
+            "status_url": format!("/v1/incidents/{id}"),
+        })),
+    )
+        .into_response()
+}
+
+async fn post_camera_events(
+    State(s): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
+    let events: Vec<CameraEvent> = decode_json(&bytes).map_err(|e| {
+        s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+        bad_request(e)
+    })?;
+    s.metrics
+        .events_in
+        .with_label_values(&[STAGE, "camera_event"])
+        .inc_by(events.len() as u64);
+    let max = s.settings.config.ingest.max_batch;
+    if events.is_empty() || events.len() > max {
+        return Err(bad_request(InvalidInput::new(
+            "invalid_batch_size",
+            format!("Send between 1 and {max} camera events per request; got {}.", events.len()),
+        )));
+    }
+    let now = Utc::now();
+    let bad: Vec<(usize, InvalidInput)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| check_camera(&s.settings, e, now).err().map(|err| (i, err)))
+        .collect();
+    if !bad.is_empty() {
+        for (_, e) in &bad {
+            s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+        }
+        return Err(AppError::InvalidBatch(bad));
+    }
+    let s = &s;
+    let topic = &s.settings.config.topics.camera_events;
+    let mut sends = Vec::with_capacity(events.len());
+    let mut event_ids = Vec::with_capacity(events.len());
+    for mut e in events {
+        let id = e.id();
+        e.event_id = Some(id.clone());
+        e.schema = Some(CAMERA_EVENT_SCHEMA.to_string());
+        event_ids.push(id);
+        let payload = serde_json::to_vec(&e).expect("camera event serializes");
+        let key = e.camera_id;
+        sends.push(async move { produce(s, topic, &key, &payload).await });
+    }
+    // All or nothing from the client's view: on any failure it resends the batch, and the
+    // deterministic event ids make the records already written harmless repeats.
+    for result in futures::future::join_all(sends).await {
+        result?;
+    }
+    s.metrics
+        .events_out
+        .with_label_values(&[STAGE, "camera_event"])
+        .inc_by(event_ids.len() as u64);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": event_ids.len(), "event_ids": event_ids })),
+    )
+        .into_response())
+}
+
+fn check_camera(settings: &Settings, e: &CameraEvent, now: chrono::DateTime<Utc>) -> Result<(), InvalidInput> {
+    check_camera_event(e, now)?;
+    if !settings.cameras.contains_key(&e.camera_id) {
+        return Err(InvalidInput::new(
+            "unknown_camera",
+            format!("Camera '{}' is not in the camera registry; register it in the configuration first.", e.camera_id),
+        ));
+    }
+    if settings.category_for_camera_type(&e.event_type).is_none() {
+        let known: Vec<&str> = settings
+            .config
+            .categories
+            .iter()
+            .flat_map(|c| c.camera_event_types.iter().map(String::as_str))
+            .collect();
+        return Err(InvalidInput::new(
+            "unknown_event_type",
+            format!("Event type '{}' is not configured; known types: {}.", e.event_type, known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes one record and waits for the broker's acknowledgement.
+async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result<(), AppError> {
+    let started = Instant::now();
+    let record = FutureRecord::to(topic).key(key).payload(payload);
+    s.producer
+        .send(record, Timeout::After(s.settings.config.kafka.produce_timeout.0))
+        .await
+        .map_err(|(e, _)| AppError::Unavailable(e.to_string()))?;
+    s.metrics
+        .produce_seconds
+        .with_label_values(&[STAGE])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Serves the ingest API on `ingest.listen` until `shutdown` completes, then lets requests in
+/// progress finish.
+pub async fn run(
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.config.ingest.listen)
+        .await
+        .with_context(|| format!("cannot listen on ingest.listen {}", settings.config.ingest.listen))?;
+    serve(listener, settings, metrics, shutdown).await
+}
+
+/// Like [`run`] on an already bound listener (tests bind port 0).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(settings, metrics)?;
+    tracing::info!("ingest API on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("ingest server")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// State whose producer points at a closed port: validation never reaches Kafka, and a
+    /// valid event shows what happens when Kafka is down.
+    fn state() -> AppState {
+        let env = vec![
+            ("IOC_KAFKA__BROKERS".to_string(), "127.0.0.1:9".to_string()),
+            ("IOC_KAFKA__PRODUCE_TIMEOUT".to_string(), "\"1s\"".to_string()),
+        ];
+        AppState::new(Arc::new(Settings::load(None, env).unwrap()), Metrics::new()).unwrap()
+    }
+
+    async fn post(path: &str, body: impl Into<Body>) -> (StatusCode, serde_json::Value, Option<String>) {
+        let resp = app(state())
+            .oneshot(Request::post(path).header("content-type", "application/json").body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default(), retry)
+    }
+
+    fn report(lat: f64) -> String {
+        format!(
+            r#"{{"channel":"app","category":"traffic_order","text":"Đèn tín hiệu hỏng","location":{{"lat":{lat},"lon":105.91}},"submitted_at":"2026-01-01T00:00:00Z"}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_reports_get_4xx_with_a_code_and_a_reason() {
+        let cases = [
+            ("{not json".to_string(), StatusCode::BAD_REQUEST, "malformed_json"),
+            (r#"{"channel":"app"}"#.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
+            (report(123.0), StatusCode::UNPROCESSABLE_ENTITY, "invalid_location"),
+            (report(20.5).replace("traffic_order", "parking_fines"), StatusCode::UNPROCESSABLE_ENTITY, "unknown_category"),
+            (report(20.5).replace("20.5", "NaN"), StatusCode::BAD_REQUEST, "malformed_json"),
+        ];
+        for (body, status, code) in cases {
+            let (got, json, _) = post("/v1/reports", body.clone()).await;
+            assert_eq!(got, status, "{body}: {json}");
+            assert_eq!(json["error"]["code"], code, "{body}");
+            assert!(json["error"]["message"].as_str().unwrap().len() > 10);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_refused_with_413() {
+        let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(300_000));
+        let (status, json, _) = post("/v1/reports", big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json["error"]["code"], "body_too_large");
+    }
+
+    #[tokio::test]
+    async fn camera_batches_name_each_bad_event() {
+        let body = r#"[
+            {"camera_id":"CAM-0001","event_type":"accident","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"},
+            {"camera_id":"CAM-9999","event_type":"accident","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"},
+            {"camera_id":"CAM-0001","event_type":"alien_landing","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"}]"#;
+        let (status, json, _) = post("/v1/camera-events", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let items = json["error"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["index"], 1);
+        assert_eq!(items[0]["code"], "unknown_camera");
+        assert_eq!(items[1]["code"], "unknown_event_type");
+    }
+
+    #[tokio::test]
+    async fn when_kafka_is_down_a_valid_report_gets_503_not_202() {
+        let (status, json, retry) = post("/v1/reports", report(20.5)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+        assert_eq!(json["error"]["code"], "unavailable");
+        assert_eq!(retry.as_deref(), Some("5"));
+    }
+}

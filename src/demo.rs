@@ -1,0 +1,318 @@
+//! `ioc demo`: every stage in one process on librdkafka's in-process mock cluster, the bundled
+//! demo city, and a simulator of citizens and cameras that goes through the real HTTP and Kafka
+//! paths.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use ioc_config::kafka::{producer_config, EmbeddedBroker};
+use ioc_config::load::{token_digest, Settings};
+use ioc_config::{Role, TokenConfig};
+use ioc_schema::metrics::Metrics;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Simulated events per second (citizens' reports and camera events together).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Share of simulated events that come from cameras (0 to 1).
+    #[arg(long, default_value_t = 0.4)]
+    camera_share: f64,
+    /// Stop after this many seconds instead of waiting for Ctrl-C.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Configuration file; its Kafka brokers are ignored (the demo always uses the embedded one).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Address for the ingest API (default from config, 127.0.0.1:8080).
+    #[arg(long)]
+    ingest_listen: Option<String>,
+    /// Address for the dashboard API and map (default from config, 127.0.0.1:8081).
+    #[arg(long)]
+    dashboard_listen: Option<String>,
+    /// Address for the router's metrics (default from config, 127.0.0.1:8082).
+    #[arg(long)]
+    router_listen: Option<String>,
+}
+
+/// A fresh random token.
+pub fn new_token() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what}; is another demo running? Pass {flag} 127.0.0.1:0 to pick a free port")
+    })
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    let cfg = &mut settings.config;
+    if let Some(a) = &args.ingest_listen {
+        cfg.ingest.listen = a.clone();
+    }
+    if let Some(a) = &args.dashboard_listen {
+        cfg.dashboard.listen = a.clone();
+    }
+    if let Some(a) = &args.router_listen {
+        cfg.router.listen = a.clone();
+    }
+    let topics = [
+        cfg.topics.reports.as_str(),
+        cfg.topics.camera_events.as_str(),
+        cfg.topics.incidents.as_str(),
+        cfg.topics.dead_letter.as_str(),
+    ];
+    let broker = EmbeddedBroker::start(&topics, cfg.topics.partitions).context("starting the embedded broker")?;
+    cfg.kafka.brokers = broker.bootstrap_servers().to_string();
+
+    let operator_token = new_token();
+    let ward_token = new_token();
+    let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
+    cfg.dashboard.tokens.push(TokenConfig {
+        name: "demo operator".into(),
+        sha256: token_digest(&operator_token),
+        role: Role::Operator,
+        ward: None,
+    });
+    cfg.dashboard.tokens.push(TokenConfig {
+        name: format!("demo ward unit {first_ward}"),
+        sha256: token_digest(&ward_token),
+        role: Role::Ward,
+        ward: Some(first_ward.clone()),
+    });
+
+    let ingest_l = bind(&cfg.ingest.listen, "ingest API", "--ingest-listen").await?;
+    let dash_l = bind(&cfg.dashboard.listen, "dashboard API", "--dashboard-listen").await?;
+    let ingest_addr = ingest_l.local_addr()?;
+    let dash_addr = dash_l.local_addr()?;
+    // The router binds its own listener from config; resolve port 0 here so we can print it.
+    let router_l = std::net::TcpListener::bind(&cfg.router.listen)
+        .with_context(|| format!("cannot listen on {} for router metrics; pass --router-listen 127.0.0.1:0", cfg.router.listen))?;
+    let router_addr = router_l.local_addr()?;
+    drop(router_l);
+    cfg.router.listen = router_addr.to_string();
+
+    let settings = Arc::new(settings);
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let ingest = tokio::spawn(ioc_ingest::serve(ingest_l, settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
+    let router = tokio::spawn(ioc_router::run(settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
+    let dashboard = tokio::spawn(ioc_dashboard::serve(dash_l, settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
+
+    println!("ioc demo: the whole pipeline in one process on an embedded Kafka broker");
+    println!("  ingest API     http://{ingest_addr}   POST /v1/reports, POST /v1/camera-events");
+    println!("  dashboard API  http://{dash_addr}   GET /v1/incidents, /v1/stats, /v1/wards, /v1/stream");
+    println!("  live map       http://{dash_addr}/#token={operator_token}");
+    println!("  router         http://{router_addr}/metrics");
+    println!("  operator token {operator_token}");
+    println!("  ward token     {ward_token}   (ward {first_ward} only)");
+    println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
+    println!("  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit");
+    println!("  simulating {:.0} events/s; Ctrl-C to stop", args.rate);
+
+    let sim = tokio::spawn(simulate(
+        settings.clone(),
+        format!("http://{ingest_addr}"),
+        args.rate,
+        args.camera_share.clamp(0.0, 1.0),
+        stop_rx.clone(),
+    ));
+    let status = tokio::spawn(status_line(metrics.clone(), stop_rx.clone()));
+
+    match args.duration {
+        Some(secs) => {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                _ = crate::shutdown_signal() => {}
+            }
+        }
+        None => crate::shutdown_signal().await,
+    }
+    let _ = stop_tx.send(true);
+    let _ = sim.await;
+    let _ = status.await;
+    for (name, task) in [("ingest", ingest), ("router", router), ("dashboard", dashboard)] {
+        match tokio::time::timeout(Duration::from_secs(20), task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("{name} stopped with an error: {e:#}"),
+            Ok(Err(e)) => eprintln!("{name} task failed: {e}"),
+            Err(_) => eprintln!("{name} did not stop within 20 s"),
+        }
+    }
+    drop(broker);
+    println!(
+        "\nstopped: {} accepted, {} routed, {} dead-lettered",
+        accepted(&metrics),
+        metrics.total("ioc_incidents_routed_total") as u64,
+        metrics.total("ioc_dead_lettered_total") as u64
+    );
+    Ok(())
+}
+
+/// Events the ingest API has accepted (acknowledged by Kafka).
+fn accepted(metrics: &Metrics) -> u64 {
+    metrics.events_out.with_label_values(&["ingest", "report"]).get()
+        + metrics.events_out.with_label_values(&["ingest", "camera_event"]).get()
+}
+
+async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
+    let tty = std::io::stdout().is_terminal();
+    let started = Instant::now();
+    let mut last = (Instant::now(), 0u64);
+    let mut tick = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 10 }));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tick.tick() => {}
+        }
+        let accepted = accepted(&metrics);
+        let rate = (accepted - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
+        last = (Instant::now(), accepted);
+        let routed = metrics.total("ioc_incidents_routed_total") as u64;
+        let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
+        let line = format!(
+            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {}",
+            started.elapsed().as_secs(),
+            rate,
+            accepted,
+            routed - unassigned,
+            unassigned,
+            metrics.total("ioc_dead_lettered_total") as u64,
+            metrics.total("ioc_dashboard_incidents") as u64,
+        );
+        if tty {
+            print!("\r{line}   ");
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
+const REPORT_TEXTS: &[(&str, &str)] = &[
+    ("traffic_order", "Xe máy đỗ tràn lan trên vỉa hè, người đi bộ phải xuống lòng đường"),
+    ("traffic_order", "Đèn tín hiệu giao thông tại ngã tư bị hỏng"),
+    ("urban_order", "Công trình xây dựng để vật liệu lấn chiếm lòng đường"),
+    ("urban_order", "Biển quảng cáo sai phép treo trên cột điện"),
+    ("environment", "Rác thải tập kết sai nơi quy định, bốc mùi"),
+    ("environment", "Cống thoát nước bị tắc, nước tràn ra đường sau mưa"),
+    ("public_safety", "Dây điện bị đứt treo thấp nguy hiểm"),
+    ("culture_tourism", "Hàng rong chèo kéo khách du lịch tại khu di tích"),
+];
+
+const CAMERA_TYPES: &[&str] = &[
+    "red_light_violation",
+    "pedestrian_crossing_violation",
+    "illegal_parking",
+    "wrong_way",
+    "accident",
+    "flooding",
+    "fire_or_smoke",
+    "crowd",
+    "obstruction",
+];
+
+/// Plays citizens and cameras: reports and camera events over the ingest API, and now and then a
+/// broken record published straight to the camera topic, as a faulty camera system would.
+async fn simulate(
+    settings: Arc<Settings>,
+    base: String,
+    rate: f64,
+    camera_share: f64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let producer: Option<FutureProducer> = producer_config(&settings.config).create().ok();
+    let cameras: Vec<_> = settings.cameras.values().cloned().collect();
+    let mut rng = SmallRng::seed_from_u64(0x10c);
+    let tick = Duration::from_millis(100);
+    let mut interval = tokio::time::interval(tick);
+    let mut budget = 0.0;
+    let mut sent = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = interval.tick() => {}
+        }
+        budget += rate * tick.as_secs_f64();
+        while budget >= 1.0 {
+            budget -= 1.0;
+            sent += 1;
+            let now = Utc::now();
+            let cam = &cameras[rng.random_range(0..cameras.len())];
+            if rng.random_bool(0.005) {
+                if let Some(p) = &producer {
+                    let p = p.clone();
+                    let topic = settings.config.topics.camera_events.clone();
+                    tokio::spawn(async move {
+                        let _ = p
+                            .send(FutureRecord::to(&topic).key("broken-camera").payload("{\"camera\": tru"), Duration::from_secs(5))
+                            .await;
+                    });
+                }
+                continue;
+            }
+            let (path, body) = if rng.random_bool(camera_share) {
+                let event_type = CAMERA_TYPES[rng.random_range(0..CAMERA_TYPES.len())];
+                (
+                    "/v1/camera-events",
+                    serde_json::json!([{
+                        "camera_id": cam.id,
+                        "event_type": event_type,
+                        "confidence": (rng.random_range(0.6..1.0f64) * 100.0).round() / 100.0,
+                        "detected_at": now,
+                        "snapshot_url": format!("https://cctv.example.vn/snapshots/{}/{}.jpg", cam.id, now.timestamp_millis()),
+                        "plate": if event_type.contains("violation") { Some(format!("90A-{:05}", rng.random_range(0..100000))) } else { None },
+                    }]),
+                )
+            } else {
+                let (category, text) = REPORT_TEXTS[rng.random_range(0..REPORT_TEXTS.len())];
+                // Around a camera (where people are), a few far outside the city.
+                let (dlat, dlon) = if rng.random_bool(0.03) {
+                    (0.08, 0.08)
+                } else {
+                    (rng.random_range(-0.003..0.003), rng.random_range(-0.003..0.003))
+                };
+                let key = if rng.random_bool(0.02) { Some(format!("retry-{}", sent / 50)) } else { None };
+                (
+                    "/v1/reports",
+                    serde_json::json!({
+                        "idempotency_key": key,
+                        "channel": if rng.random_bool(0.7) { "app" } else { "web_portal" },
+                        "category": category,
+                        "text": text,
+                        "location": { "lat": cam.lat + dlat, "lon": cam.lon + dlon, "accuracy_m": rng.random_range(3.0..30.0f64).round() },
+                        "photo_urls": [format!("https://app.example.vn/photos/{sent}.jpg")],
+                        "reporter": { "phone": format!("09{:08}", rng.random_range(0..100_000_000u32)) },
+                        "submitted_at": now,
+                    }),
+                )
+            };
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            tokio::spawn(async move {
+                if let Err(e) = client.post(&url).json(&body).send().await {
+                    tracing::debug!("simulator request failed: {e}");
+                }
+            });
+        }
+    }
+}

@@ -171,10 +171,23 @@ impl ConsumerContext for LagContext {
     ) {
         use rdkafka::consumer::{CommitMode, Consumer, Rebalance};
         if let Rebalance::Revoke(_) = rebalance {
+            self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(0);
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 // Nothing stored since the last commit is the common, harmless case.
                 tracing::debug!(error = %e, "commit on revoke");
             }
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            let n = tpl.count() as i64;
+            self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(n);
+            tracing::info!(stage = self.stage, partitions = n, "partitions assigned");
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Incidents held by the dashboard, by status.
     pub dashboard_incidents: IntGaugeVec,
+    /// Partitions currently assigned to this process's consumer, by stage.
+    pub assigned_partitions: IntGaugeVec,
 }
 
 impl Metrics {
@@ -75,8 +77,14 @@ impl Metrics {
         );
         let dashboard_incidents =
             gauge("ioc_dashboard_incidents", "Incidents held by the dashboard", &["status"]);
+        let assigned_partitions = gauge(
+            "ioc_consumer_assigned_partitions",
+            "Partitions assigned to this process's consumer",
+            &["stage"],
+        );
         Metrics {
             registry,
+            assigned_partitions,
             events_in,
             events_out,
             rejected,

@@ -1,0 +1,223 @@
+//! Shared harness of the end-to-end tests: a Kafka-protocol broker (the embedded mock cluster, or
+//! the real broker named by `IOC_TEST_BROKERS`), unique topics and groups per test, and the three
+//! stages running in-process on loopback ports.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ioc_config::kafka::{client_config, ensure_topics, EmbeddedBroker};
+use ioc_config::load::{token_digest, Settings};
+use ioc_config::{Role, TokenConfig};
+use ioc_schema::metrics::Metrics;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+pub const WARD_TOKEN: &str = "test-ward-token";
+pub const WARD_OF_TOKEN: &str = "P001";
+
+/// Bound on every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// Which broker the tests talk to.
+pub enum Broker {
+    Embedded(EmbeddedBroker),
+    External(String),
+}
+
+impl Broker {
+    /// The broker named by `IOC_TEST_BROKERS`, or a fresh embedded one.
+    pub fn from_env(topics: &[&str], partitions: i32) -> Broker {
+        match std::env::var("IOC_TEST_BROKERS") {
+            Ok(b) if !b.is_empty() => Broker::External(b),
+            _ => Broker::Embedded(EmbeddedBroker::start(topics, partitions).expect("embedded broker starts")),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Broker::Embedded(e) => e.bootstrap_servers().to_string(),
+            Broker::External(b) => b.clone(),
+        }
+    }
+}
+
+/// Settings for one test: unique topic and group names, loopback ports, test tokens.
+pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
+    let unique = format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let env = vec![
+        ("IOC_KAFKA__BROKERS", bootstrap.to_string()),
+        ("IOC_TOPICS__REPORTS", format!("{unique}.reports")),
+        ("IOC_TOPICS__CAMERA_EVENTS", format!("{unique}.camera")),
+        ("IOC_TOPICS__INCIDENTS", format!("{unique}.incidents")),
+        ("IOC_TOPICS__DEAD_LETTER", format!("{unique}.dlq")),
+        ("IOC_TOPICS__PARTITIONS", partitions.to_string()),
+        ("IOC_ROUTER__GROUP_ID", format!("{unique}-router")),
+        ("IOC_ROUTER__LISTEN", "127.0.0.1:0".to_string()),
+        ("IOC_INGEST__LISTEN", "127.0.0.1:0".to_string()),
+        ("IOC_DASHBOARD__LISTEN", "127.0.0.1:0".to_string()),
+    ];
+    let mut s = Settings::load(None, env.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .expect("test settings are valid");
+    s.config.dashboard.tokens = vec![
+        TokenConfig {
+            name: "test operator".into(),
+            sha256: token_digest(OPERATOR_TOKEN),
+            role: Role::Operator,
+            ward: None,
+        },
+        TokenConfig {
+            name: "test ward".into(),
+            sha256: token_digest(WARD_TOKEN),
+            role: Role::Ward,
+            ward: Some(WARD_OF_TOKEN.into()),
+        },
+    ];
+    s
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+    pub ingest_url: String,
+    pub dashboard_url: String,
+    pub http: reqwest::Client,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Kept last so the broker outlives the stages during drop.
+    _broker: Broker,
+}
+
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+impl Pipeline {
+    /// Starts a broker (unless external), creates topics, and runs ingest, `routers` routers and
+    /// the dashboard.
+    pub async fn start(test: &str, partitions: i32, routers: usize) -> Pipeline {
+        let probe = settings(test, "unused:1", partitions);
+        let t = &probe.config.topics;
+        let topics = [t.reports.as_str(), t.camera_events.as_str(), t.incidents.as_str(), t.dead_letter.as_str()];
+        let broker = Broker::from_env(&topics, partitions);
+        let mut settings = probe.clone();
+        settings.config.kafka.brokers = broker.bootstrap();
+        if let Broker::External(_) = broker {
+            ensure_topics(&settings.config).await.expect("topics created on the external broker");
+        }
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new();
+        let (stop, rx) = watch::channel(false);
+        let ingest_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dash_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ingest_url = format!("http://{}", ingest_l.local_addr().unwrap());
+        let dashboard_url = format!("http://{}", dash_l.local_addr().unwrap());
+        let mut tasks = vec![
+            tokio::spawn(ioc_ingest::serve(ingest_l, settings.clone(), metrics.clone(), stopped(&rx))),
+            tokio::spawn(ioc_dashboard::serve(dash_l, settings.clone(), metrics.clone(), stopped(&rx))),
+        ];
+        for _ in 0..routers {
+            tasks.push(tokio::spawn(ioc_router::run(settings.clone(), Metrics::new(), stopped(&rx))));
+        }
+        Pipeline {
+            settings,
+            metrics,
+            ingest_url,
+            dashboard_url,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            stop,
+            tasks,
+            _broker: broker,
+        }
+    }
+
+    /// Stops every stage and checks none failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let result = tokio::time::timeout(WAIT, t).await.expect("stage stops in time");
+            result.expect("stage task did not panic").expect("stage ended without error");
+        }
+    }
+
+    /// GET on the dashboard with the operator token, as JSON.
+    pub async fn dashboard(&self, path_and_query: &str) -> serde_json::Value {
+        self.dashboard_as(path_and_query, OPERATOR_TOKEN).await.1
+    }
+
+    pub async fn dashboard_as(&self, path_and_query: &str, token: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path_and_query}", self.dashboard_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("dashboard answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// Polls the dashboard until `/v1/incidents` reports at least `n` incidents.
+    pub async fn wait_for_incidents(&self, n: usize) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let page = self.dashboard(&format!("/v1/incidents?limit={}", n.max(1) + 50)).await;
+            if page["total"].as_u64().unwrap_or(0) as usize >= n {
+                return page;
+            }
+            assert!(started.elapsed() < WAIT, "only {} of {n} incidents after {WAIT:?}", page["total"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Reads a whole topic (every partition from the beginning to its current end) as
+/// `(key, value)` pairs, without joining a consumer group.
+pub fn read_topic(bootstrap: &str, settings: &Settings, topic: &str) -> Vec<(String, Vec<u8>)> {
+    let mut cfg = client_config(&settings.config);
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cfg.create().expect("reader consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        if hi > lo {
+            ends.insert(p.id(), hi);
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo)).unwrap();
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return out;
+    }
+    consumer.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let mut done: HashMap<i32, bool> = ends.keys().map(|p| (*p, false)).collect();
+    while done.values().any(|d| !d) {
+        assert!(started.elapsed() < WAIT, "reading {topic} took too long");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            out.push((key, m.payload().unwrap_or_default().to_vec()));
+            if m.offset() + 1 >= ends[&m.partition()] {
+                done.insert(m.partition(), true);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,328 @@
+//! End to end through HTTP and a Kafka-protocol broker: the embedded mock cluster by default, or
+//! the real broker named by `IOC_TEST_BROKERS` (the test script runs these again against tansu).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{read_topic, Pipeline, WAIT, WARD_OF_TOKEN, WARD_TOKEN};
+use ioc_router::wards::sets::build_options;
+use ioc_router::wards::{brute, demo, WardIndex};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+
+/// Random points over the demo city and a margin around it (some land outside every ward).
+fn points(n: usize, seed: u64) -> Vec<(f64, f64)> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (x, y) = demo::CENTRE;
+    (0..n)
+        .map(|_| (y + rng.random_range(-0.05..0.05), x + rng.random_range(-0.06..0.06)))
+        .collect()
+}
+
+fn report(lat: f64, lon: f64, phone: &str, key: Option<&str>) -> Value {
+    json!({
+        "idempotency_key": key,
+        "channel": "app",
+        "category": "environment",
+        "text": "Rác thải tập kết sai nơi quy định",
+        "location": {"lat": lat, "lon": lon, "accuracy_m": 5.0},
+        "reporter": {"name": "Nguyễn Văn A", "phone": phone},
+        "submitted_at": chrono::Utc::now(),
+    })
+}
+
+async fn post_report(p: &Pipeline, body: &Value) -> Value {
+    let resp = p.http.post(format!("{}/v1/reports", p.ingest_url)).json(body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "report accepted");
+    resp.json().await.unwrap()
+}
+
+/// What the brute-force rule says for each point: ward id or none.
+fn expected_wards(p: &Pipeline, pts: &[(f64, f64)]) -> Vec<Option<String>> {
+    let index = WardIndex::build(demo::wards(), build_options(&p.settings));
+    pts.iter()
+        .map(|&(lat, lon)| brute::locate(&index, lon, lat).ward.map(|w| index.wards()[w as usize].id.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
+    let p = Pipeline::start("e2e-reports", 4, 1).await;
+    let pts = points(80, 7);
+    let mut ids = Vec::new();
+    for (i, &(lat, lon)) in pts.iter().enumerate() {
+        let accepted = post_report(&p, &report(lat, lon, &format!("0912{i:06}"), None)).await;
+        ids.push(accepted["tracking_id"].as_str().unwrap().to_string());
+    }
+    let page = p.wait_for_incidents(pts.len()).await;
+    assert_eq!(page["total"], pts.len());
+    let expected = expected_wards(&p, &pts);
+    let mut assigned = 0;
+    for (id, want) in ids.iter().zip(&expected) {
+        let incident = p.dashboard(&format!("/v1/incidents/{id}")).await;
+        assert_eq!(incident["id"], id.as_str());
+        let got = incident["ward"]["id"].as_str().map(str::to_string);
+        assert_eq!(&got, want, "incident {id}: {incident}");
+        if got.is_some() {
+            assigned += 1;
+            assert_eq!(incident["status"], "assigned");
+            assert_eq!(incident["unit"], "Environment and sanitation team");
+        } else {
+            assert_eq!(incident["status"], "unassigned");
+            assert!(incident["assignment"]["reason"].as_str().unwrap().contains("outside every ward"));
+        }
+        assert_eq!(incident["assignment"]["boundary_version"], "demo-2020");
+    }
+    assert!(assigned > 40 && assigned < pts.len(), "points inside and outside the city: {assigned}");
+
+    // Contact details never reach the dashboard, in any response.
+    for path in ["/v1/incidents?limit=500", "/v1/stats", "/v1/wards"] {
+        let body = p.dashboard(path).await.to_string();
+        assert!(!body.contains("0912"), "{path} leaks a phone number");
+        assert!(!body.contains("Nguyễn"), "{path} leaks a name");
+    }
+    // Nor does the incident topic.
+    let topic = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    assert!(topic.iter().all(|(_, v)| !String::from_utf8_lossy(v).contains("0912")));
+
+    // A ward unit sees its own ward only.
+    let (status, mine) = p.dashboard_as("/v1/incidents?limit=500", WARD_TOKEN).await;
+    assert_eq!(status, 200);
+    let mine = mine["items"].as_array().unwrap();
+    assert!(mine.iter().all(|i| i["ward"]["id"] == WARD_OF_TOKEN));
+    let (status, _) = p.dashboard_as("/v1/incidents?ward=P002", WARD_TOKEN).await;
+    assert_eq!(status, 403);
+    let other = ids
+        .iter()
+        .zip(&expected)
+        .find(|(_, w)| w.as_deref().is_some_and(|w| w != WARD_OF_TOKEN))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let (status, _) = p.dashboard_as(&format!("/v1/incidents/{other}"), WARD_TOKEN).await;
+    assert_eq!(status, 403);
+    let (status, _) = p.dashboard_as("/v1/stats", "not-a-token").await;
+    assert_eq!(status, 401);
+
+    // Stats and the ward map agree with the incidents.
+    let stats = p.dashboard("/v1/stats").await;
+    assert_eq!(stats["total"], pts.len());
+    assert_eq!(stats["by_status"]["assigned"], assigned);
+    let wards = p.dashboard("/v1/wards").await;
+    let counted: u64 = wards["features"].as_array().unwrap().iter().map(|f| f["properties"]["incidents"].as_u64().unwrap()).sum();
+    assert_eq!(counted as usize, assigned);
+
+    // A citizen can follow their report without a token.
+    let public: Value = p.http.get(format!("{}/v1/reports/{}", p.dashboard_url, ids[0])).send().await.unwrap().json().await.unwrap();
+    assert_eq!(public["tracking_id"], ids[0].as_str());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_dead_lettered_and_the_partition_moves_on() {
+    let p = Pipeline::start("e2e-dlq", 1, 1).await;
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config).create().unwrap();
+    let topic = p.settings.config.topics.camera_events.clone();
+    let good = json!({"camera_id": "CAM-0001", "event_type": "accident", "confidence": 0.9,
+                      "detected_at": chrono::Utc::now(), "plate": "29A-12345"});
+    let unknown_camera = json!({"camera_id": "CAM-NOPE", "event_type": "accident", "confidence": 0.9,
+                                "detected_at": chrono::Utc::now()});
+    let inputs: Vec<Vec<u8>> = vec![
+        b"\xff\xfe not json at all".to_vec(),
+        serde_json::to_vec(&unknown_camera).unwrap(),
+        serde_json::to_vec(&good).unwrap(),
+    ];
+    // One partition: the good record sits behind the two bad ones.
+    for bytes in &inputs {
+        producer
+            .send(FutureRecord::to(&topic).key("cam").payload(bytes), Duration::from_secs(10))
+            .await
+            .expect("raw record produced");
+    }
+    let page = p.wait_for_incidents(1).await;
+    let incident = &page["items"][0];
+    assert_eq!(incident["source"]["camera_id"], "CAM-0001");
+    assert!(!incident.to_string().contains("29A-12345"), "plates never reach the dashboard");
+
+    let started = Instant::now();
+    let dead = loop {
+        let dead = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.dead_letter);
+        if dead.len() >= 2 || started.elapsed() > WAIT {
+            break dead;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(dead.len(), 2);
+    let records: Vec<Value> = dead.iter().map(|(_, v)| serde_json::from_slice(v).unwrap()).collect();
+    assert_eq!(records[0]["reason"], "malformed_json");
+    assert_eq!(records[1]["reason"], "unknown_camera");
+    for (r, original) in records.iter().zip(&inputs) {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(r["original_base64"].as_str().unwrap()).unwrap();
+        assert_eq!(&bytes, original, "dead letter keeps the original bytes");
+        assert!(r["detail"].as_str().unwrap().len() > 10);
+    }
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_idempotency_key_yields_one_incident() {
+    let p = Pipeline::start("e2e-idem", 2, 1).await;
+    let (lat, lon) = (demo::CENTRE.1, demo::CENTRE.0);
+    let body = report(lat, lon, "0900000000", Some("phone-42-report-7"));
+    let first = post_report(&p, &body).await;
+    let second = post_report(&p, &body).await;
+    assert_eq!(first["tracking_id"], second["tracking_id"]);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    let other = post_report(&p, &report(lat, lon, "0900000001", Some("another-key"))).await;
+    assert_ne!(other["tracking_id"], first["tracking_id"]);
+    p.wait_for_incidents(2).await;
+    let id = first["tracking_id"].as_str().unwrap();
+    let reports = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.reports);
+    assert_eq!(reports.iter().filter(|(k, _)| k == id).count(), 1, "the resubmission wrote nothing");
+    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    assert_eq!(incidents.iter().filter(|(k, _)| k == id).count(), 1);
+    p.stop().await;
+}
+
+/// Kills an `ioc router` child process when dropped, so a failing test leaves nothing behind.
+struct RouterProcess(Child);
+
+impl RouterProcess {
+    fn spawn(p: &Pipeline, listen: &str) -> RouterProcess {
+        let t = &p.settings.config.topics;
+        let child = Command::new(env!("CARGO_BIN_EXE_ioc"))
+            .arg("router")
+            .env("IOC_KAFKA__BROKERS", &p.settings.config.kafka.brokers)
+            .env("IOC_TOPICS__REPORTS", &t.reports)
+            .env("IOC_TOPICS__CAMERA_EVENTS", &t.camera_events)
+            .env("IOC_TOPICS__INCIDENTS", &t.incidents)
+            .env("IOC_TOPICS__DEAD_LETTER", &t.dead_letter)
+            .env("IOC_TOPICS__PARTITIONS", t.partitions.to_string())
+            .env("IOC_TOPICS__CREATE", "false")
+            .env("IOC_ROUTER__GROUP_ID", &p.settings.config.router.group_id)
+            .env("IOC_ROUTER__LISTEN", listen)
+            .env("RUST_LOG", std::env::var("IOC_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ioc router starts");
+        RouterProcess(child)
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Reads one metric (summed over labels matching `label`) from a Prometheus text page.
+async fn metric(http: &reqwest::Client, addr: &str, name: &str, label: &str) -> Option<f64> {
+    let text = http.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_router_processes_share_the_partitions_and_assign_each_event_once() {
+    let p = Pipeline::start("e2e-group", 4, 0).await;
+    let (a_addr, b_addr) = (free_port(), free_port());
+    let mut a = RouterProcess::spawn(&p, &a_addr);
+    let mut b = RouterProcess::spawn(&p, &b_addr);
+    // Wait until the group has settled with both members holding partitions (two input topics
+    // of four partitions each).
+    let started = Instant::now();
+    loop {
+        let pa = metric(&p.http, &a_addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0);
+        let pb = metric(&p.http, &b_addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0);
+        if pa > 0.0 && pb > 0.0 && pa + pb == 8.0 {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "group did not settle: {pa} + {pb} partitions");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let pts = points(60, 11);
+    let mut ids = HashSet::new();
+    for (i, &(lat, lon)) in pts.iter().enumerate() {
+        let accepted = post_report(&p, &report(lat, lon, &format!("0913{i:06}"), None)).await;
+        ids.insert(accepted["tracking_id"].as_str().unwrap().to_string());
+    }
+    p.wait_for_incidents(pts.len()).await;
+    let seen_a = metric(&p.http, &a_addr, "ioc_events_in_total", "stage=\"router\"").await.unwrap_or(0.0);
+    let seen_b = metric(&p.http, &b_addr, "ioc_events_in_total", "stage=\"router\"").await.unwrap_or(0.0);
+    assert!(seen_a > 0.0 && seen_b > 0.0, "both routers worked: {seen_a} / {seen_b}");
+    assert_eq!(seen_a + seen_b, pts.len() as f64, "each input was consumed once");
+    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    let mut per_id: HashMap<&str, usize> = HashMap::new();
+    for (k, _) in &incidents {
+        *per_id.entry(k.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), pts.len());
+    assert!(per_id.values().all(|n| *n == 1), "every event assigned exactly once");
+    assert!(ids.iter().all(|id| per_id.contains_key(id.as_str())));
+    a.terminate();
+    b.terminate();
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_killed_midway_loses_no_accepted_event() {
+    let p = Pipeline::start("e2e-crash", 2, 0).await;
+    let mut first = RouterProcess::spawn(&p, &free_port());
+    let pts = points(80, 13);
+    let mut ids = Vec::new();
+    for (i, &(lat, lon)) in pts.iter().enumerate() {
+        if i == 40 {
+            // No goodbye: SIGKILL while records are in flight.
+            let _ = first.0.kill();
+            let _ = first.0.wait();
+        }
+        let accepted = post_report(&p, &report(lat, lon, &format!("0914{i:06}"), None)).await;
+        ids.push(accepted["tracking_id"].as_str().unwrap().to_string());
+    }
+    let _second = RouterProcess::spawn(&p, &free_port());
+    p.wait_for_incidents(pts.len()).await;
+    let expected = expected_wards(&p, &pts);
+    for (id, want) in ids.iter().zip(&expected) {
+        let incident = p.dashboard(&format!("/v1/incidents/{id}")).await;
+        assert_eq!(incident["ward"]["id"].as_str().map(str::to_string), *want, "{incident}");
+    }
+    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    let distinct: HashSet<&str> = incidents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(distinct.len(), pts.len(), "replays reuse ids: no incident is created twice");
+    // Records written twice after the crash are identical, so replays change nothing.
+    let mut bodies: HashMap<&str, &Vec<u8>> = HashMap::new();
+    for (k, v) in &incidents {
+        if let Some(prev) = bodies.insert(k.as_str(), v) {
+            assert_eq!(prev, v, "a replayed incident differs from the original");
+        }
+    }
+    p.stop().await;
+}

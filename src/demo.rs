@@ -46,7 +46,11 @@ pub struct DemoArgs {
 
 /// A fresh random token.
 pub fn new_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
@@ -73,7 +77,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         cfg.topics.incidents.as_str(),
         cfg.topics.dead_letter.as_str(),
     ];
-    let broker = EmbeddedBroker::start(&topics, cfg.topics.partitions).context("starting the embedded broker")?;
+    let broker = EmbeddedBroker::start(&topics, cfg.topics.partitions)
+        .context("starting the embedded broker")?;
     cfg.kafka.brokers = broker.bootstrap_servers().to_string();
 
     let operator_token = new_token();
@@ -97,8 +102,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let ingest_addr = ingest_l.local_addr()?;
     let dash_addr = dash_l.local_addr()?;
     // The router binds its own listener from config; resolve port 0 here so we can print it.
-    let router_l = std::net::TcpListener::bind(&cfg.router.listen)
-        .with_context(|| format!("cannot listen on {} for router metrics; pass --router-listen 127.0.0.1:0", cfg.router.listen))?;
+    let router_l = std::net::TcpListener::bind(&cfg.router.listen).with_context(|| {
+        format!(
+            "cannot listen on {} for router metrics; pass --router-listen 127.0.0.1:0",
+            cfg.router.listen
+        )
+    })?;
     let router_addr = router_l.local_addr()?;
     drop(router_l);
     cfg.router.listen = router_addr.to_string();
@@ -110,19 +119,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let ingest = tokio::spawn(ioc_ingest::serve(ingest_l, settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
-    let router = tokio::spawn(ioc_router::run(settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
-    let dashboard = tokio::spawn(ioc_dashboard::serve(dash_l, settings.clone(), metrics.clone(), stopped(stop_rx.clone())));
+    let ingest = tokio::spawn(ioc_ingest::serve(
+        ingest_l,
+        settings.clone(),
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let router = tokio::spawn(ioc_router::run(
+        settings.clone(),
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let dashboard = tokio::spawn(ioc_dashboard::serve(
+        dash_l,
+        settings.clone(),
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
 
     println!("ioc demo: the whole pipeline in one process on an embedded Kafka broker");
     println!("  ingest API     http://{ingest_addr}   POST /v1/reports, POST /v1/camera-events");
-    println!("  dashboard API  http://{dash_addr}   GET /v1/incidents, /v1/stats, /v1/wards, /v1/stream");
+    println!(
+        "  dashboard API  http://{dash_addr}   GET /v1/incidents, /v1/stats, /v1/wards, /v1/stream"
+    );
     println!("  live map       http://{dash_addr}/#token={operator_token}");
     println!("  router         http://{router_addr}/metrics");
     println!("  operator token {operator_token}");
     println!("  ward token     {ward_token}   (ward {first_ward} only)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
-    println!("  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit");
+    println!(
+        "  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit"
+    );
     println!("  simulating {:.0} events/s; Ctrl-C to stop", args.rate);
 
     let sim = tokio::spawn(simulate(
@@ -146,7 +173,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = sim.await;
     let _ = status.await;
-    for (name, task) in [("ingest", ingest), ("router", router), ("dashboard", dashboard)] {
+    for (name, task) in [
+        ("ingest", ingest),
+        ("router", router),
+        ("dashboard", dashboard),
+    ] {
         match tokio::time::timeout(Duration::from_secs(20), task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => eprintln!("{name} stopped with an error: {e:#}"),
@@ -166,8 +197,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Events the ingest API has accepted (acknowledged by Kafka).
 fn accepted(metrics: &Metrics) -> u64 {
-    metrics.events_out.with_label_values(&["ingest", "report"]).get()
-        + metrics.events_out.with_label_values(&["ingest", "camera_event"]).get()
+    metrics
+        .events_out
+        .with_label_values(&["ingest", "report"])
+        .get()
+        + metrics
+            .events_out
+            .with_label_values(&["ingest", "camera_event"])
+            .get()
 }
 
 async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
@@ -205,14 +242,29 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
 }
 
 const REPORT_TEXTS: &[(&str, &str)] = &[
-    ("traffic_order", "Xe máy đỗ tràn lan trên vỉa hè, người đi bộ phải xuống lòng đường"),
-    ("traffic_order", "Đèn tín hiệu giao thông tại ngã tư bị hỏng"),
-    ("urban_order", "Công trình xây dựng để vật liệu lấn chiếm lòng đường"),
+    (
+        "traffic_order",
+        "Xe máy đỗ tràn lan trên vỉa hè, người đi bộ phải xuống lòng đường",
+    ),
+    (
+        "traffic_order",
+        "Đèn tín hiệu giao thông tại ngã tư bị hỏng",
+    ),
+    (
+        "urban_order",
+        "Công trình xây dựng để vật liệu lấn chiếm lòng đường",
+    ),
     ("urban_order", "Biển quảng cáo sai phép treo trên cột điện"),
     ("environment", "Rác thải tập kết sai nơi quy định, bốc mùi"),
-    ("environment", "Cống thoát nước bị tắc, nước tràn ra đường sau mưa"),
+    (
+        "environment",
+        "Cống thoát nước bị tắc, nước tràn ra đường sau mưa",
+    ),
     ("public_safety", "Dây điện bị đứt treo thấp nguy hiểm"),
-    ("culture_tourism", "Hàng rong chèo kéo khách du lịch tại khu di tích"),
+    (
+        "culture_tourism",
+        "Hàng rong chèo kéo khách du lịch tại khu di tích",
+    ),
 ];
 
 const CAMERA_TYPES: &[&str] = &[
@@ -264,7 +316,12 @@ async fn simulate(
                     let topic = settings.config.topics.camera_events.clone();
                     tokio::spawn(async move {
                         let _ = p
-                            .send(FutureRecord::to(&topic).key("broken-camera").payload("{\"camera\": tru"), Duration::from_secs(5))
+                            .send(
+                                FutureRecord::to(&topic)
+                                    .key("broken-camera")
+                                    .payload("{\"camera\": tru"),
+                                Duration::from_secs(5),
+                            )
                             .await;
                     });
                 }
@@ -289,9 +346,16 @@ async fn simulate(
                 let (dlat, dlon) = if rng.random_bool(0.03) {
                     (0.08, 0.08)
                 } else {
-                    (rng.random_range(-0.003..0.003), rng.random_range(-0.003..0.003))
+                    (
+                        rng.random_range(-0.003..0.003),
+                        rng.random_range(-0.003..0.003),
+                    )
                 };
-                let key = if rng.random_bool(0.02) { Some(format!("retry-{}", sent / 50)) } else { None };
+                let key = if rng.random_bool(0.02) {
+                    Some(format!("retry-{}", sent / 50))
+                } else {
+                    None
+                };
                 (
                     "/v1/reports",
                     serde_json::json!({

@@ -99,7 +99,8 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
             min_area_m2,
             json,
         } => {
-            let features = ioc_schema::boundary::read_wards(&file, &id_property, name_property.as_deref())?;
+            let features =
+                ioc_schema::boundary::read_wards(&file, &id_property, name_property.as_deref())?;
             let wards: Vec<Ward> = features.into_iter().map(Ward::from).collect();
             let report = check(&wards, min_area_m2);
             if json {
@@ -115,8 +116,14 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
         WardsCommand::Locate(args) => locate(args),
         WardsCommand::DemoCity { dir } => {
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("wards.geojson"), ioc_router::wards::demo::wards_geojson())?;
-            std::fs::write(dir.join("cameras.csv"), ioc_router::wards::demo::cameras_csv())?;
+            std::fs::write(
+                dir.join("wards.geojson"),
+                ioc_router::wards::demo::wards_geojson(),
+            )?;
+            std::fs::write(
+                dir.join("cameras.csv"),
+                ioc_router::wards::demo::cameras_csv(),
+            )?;
             println!(
                 "wrote {} and {} ({} wards)",
                 dir.join("wards.geojson").display(),
@@ -137,9 +144,19 @@ fn print_check(file: &Path, r: &ioc_router::wards::check::CheckReport) {
     println!(
         "  ids             {}{}",
         shown.join(", "),
-        if r.ids.len() > 20 { format!(", … ({} more)", r.ids.len() - 20) } else { String::new() }
+        if r.ids.len() > 20 {
+            format!(", … ({} more)", r.ids.len() - 20)
+        } else {
+            String::new()
+        }
     );
-    let verdict = |n: usize| if n == 0 { "none".to_string() } else { n.to_string() };
+    let verdict = |n: usize| {
+        if n == 0 {
+            "none".to_string()
+        } else {
+            n.to_string()
+        }
+    };
     println!("  duplicate ids   {}", verdict(r.duplicate_ids.len()));
     for id in &r.duplicate_ids {
         println!("    - {id}");
@@ -154,17 +171,30 @@ fn print_check(file: &Path, r: &ioc_router::wards::check::CheckReport) {
     }
     println!("  overlaps        {}", verdict(r.overlaps.len()));
     for o in &r.overlaps {
-        println!("    - wards {} and {} overlap by {:.1} m²", o.a, o.b, o.area_m2);
+        println!(
+            "    - wards {} and {} overlap by {:.1} m²",
+            o.a, o.b, o.area_m2
+        );
     }
     println!("  gaps            {}", verdict(r.gaps.len()));
     for g in &r.gaps {
-        println!("    - {:.1} m² enclosed but in no ward, around lon {:.6}, lat {:.6}", g.area_m2, g.at.0, g.at.1);
+        println!(
+            "    - {:.1} m² enclosed but in no ward, around lon {:.6}, lat {:.6}",
+            g.area_m2, g.at.0, g.at.1
+        );
     }
     println!(
         "  clockwise       {} (accepted; RFC 7946 asks for counter-clockwise exteriors)",
         verdict(r.clockwise_exteriors.len())
     );
-    println!("  verdict         {}", if r.is_clean() { "clean" } else { "PROBLEMS FOUND" });
+    println!(
+        "  verdict         {}",
+        if r.is_clean() {
+            "clean"
+        } else {
+            "PROBLEMS FOUND"
+        }
+    );
 }
 
 /// Parses a time cell: RFC 3339, or a date-time / date without offset taken as UTC.
@@ -173,12 +203,19 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
 
 /// Counts for the summary.
@@ -199,7 +236,13 @@ struct Located {
     version: String,
 }
 
-fn locate_point(sets: &BoundarySets, lat: f64, lon: f64, at: DateTime<Utc>, tally: &mut Tally) -> Located {
+fn locate_point(
+    sets: &BoundarySets,
+    lat: f64,
+    lon: f64,
+    at: DateTime<Utc>,
+    tally: &mut Tally,
+) -> Located {
     let Some(set) = sets.select(at) else {
         *tally.by_rule.entry("no_boundary_set").or_default() += 1;
         return Located {
@@ -241,11 +284,18 @@ fn load_sets(args: &LocateArgs) -> anyhow::Result<BoundarySets> {
     }
     match &args.boundaries {
         Some(file) => {
-            let features = ioc_schema::boundary::read_wards(file, &args.id_property, args.name_property.as_deref())?;
+            let features = ioc_schema::boundary::read_wards(
+                file,
+                &args.id_property,
+                args.name_property.as_deref(),
+            )?;
             let index = WardIndex::build(features.into_iter().map(Ward::from).collect(), opts);
             Ok(BoundarySets {
                 sets: vec![BoundarySet {
-                    version: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    version: file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     valid_from: DateTime::<Utc>::MIN_UTC,
                     valid_to: None,
                     index: Arc::new(index),
@@ -285,21 +335,32 @@ fn locate(args: LocateArgs) -> anyhow::Result<()> {
     let (raw, size): (Box<dyn Read>, Option<u64>) = if args.input == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
-        let f = std::fs::File::open(&args.input).with_context(|| format!("cannot open {}", args.input))?;
+        let f = std::fs::File::open(&args.input)
+            .with_context(|| format!("cannot open {}", args.input))?;
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(size.unwrap_or(0));
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta} {msg}")
-                .expect("progress template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} {msg}",
+            )
+            .expect("progress template"),
         );
         b
     });
-    let reader = BufReader::with_capacity(1 << 16, Counting { inner: raw, bar: bar.clone() });
+    let reader = BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: raw,
+            bar: bar.clone(),
+        },
+    );
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::with_capacity(1 << 16, out);
@@ -331,7 +392,12 @@ fn locate(args: LocateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_col(headers: &csv::StringRecord, given: &Option<String>, defaults: &[&str], what: &str) -> anyhow::Result<usize> {
+fn find_col(
+    headers: &csv::StringRecord,
+    given: &Option<String>,
+    defaults: &[&str],
+    what: &str,
+) -> anyhow::Result<usize> {
     let names: Vec<String> = match given {
         Some(g) => vec![g.clone()],
         None => defaults.iter().map(|s| s.to_string()).collect(),
@@ -365,7 +431,13 @@ fn locate_csv(
         None => None,
     };
     let mut h = headers.clone();
-    for extra in ["ward_id", "ward_name", "rule", "distance_m", "boundary_version"] {
+    for extra in [
+        "ward_id",
+        "ward_name",
+        "rule",
+        "distance_m",
+        "boundary_version",
+    ] {
         h.push_field(extra);
     }
     wtr.write_record(&h)?;
@@ -391,20 +463,31 @@ fn locate_csv(
             None => Some(now),
         };
         let located = match (lat, lon, at) {
-            (Some(lat), Some(lon), Some(at)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+            (Some(lat), Some(lon), Some(at))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
                 Some(locate_point(sets, lat, lon, at, tally))
             }
             _ => {
                 tally.bad += 1;
                 *tally.by_rule.entry("invalid").or_default() += 1;
-                eprintln!("line {line}: no valid lat/lon{} ; written with rule 'invalid'", if time_i.is_some() { "/time" } else { "" });
+                eprintln!(
+                    "line {line}: no valid lat/lon{} ; written with rule 'invalid'",
+                    if time_i.is_some() { "/time" } else { "" }
+                );
                 None
             }
         };
         let mut row = record.clone();
         match located {
             Some(l) => {
-                for f in [l.ward_id.as_str(), &l.ward_name, l.rule, &l.distance, &l.version] {
+                for f in [
+                    l.ward_id.as_str(),
+                    &l.ward_name,
+                    l.rule,
+                    &l.distance,
+                    &l.version,
+                ] {
                     row.push_field(f);
                 }
             }
@@ -428,11 +511,16 @@ fn locate_ndjson(
     mut out: impl Write,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let lat_keys: Vec<String> = args.lat_col.clone().map_or(vec!["lat".into(), "latitude".into()], |c| vec![c]);
+    let lat_keys: Vec<String> = args
+        .lat_col
+        .clone()
+        .map_or(vec!["lat".into(), "latitude".into()], |c| vec![c]);
     let lon_keys: Vec<String> = args
         .lon_col
         .clone()
-        .map_or(vec!["lon".into(), "lng".into(), "longitude".into()], |c| vec![c]);
+        .map_or(vec!["lon".into(), "lng".into(), "longitude".into()], |c| {
+            vec![c]
+        });
     let num = |v: &serde_json::Value, keys: &[String]| {
         keys.iter().find_map(|k| match v.get(k)? {
             serde_json::Value::Number(n) => n.as_f64(),
@@ -450,7 +538,10 @@ fn locate_ndjson(
             Ok(v @ serde_json::Value::Object(_)) => v,
             _ => {
                 tally.bad += 1;
-                eprintln!("line {}: not a JSON object; written with rule 'invalid'", i + 1);
+                eprintln!(
+                    "line {}: not a JSON object; written with rule 'invalid'",
+                    i + 1
+                );
                 writeln!(out, "{}", serde_json::json!({"rule": "invalid"}))?;
                 continue;
             }
@@ -460,7 +551,9 @@ fn locate_ndjson(
             None => Some(now),
         };
         let result = match (num(&obj, &lat_keys), num(&obj, &lon_keys), at) {
-            (Some(lat), Some(lon), Some(at)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+            (Some(lat), Some(lon), Some(at))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
                 let l = locate_point(sets, lat, lon, at, tally);
                 serde_json::json!({
                     "ward_id": (!l.ward_id.is_empty()).then_some(l.ward_id),
@@ -473,7 +566,10 @@ fn locate_ndjson(
             _ => {
                 tally.bad += 1;
                 *tally.by_rule.entry("invalid").or_default() += 1;
-                eprintln!("line {}: no valid lat/lon/time; written with rule 'invalid'", i + 1);
+                eprintln!(
+                    "line {}: no valid lat/lon/time; written with rule 'invalid'",
+                    i + 1
+                );
                 serde_json::json!({"rule": "invalid"})
             }
         };

@@ -20,7 +20,12 @@ fn points(n: usize, seed: u64) -> Vec<(f64, f64)> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (x, y) = demo::CENTRE;
     (0..n)
-        .map(|_| (y + rng.random_range(-0.05..0.05), x + rng.random_range(-0.06..0.06)))
+        .map(|_| {
+            (
+                y + rng.random_range(-0.05..0.05),
+                x + rng.random_range(-0.06..0.06),
+            )
+        })
         .collect()
 }
 
@@ -37,7 +42,13 @@ fn report(lat: f64, lon: f64, phone: &str, key: Option<&str>) -> Value {
 }
 
 async fn post_report(p: &Pipeline, body: &Value) -> Value {
-    let resp = p.http.post(format!("{}/v1/reports", p.ingest_url)).json(body).send().await.unwrap();
+    let resp = p
+        .http
+        .post(format!("{}/v1/reports", p.ingest_url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 202, "report accepted");
     resp.json().await.unwrap()
 }
@@ -46,7 +57,11 @@ async fn post_report(p: &Pipeline, body: &Value) -> Value {
 fn expected_wards(p: &Pipeline, pts: &[(f64, f64)]) -> Vec<Option<String>> {
     let index = WardIndex::build(demo::wards(), build_options(&p.settings));
     pts.iter()
-        .map(|&(lat, lon)| brute::locate(&index, lon, lat).ward.map(|w| index.wards()[w as usize].id.clone()))
+        .map(|&(lat, lon)| {
+            brute::locate(&index, lon, lat)
+                .ward
+                .map(|w| index.wards()[w as usize].id.clone())
+        })
         .collect()
 }
 
@@ -74,11 +89,17 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
             assert_eq!(incident["unit"], "Environment and sanitation team");
         } else {
             assert_eq!(incident["status"], "unassigned");
-            assert!(incident["assignment"]["reason"].as_str().unwrap().contains("outside every ward"));
+            assert!(incident["assignment"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("outside every ward"));
         }
         assert_eq!(incident["assignment"]["boundary_version"], "demo-2020");
     }
-    assert!(assigned > 40 && assigned < pts.len(), "points inside and outside the city: {assigned}");
+    assert!(
+        assigned > 40 && assigned < pts.len(),
+        "points inside and outside the city: {assigned}"
+    );
 
     // Contact details never reach the dashboard, in any response.
     for path in ["/v1/incidents?limit=500", "/v1/stats", "/v1/wards"] {
@@ -87,8 +108,14 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
         assert!(!body.contains("Nguyễn"), "{path} leaks a name");
     }
     // Nor does the incident topic.
-    let topic = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
-    assert!(topic.iter().all(|(_, v)| !String::from_utf8_lossy(v).contains("+84-")));
+    let topic = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
+    assert!(topic
+        .iter()
+        .all(|(_, v)| !String::from_utf8_lossy(v).contains("+84-")));
 
     // A ward unit sees its own ward only.
     let (status, mine) = p.dashboard_as("/v1/incidents?limit=500", WARD_TOKEN).await;
@@ -103,7 +130,9 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
         .find(|(_, w)| w.as_deref().is_some_and(|w| w != WARD_OF_TOKEN))
         .map(|(id, _)| id.clone())
         .unwrap();
-    let (status, _) = p.dashboard_as(&format!("/v1/incidents/{other}"), WARD_TOKEN).await;
+    let (status, _) = p
+        .dashboard_as(&format!("/v1/incidents/{other}"), WARD_TOKEN)
+        .await;
     assert_eq!(status, 403);
     let (status, _) = p.dashboard_as("/v1/stats", "not-a-token").await;
     assert_eq!(status, 401);
@@ -113,11 +142,24 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
     assert_eq!(stats["total"], pts.len());
     assert_eq!(stats["by_status"]["assigned"], assigned);
     let wards = p.dashboard("/v1/wards").await;
-    let counted: u64 = wards["features"].as_array().unwrap().iter().map(|f| f["properties"]["incidents"].as_u64().unwrap()).sum();
+    let counted: u64 = wards["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["incidents"].as_u64().unwrap())
+        .sum();
     assert_eq!(counted as usize, assigned);
 
     // A citizen can follow their report without a token.
-    let public: Value = p.http.get(format!("{}/v1/reports/{}", p.dashboard_url, ids[0])).send().await.unwrap().json().await.unwrap();
+    let public: Value = p
+        .http
+        .get(format!("{}/v1/reports/{}", p.dashboard_url, ids[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(public["tracking_id"], ids[0].as_str());
     p.stop().await;
 }
@@ -125,7 +167,9 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_dead_lettered_and_the_partition_moves_on() {
     let p = Pipeline::start("e2e-dlq", 1, 1).await;
-    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config).create().unwrap();
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
     let topic = p.settings.config.topics.camera_events.clone();
     let good = json!({"camera_id": "CAM-0001", "event_type": "accident", "confidence": 0.9,
                       "detected_at": chrono::Utc::now(), "plate": "29A-12345"});
@@ -139,30 +183,45 @@ async fn malformed_input_is_dead_lettered_and_the_partition_moves_on() {
     // One partition: the good record sits behind the two bad ones.
     for bytes in &inputs {
         producer
-            .send(FutureRecord::to(&topic).key("cam").payload(bytes), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic).key("cam").payload(bytes),
+                Duration::from_secs(10),
+            )
             .await
             .expect("raw record produced");
     }
     let page = p.wait_for_incidents(1).await;
     let incident = &page["items"][0];
     assert_eq!(incident["source"]["camera_id"], "CAM-0001");
-    assert!(!incident.to_string().contains("29A-12345"), "plates never reach the dashboard");
+    assert!(
+        !incident.to_string().contains("29A-12345"),
+        "plates never reach the dashboard"
+    );
 
     let started = Instant::now();
     let dead = loop {
-        let dead = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.dead_letter);
+        let dead = read_topic(
+            &p.settings.config.kafka.brokers,
+            &p.settings,
+            &p.settings.config.topics.dead_letter,
+        );
         if dead.len() >= 2 || started.elapsed() > WAIT {
             break dead;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(dead.len(), 2);
-    let records: Vec<Value> = dead.iter().map(|(_, v)| serde_json::from_slice(v).unwrap()).collect();
+    let records: Vec<Value> = dead
+        .iter()
+        .map(|(_, v)| serde_json::from_slice(v).unwrap())
+        .collect();
     assert_eq!(records[0]["reason"], "malformed_json");
     assert_eq!(records[1]["reason"], "unknown_camera");
     for (r, original) in records.iter().zip(&inputs) {
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(r["original_base64"].as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(r["original_base64"].as_str().unwrap())
+            .unwrap();
         assert_eq!(&bytes, original, "dead letter keeps the original bytes");
         assert!(r["detail"].as_str().unwrap().len() > 10);
     }
@@ -183,9 +242,21 @@ async fn a_repeated_idempotency_key_yields_one_incident() {
     assert_ne!(other["tracking_id"], first["tracking_id"]);
     p.wait_for_incidents(2).await;
     let id = first["tracking_id"].as_str().unwrap();
-    let reports = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.reports);
-    assert_eq!(reports.iter().filter(|(k, _)| k == id).count(), 1, "the resubmission wrote nothing");
-    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    let reports = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.reports,
+    );
+    assert_eq!(
+        reports.iter().filter(|(k, _)| k == id).count(),
+        1,
+        "the resubmission wrote nothing"
+    );
+    let incidents = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
     assert_eq!(incidents.iter().filter(|(k, _)| k == id).count(), 1);
     p.stop().await;
 }
@@ -207,7 +278,10 @@ impl RouterProcess {
             .env("IOC_TOPICS__CREATE", "false")
             .env("IOC_ROUTER__GROUP_ID", &p.settings.config.router.group_id)
             .env("IOC_ROUTER__LISTEN", listen)
-            .env("RUST_LOG", std::env::var("IOC_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("IOC_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("ioc router starts");
@@ -215,7 +289,10 @@ impl RouterProcess {
     }
 
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -241,7 +318,14 @@ fn free_port() -> String {
 
 /// Reads one metric (summed over labels matching `label`) from a Prometheus text page.
 async fn metric(http: &reqwest::Client, addr: &str, name: &str, label: &str) -> Option<f64> {
-    let text = http.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     let values: Vec<f64> = text
         .lines()
         .filter(|l| l.starts_with(name) && l.contains(label))
@@ -256,12 +340,19 @@ async fn wait_for_assignment(http: &reqwest::Client, addrs: &[&str], total: f64)
     loop {
         let mut held = Vec::new();
         for addr in addrs {
-            held.push(metric(http, addr, "ioc_consumer_assigned_partitions", "router").await.unwrap_or(0.0));
+            held.push(
+                metric(http, addr, "ioc_consumer_assigned_partitions", "router")
+                    .await
+                    .unwrap_or(0.0),
+            );
         }
         if held.iter().all(|n| *n > 0.0) && held.iter().sum::<f64>() == total {
             return;
         }
-        assert!(started.elapsed() < WAIT, "group did not settle: {held:?} of {total} partitions");
+        assert!(
+            started.elapsed() < WAIT,
+            "group did not settle: {held:?} of {total} partitions"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -281,17 +372,35 @@ async fn two_router_processes_share_the_partitions_and_assign_each_event_once() 
         ids.insert(accepted["tracking_id"].as_str().unwrap().to_string());
     }
     p.wait_for_incidents(pts.len()).await;
-    let seen_a = metric(&p.http, &a_addr, "ioc_events_in_total", "stage=\"router\"").await.unwrap_or(0.0);
-    let seen_b = metric(&p.http, &b_addr, "ioc_events_in_total", "stage=\"router\"").await.unwrap_or(0.0);
-    assert!(seen_a > 0.0 && seen_b > 0.0, "both routers worked: {seen_a} / {seen_b}");
-    assert_eq!(seen_a + seen_b, pts.len() as f64, "each input was consumed once");
-    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    let seen_a = metric(&p.http, &a_addr, "ioc_events_in_total", "stage=\"router\"")
+        .await
+        .unwrap_or(0.0);
+    let seen_b = metric(&p.http, &b_addr, "ioc_events_in_total", "stage=\"router\"")
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        seen_a > 0.0 && seen_b > 0.0,
+        "both routers worked: {seen_a} / {seen_b}"
+    );
+    assert_eq!(
+        seen_a + seen_b,
+        pts.len() as f64,
+        "each input was consumed once"
+    );
+    let incidents = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
     let mut per_id: HashMap<&str, usize> = HashMap::new();
     for (k, _) in &incidents {
         *per_id.entry(k.as_str()).or_default() += 1;
     }
     assert_eq!(per_id.len(), pts.len());
-    assert!(per_id.values().all(|n| *n == 1), "every event assigned exactly once");
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "every event assigned exactly once"
+    );
     assert!(ids.iter().all(|id| per_id.contains_key(id.as_str())));
     a.terminate();
     b.terminate();
@@ -326,11 +435,23 @@ async fn a_router_killed_midway_loses_no_accepted_event() {
     let expected = expected_wards(&p, &pts);
     for (id, want) in ids.iter().zip(&expected) {
         let incident = p.dashboard(&format!("/v1/incidents/{id}")).await;
-        assert_eq!(incident["ward"]["id"].as_str().map(str::to_string), *want, "{incident}");
+        assert_eq!(
+            incident["ward"]["id"].as_str().map(str::to_string),
+            *want,
+            "{incident}"
+        );
     }
-    let incidents = read_topic(&p.settings.config.kafka.brokers, &p.settings, &p.settings.config.topics.incidents);
+    let incidents = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
     let distinct: HashSet<&str> = incidents.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(distinct.len(), pts.len(), "replays reuse ids: no incident is created twice");
+    assert_eq!(
+        distinct.len(),
+        pts.len(),
+        "replays reuse ids: no incident is created twice"
+    );
     // Records written twice after the crash are identical, so replays change nothing.
     let mut bodies: HashMap<&str, &Vec<u8>> = HashMap::new();
     for (k, v) in &incidents {

@@ -26,8 +26,14 @@ impl FileRef {
                 .find(|(n, _)| *n == asset)
                 .map(|(n, text)| FileRef::Embedded(n, text))
                 .ok_or_else(|| {
-                    let known: Vec<_> = ASSETS.iter().map(|(n, _)| format!("embedded:{n}")).collect();
-                    format!("no bundled file '{name}'; bundled files are {}", known.join(", "))
+                    let known: Vec<_> = ASSETS
+                        .iter()
+                        .map(|(n, _)| format!("embedded:{n}"))
+                        .collect();
+                    format!(
+                        "no bundled file '{name}'; bundled files are {}",
+                        known.join(", ")
+                    )
                 });
         }
         let path = Path::new(name);

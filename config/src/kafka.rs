@@ -63,7 +63,13 @@ pub async fn ensure_topics(config: &Config) -> Result<(), KafkaError> {
     let names = [&t.reports, &t.camera_events, &t.incidents, &t.dead_letter];
     let new: Vec<_> = names
         .iter()
-        .map(|n| NewTopic::new(n, t.partitions, TopicReplication::Fixed(t.replication_factor)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                t.partitions,
+                TopicReplication::Fixed(t.replication_factor),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {
@@ -173,7 +179,10 @@ impl ConsumerContext for LagContext {
     ) {
         use rdkafka::consumer::{CommitMode, Consumer, Rebalance};
         if let Rebalance::Revoke(_) = rebalance {
-            self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(0);
+            self.metrics
+                .assigned_partitions
+                .with_label_values(&[self.stage])
+                .set(0);
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 // Nothing stored since the last commit is the common, harmless case.
                 tracing::debug!(error = %e, "commit on revoke");
@@ -188,7 +197,10 @@ impl ConsumerContext for LagContext {
     ) {
         if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
             let n = tpl.count() as i64;
-            self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(n);
+            self.metrics
+                .assigned_partitions
+                .with_label_values(&[self.stage])
+                .set(n);
             tracing::info!(stage = self.stage, partitions = n, "partitions assigned");
         }
     }

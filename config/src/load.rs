@@ -63,7 +63,9 @@ impl Settings {
         }
         let mut problems = Vec::new();
         for (key, raw) in env {
-            let Some(path) = key.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             if !path.contains("__") {
                 continue;
             }
@@ -72,11 +74,14 @@ impl Settings {
                 problems.push(format!("{key}: {e}"));
             }
         }
-        let config: Config = toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| {
-            let mut problems = problems.clone();
-            problems.push(e.to_string().trim().to_string());
-            ConfigError { problems }
-        })?;
+        let config: Config =
+            toml::Value::Table(value)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let mut problems = problems.clone();
+                    problems.push(e.to_string().trim().to_string());
+                    ConfigError { problems }
+                })?;
         let mut settings = Settings {
             config,
             base_dir,
@@ -129,8 +134,14 @@ impl Settings {
         ];
         let mut seen = HashSet::new();
         for (field, name) in topics {
-            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) {
-                problems.push(format!("{field} '{name}' is not a valid topic name (letters, digits, '.', '_', '-')"));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+            {
+                problems.push(format!(
+                    "{field} '{name}' is not a valid topic name (letters, digits, '.', '_', '-')"
+                ));
             }
             if !seen.insert(name) {
                 problems.push(format!("{field} '{name}' is used for two purposes"));
@@ -148,7 +159,9 @@ impl Settings {
             ("dashboard.listen", &c.dashboard.listen),
         ] {
             if addr.parse::<SocketAddr>().is_err() {
-                problems.push(format!("{field} '{addr}' is not an address like 127.0.0.1:8080"));
+                problems.push(format!(
+                    "{field} '{addr}' is not an address like 127.0.0.1:8080"
+                ));
             }
         }
         if c.ingest.max_body_bytes < 1024 {
@@ -174,12 +187,16 @@ impl Settings {
         }
         for (i, t) in c.dashboard.tokens.iter().enumerate() {
             if t.sha256.len() != 64 || !t.sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
-                problems.push(format!("dashboard.tokens[{i}] ({}): sha256 must be 64 hex digits", t.name));
+                problems.push(format!(
+                    "dashboard.tokens[{i}] ({}): sha256 must be 64 hex digits",
+                    t.name
+                ));
             }
             match (t.role, &t.ward) {
-                (crate::model::Role::Ward, None) => {
-                    problems.push(format!("dashboard.tokens[{i}] ({}): a ward token needs `ward`", t.name))
-                }
+                (crate::model::Role::Ward, None) => problems.push(format!(
+                    "dashboard.tokens[{i}] ({}): a ward token needs `ward`",
+                    t.name
+                )),
                 (crate::model::Role::Operator, Some(_)) => problems.push(format!(
                     "dashboard.tokens[{i}] ({}): an operator token must not name a ward",
                     t.name
@@ -193,11 +210,17 @@ impl Settings {
         let mut versions = HashSet::new();
         for (i, b) in c.boundaries.iter().enumerate() {
             if !versions.insert(&b.version) {
-                problems.push(format!("boundaries[{i}]: version '{}' appears twice", b.version));
+                problems.push(format!(
+                    "boundaries[{i}]: version '{}' appears twice",
+                    b.version
+                ));
             }
             if let Some(to) = b.valid_to {
                 if to <= b.valid_from {
-                    problems.push(format!("boundaries[{i}] ({}): valid_to is not after valid_from", b.version));
+                    problems.push(format!(
+                        "boundaries[{i}] ({}): valid_to is not after valid_from",
+                        b.version
+                    ));
                 }
             }
             match self.file(&b.file) {
@@ -220,7 +243,10 @@ impl Settings {
                 problems.push(format!("category '{}' appears twice", cat.id));
             }
             if cat.resolve_within.0.is_zero() {
-                problems.push(format!("category '{}': resolve_within must be more than zero", cat.id));
+                problems.push(format!(
+                    "category '{}': resolve_within must be more than zero",
+                    cat.id
+                ));
             }
             for t in &cat.camera_event_types {
                 if let Some(other) = types.insert(t, &cat.id) {
@@ -237,7 +263,9 @@ impl Settings {
                 .map(|text| parse_cameras(&text))
         }) {
             Ok(Ok(cams)) => self.cameras = Arc::new(cams),
-            Ok(Err(errs)) => problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}"))),
+            Ok(Err(errs)) => {
+                problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}")))
+            }
             Err(e) => problems.push(format!("camera_registry: {e}")),
         }
     }
@@ -271,7 +299,9 @@ pub fn parse_cameras(text: &str) -> Result<HashMap<String, Camera>, Vec<String>>
         let lon = rec.get(2).and_then(|s| s.trim().parse::<f64>().ok());
         match (lat, lon) {
             (Some(lat), Some(lon))
-                if !id.is_empty() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+                if !id.is_empty()
+                    && (-90.0..=90.0).contains(&lat)
+                    && (-180.0..=180.0).contains(&lon) =>
             {
                 let cam = Camera {
                     id: id.clone(),
@@ -283,7 +313,9 @@ pub fn parse_cameras(text: &str) -> Result<HashMap<String, Camera>, Vec<String>>
                     errors.push(format!("line {line}: camera id '{id}' appears twice"));
                 }
             }
-            _ => errors.push(format!("line {line}: needs id, lat (-90..90), lon (-180..180)")),
+            _ => errors.push(format!(
+                "line {line}: needs id, lat (-90..90), lon (-180..180)"
+            )),
         }
     }
     if errors.is_empty() {
@@ -333,7 +365,7 @@ mod tests {
     #[test]
     fn embedded_defaults_are_valid() {
         let s = Settings::defaults();
-        assert!(s.config.boundaries.len() >= 1);
+        assert!(!s.config.boundaries.is_empty());
         assert!(!s.cameras.is_empty());
         assert!(s.category_for_camera_type("red_light_violation").is_some());
     }
@@ -341,7 +373,10 @@ mod tests {
     #[test]
     fn environment_overrides_win_and_are_typed() {
         let env = vec![
-            ("IOC_KAFKA__BROKERS".to_string(), "k1:9092,k2:9092".to_string()),
+            (
+                "IOC_KAFKA__BROKERS".to_string(),
+                "k1:9092,k2:9092".to_string(),
+            ),
             ("IOC_TOPICS__PARTITIONS".to_string(), "12".to_string()),
             ("UNRELATED".to_string(), "x".to_string()),
         ];
@@ -355,13 +390,20 @@ mod tests {
         let env = vec![
             ("IOC_TOPICS__PARTITIONS".to_string(), "0".to_string()),
             ("IOC_INGEST__LISTEN".to_string(), "nowhere".to_string()),
-            ("IOC_ROUTER__BOUNDARY_TOLERANCE_M".to_string(), "-1".to_string()),
+            (
+                "IOC_ROUTER__BOUNDARY_TOLERANCE_M".to_string(),
+                "-1".to_string(),
+            ),
             ("IOC_CAMERA_REGISTRY".to_string(), "x".to_string()),
         ];
         let err = Settings::load(None, env).unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
         let text = err.to_string();
-        assert!(text.contains("partitions") && text.contains("ingest.listen") && text.contains("tolerance"));
+        assert!(
+            text.contains("partitions")
+                && text.contains("ingest.listen")
+                && text.contains("tolerance")
+        );
     }
 
     #[test]
@@ -376,7 +418,8 @@ mod tests {
 
     #[test]
     fn camera_rows_are_checked() {
-        let errs = parse_cameras("id,lat,lon,description\nC1,1,2,a\nC1,1,2,b\nC2,95,0,c\n").unwrap_err();
+        let errs =
+            parse_cameras("id,lat,lon,description\nC1,1,2,a\nC1,1,2,b\nC2,95,0,c\n").unwrap_err();
         assert_eq!(errs.len(), 2);
     }
 }

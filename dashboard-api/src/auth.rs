@@ -44,7 +44,11 @@ impl Tokens {
     }
 
     /// Finds the caller for a request, or answers 401.
-    pub fn authenticate(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Caller, ApiError> {
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -56,8 +60,15 @@ impl Tokens {
                 "Send 'Authorization: Bearer <token>'; operators and ward units get tokens from the IOC administrator.".into(),
             ));
         };
-        self.by_digest.get(&token_digest(token.trim())).cloned().ok_or_else(|| {
-            ApiError(StatusCode::UNAUTHORIZED, "invalid_token", "The token is not valid.".into())
-        })
+        self.by_digest
+            .get(&token_digest(token.trim()))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "The token is not valid.".into(),
+                )
+            })
     }
 }

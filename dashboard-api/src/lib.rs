@@ -76,8 +76,12 @@ impl AppState {
             .context("no boundary set is in force now; the map needs one")?;
         let file = settings.file(&set.file).map_err(anyhow::Error::msg)?;
         let text = file.read().with_context(|| format!("reading {file}"))?;
-        let wards = ioc_schema::boundary::parse_wards(&text, &set.id_property, set.name_property.as_deref())
-            .with_context(|| format!("boundary file {file}"))?;
+        let wards = ioc_schema::boundary::parse_wards(
+            &text,
+            &set.id_property,
+            set.name_property.as_deref(),
+        )
+        .with_context(|| format!("boundary file {file}"))?;
         Ok(AppState {
             view: Arc::default(),
             changes: broadcast::channel(4096).0,
@@ -109,7 +113,11 @@ pub struct ApiError(StatusCode, &'static str, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": {"code": self.1, "message": self.2}}))).into_response()
+        (
+            self.0,
+            Json(json!({"error": {"code": self.1, "message": self.2}})),
+        )
+            .into_response()
     }
 }
 
@@ -124,7 +132,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/wards", get(get_wards))
         .route("/v1/stream", get(stream))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+        )
         .with_state(state)
 }
 
@@ -178,7 +189,11 @@ async fn get_incident(
     let incident = view.get(&id).ok_or_else(|| not_found(&id))?;
     if let Caller::Ward(own) = &who {
         if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
-            return Err(ApiError(StatusCode::FORBIDDEN, "forbidden", format!("This token may only see ward {own}.")));
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("This token may only see ward {own}."),
+            ));
         }
     }
     Ok(Json(incident).into_response())
@@ -193,7 +208,10 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// A citizen's view of their report: status and ward, nothing about anyone else.
-async fn get_report_status(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_report_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let view = s.view.read().expect("view lock");
     let i = view.get(&id).ok_or_else(|| not_found(&id))?;
     Ok(Json(json!({
@@ -337,7 +355,8 @@ pub async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server =
+        axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
     let server = tokio::spawn(async move { server.await });
     let consumed = consume(&settings, state, async {
         shutdown.await;
@@ -357,6 +376,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.config.dashboard.listen)
         .await
-        .with_context(|| format!("cannot listen on dashboard.listen {}", settings.config.dashboard.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on dashboard.listen {}",
+                settings.config.dashboard.listen
+            )
+        })?;
     serve(listener, settings, metrics, shutdown).await
 }

@@ -89,7 +89,11 @@ impl View {
     /// Matching incidents, newest first (by time of occurrence, then id), paginated.
     pub fn query(&self, q: &Query, max_page: usize) -> Page<'_> {
         let mut hits: Vec<&Incident> = self.incidents.values().filter(|i| q.matches(i)).collect();
-        hits.sort_unstable_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then_with(|| a.id.cmp(&b.id)));
+        hits.sort_unstable_by(|a, b| {
+            b.occurred_at
+                .cmp(&a.occurred_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         let total = hits.len();
         let offset = q.offset.unwrap_or(0).min(total);
         let limit = q.limit.unwrap_or(100).clamp(1, max_page);
@@ -113,7 +117,10 @@ impl View {
         for i in self.incidents.values().filter(|i| q.matches(i)) {
             s.total += 1;
             *s.by_status.entry(i.status.as_str()).or_default() += 1;
-            let ward = i.ward.as_ref().map_or("unassigned".to_string(), |w| w.id.clone());
+            let ward = i
+                .ward
+                .as_ref()
+                .map_or("unassigned".to_string(), |w| w.id.clone());
             *s.by_ward
                 .entry(ward)
                 .or_default()
@@ -130,7 +137,10 @@ impl View {
         let mut out: HashMap<&str, BTreeMap<&'static str, usize>> = HashMap::new();
         for i in self.incidents.values() {
             if let Some(w) = &i.ward {
-                *out.entry(w.id.as_str()).or_default().entry(i.status.as_str()).or_default() += 1;
+                *out.entry(w.id.as_str())
+                    .or_default()
+                    .entry(i.status.as_str())
+                    .or_default() += 1;
             }
         }
         out

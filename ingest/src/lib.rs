@@ -149,7 +149,10 @@ fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, AppE
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::Invalid(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                InvalidInput::new("body_too_large", format!("The body is larger than {limit} bytes.")),
+                InvalidInput::new(
+                    "body_too_large",
+                    format!("The body is larger than {limit} bytes."),
+                ),
             )
         } else {
             AppError::Invalid(
@@ -168,7 +171,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/camera-events", post(post_camera_events))
         .route("/v1/categories", get(get_categories))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -188,7 +194,10 @@ async fn post_report(
     State(s): State<AppState>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    s.metrics.events_in.with_label_values(&[STAGE, "report"]).inc();
+    s.metrics
+        .events_in
+        .with_label_values(&[STAGE, "report"])
+        .inc();
     let result = accept_report(&s, raw).await;
     if let Err(AppError::Invalid(_, e)) = &result {
         s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
@@ -196,7 +205,10 @@ async fn post_report(
     result
 }
 
-async fn accept_report(s: &AppState, raw: Result<Bytes, BytesRejection>) -> Result<Response, AppError> {
+async fn accept_report(
+    s: &AppState,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
     let sub: ReportSubmission = decode_json(&bytes).map_err(bad_request)?;
     let now = Utc::now();
@@ -226,9 +238,15 @@ async fn accept_report(s: &AppState, raw: Result<Bytes, BytesRejection>) -> Resu
     let payload = serde_json::to_vec(&report).expect("report serializes");
     produce(s, &s.settings.config.topics.reports, &tracking_id, &payload).await?;
     if let Some(key) = sub.idempotency_key {
-        s.seen_keys.lock().expect("key memory").remember(key, tracking_id.clone());
+        s.seen_keys
+            .lock()
+            .expect("key memory")
+            .remember(key, tracking_id.clone());
     }
-    s.metrics.events_out.with_label_values(&[STAGE, "report"]).inc();
+    s.metrics
+        .events_out
+        .with_label_values(&[STAGE, "report"])
+        .inc();
     Ok(accepted_report(&tracking_id, false))
 }
 
@@ -262,7 +280,10 @@ async fn post_camera_events(
     if events.is_empty() || events.len() > max {
         return Err(bad_request(InvalidInput::new(
             "invalid_batch_size",
-            format!("Send between 1 and {max} camera events per request; got {}.", events.len()),
+            format!(
+                "Send between 1 and {max} camera events per request; got {}.",
+                events.len()
+            ),
         )));
     }
     let now = Utc::now();
@@ -306,7 +327,11 @@ async fn post_camera_events(
         .into_response())
 }
 
-fn check_camera(settings: &Settings, e: &CameraEvent, now: chrono::DateTime<Utc>) -> Result<(), InvalidInput> {
+fn check_camera(
+    settings: &Settings,
+    e: &CameraEvent,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), InvalidInput> {
     check_camera_event(e, now)?;
     if !settings.cameras.contains_key(&e.camera_id) {
         return Err(InvalidInput::new(
@@ -323,7 +348,11 @@ fn check_camera(settings: &Settings, e: &CameraEvent, now: chrono::DateTime<Utc>
             .collect();
         return Err(InvalidInput::new(
             "unknown_event_type",
-            format!("Event type '{}' is not configured; known types: {}.", e.event_type, known.join(", ")),
+            format!(
+                "Event type '{}' is not configured; known types: {}.",
+                e.event_type,
+                known.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -334,7 +363,10 @@ async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result
     let started = Instant::now();
     let record = FutureRecord::to(topic).key(key).payload(payload);
     s.producer
-        .send(record, Timeout::After(s.settings.config.kafka.produce_timeout.0))
+        .send(
+            record,
+            Timeout::After(s.settings.config.kafka.produce_timeout.0),
+        )
         .await
         .map_err(|(e, _)| AppError::Unavailable(e.to_string()))?;
     s.metrics
@@ -353,7 +385,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.config.ingest.listen)
         .await
-        .with_context(|| format!("cannot listen on ingest.listen {}", settings.config.ingest.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on ingest.listen {}",
+                settings.config.ingest.listen
+            )
+        })?;
     serve(listener, settings, metrics, shutdown).await
 }
 
@@ -384,20 +421,40 @@ mod tests {
     fn state() -> AppState {
         let env = vec![
             ("IOC_KAFKA__BROKERS".to_string(), "127.0.0.1:9".to_string()),
-            ("IOC_KAFKA__PRODUCE_TIMEOUT".to_string(), "\"1s\"".to_string()),
+            (
+                "IOC_KAFKA__PRODUCE_TIMEOUT".to_string(),
+                "\"1s\"".to_string(),
+            ),
         ];
         AppState::new(Arc::new(Settings::load(None, env).unwrap()), Metrics::new()).unwrap()
     }
 
-    async fn post(path: &str, body: impl Into<Body>) -> (StatusCode, serde_json::Value, Option<String>) {
+    async fn post(
+        path: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, serde_json::Value, Option<String>) {
         let resp = app(state())
-            .oneshot(Request::post(path).header("content-type", "application/json").body(body.into()).unwrap())
+            .oneshot(
+                Request::post(path)
+                    .header("content-type", "application/json")
+                    .body(body.into())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = resp.status();
-        let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or_default(), retry)
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+            retry,
+        )
     }
 
     fn report(lat: f64) -> String {
@@ -409,11 +466,31 @@ mod tests {
     #[tokio::test]
     async fn bad_reports_get_4xx_with_a_code_and_a_reason() {
         let cases = [
-            ("{not json".to_string(), StatusCode::BAD_REQUEST, "malformed_json"),
-            (r#"{"channel":"app"}"#.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
-            (report(123.0), StatusCode::UNPROCESSABLE_ENTITY, "invalid_location"),
-            (report(20.5).replace("traffic_order", "parking_fines"), StatusCode::UNPROCESSABLE_ENTITY, "unknown_category"),
-            (report(20.5).replace("20.5", "NaN"), StatusCode::BAD_REQUEST, "malformed_json"),
+            (
+                "{not json".to_string(),
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
+            (
+                r#"{"channel":"app"}"#.to_string(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing_field",
+            ),
+            (
+                report(123.0),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_location",
+            ),
+            (
+                report(20.5).replace("traffic_order", "parking_fines"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_category",
+            ),
+            (
+                report(20.5).replace("20.5", "NaN"),
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
         ];
         for (body, status, code) in cases {
             let (got, json, _) = post("/v1/reports", body.clone()).await;

@@ -44,7 +44,12 @@ pub async fn run(
     )));
     let listener = tokio::net::TcpListener::bind(&settings.config.router.listen)
         .await
-        .with_context(|| format!("cannot listen on router.listen {}", settings.config.router.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on router.listen {}",
+                settings.config.router.listen
+            )
+        })?;
     let app = http_app(metrics.clone(), sets.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_http = stop_rx.clone();
@@ -65,28 +70,33 @@ pub async fn run(
 
 fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
     Router::new()
-        .route("/metrics", get(|State((m, _)): State<(Metrics, SharedSets)>| async move { m.render() }))
+        .route(
+            "/metrics",
+            get(|State((m, _)): State<(Metrics, SharedSets)>| async move { m.render() }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/v1/boundary-sets",
-            get(|State((_, sets)): State<(Metrics, SharedSets)>| async move {
-                let sets = sets.read().expect("sets lock").clone();
-                Json(
-                    sets.sets
-                        .iter()
-                        .map(|s| {
-                            serde_json::json!({
-                                "version": s.version,
-                                "valid_from": s.valid_from,
-                                "valid_to": s.valid_to,
-                                "wards": s.index.wards().len(),
-                                "edges": s.index.edge_count(),
-                                "source": s.source,
+            get(
+                |State((_, sets)): State<(Metrics, SharedSets)>| async move {
+                    let sets = sets.read().expect("sets lock").clone();
+                    Json(
+                        sets.sets
+                            .iter()
+                            .map(|s| {
+                                serde_json::json!({
+                                    "version": s.version,
+                                    "valid_from": s.valid_from,
+                                    "valid_to": s.valid_to,
+                                    "wards": s.index.wards().len(),
+                                    "edges": s.index.edge_count(),
+                                    "source": s.source,
+                                })
                             })
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            }),
+                            .collect::<Vec<_>>(),
+                    )
+                },
+            ),
         )
         .with_state((metrics, sets))
 }
@@ -99,7 +109,9 @@ async fn watch_boundaries(
     sets: SharedSets,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Some(path) = settings.config_path.clone() else { return };
+    let Some(path) = settings.config_path.clone() else {
+        return;
+    };
     let interval = settings.config.router.reload_interval.0;
     let stamp = |sets: &BoundarySets| -> Vec<Option<std::time::SystemTime>> {
         sets.sets.iter().map(|s| s.modified).collect()
@@ -113,7 +125,8 @@ async fn watch_boundaries(
         let current = sets.read().expect("sets lock").clone();
         let now_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         let files_changed = current.sets.iter().zip(stamp(&current)).any(|(s, before)| {
-            std::fs::metadata(&s.source).and_then(|m| m.modified()).ok() != before && before.is_some()
+            std::fs::metadata(&s.source).and_then(|m| m.modified()).ok() != before
+                && before.is_some()
         });
         if now_mtime == config_mtime && !files_changed {
             continue;
@@ -122,7 +135,8 @@ async fn watch_boundaries(
         let path = path.clone();
         let previous = current.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let fresh = Settings::load(Some(&path), std::env::vars()).map_err(anyhow::Error::from)?;
+            let fresh =
+                Settings::load(Some(&path), std::env::vars()).map_err(anyhow::Error::from)?;
             BoundarySets::load(&fresh, Some(&previous))
         })
         .await;
@@ -132,7 +146,9 @@ async fn watch_boundaries(
                 *sets.write().expect("sets lock") = Arc::new(new_sets);
                 tracing::info!(?versions, "boundary sets reloaded");
             }
-            Ok(Err(e)) => tracing::error!("boundary reload failed, keeping the current sets: {e:#}"),
+            Ok(Err(e)) => {
+                tracing::error!("boundary reload failed, keeping the current sets: {e:#}")
+            }
             Err(e) => tracing::error!("boundary reload task failed: {e}"),
         }
     }
@@ -253,7 +269,9 @@ async fn consume(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("drain deadline passed; unacknowledged inputs will be processed again after restart");
+        tracing::warn!(
+            "drain deadline passed; unacknowledged inputs will be processed again after restart"
+        );
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final commit");
@@ -313,7 +331,10 @@ impl RateLimit {
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        if self.last.is_none_or(|t| now.duration_since(t) >= self.period) {
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= self.period)
+        {
             self.last = Some(now);
             true
         } else {

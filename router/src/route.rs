@@ -10,7 +10,7 @@ use ioc_config::CategoryConfig;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
 use ioc_schema::{
-    Assignment, AssignRule, CameraEvent, Incident, Location, Report, Source, Status, WardRef,
+    AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status, WardRef,
     CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
 };
 
@@ -62,7 +62,10 @@ fn route_report(
         ));
     }
     let category = settings.category(&r.category).ok_or_else(|| {
-        InvalidInput::new("unknown_category", format!("category '{}' is not configured", r.category))
+        InvalidInput::new(
+            "unknown_category",
+            format!("category '{}' is not configured", r.category),
+        )
     })?;
     check_location(&r.location)?;
     let mut incident = incident_skeleton(
@@ -99,14 +102,22 @@ fn route_camera(
     // The record's own Kafka time stands in for "now", so the verdict does not change on replay.
     check_camera_event(&e, received_at)?;
     let camera = settings.cameras.get(&e.camera_id).ok_or_else(|| {
-        InvalidInput::new("unknown_camera", format!("camera '{}' is not in the camera registry", e.camera_id))
-    })?;
-    let category = settings.category_for_camera_type(&e.event_type).ok_or_else(|| {
         InvalidInput::new(
-            "unknown_event_type",
-            format!("camera event type '{}' is not mapped to a category", e.event_type),
+            "unknown_camera",
+            format!("camera '{}' is not in the camera registry", e.camera_id),
         )
     })?;
+    let category = settings
+        .category_for_camera_type(&e.event_type)
+        .ok_or_else(|| {
+            InvalidInput::new(
+                "unknown_event_type",
+                format!(
+                    "camera event type '{}' is not mapped to a category",
+                    e.event_type
+                ),
+            )
+        })?;
     let location = Location {
         lat: camera.lat,
         lon: camera.lon,
@@ -128,7 +139,11 @@ fn route_camera(
         "{} detected by camera {}{}",
         e.event_type.replace('_', " "),
         camera.id,
-        if camera.description.is_empty() { String::new() } else { format!(" ({})", camera.description) }
+        if camera.description.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", camera.description)
+        }
     ));
     incident.media_urls = e.snapshot_url.into_iter().collect();
     assign(&mut incident, category, sets, metrics);
@@ -143,7 +158,8 @@ fn incident_skeleton(
     occurred_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Incident {
-    let sla = chrono::Duration::from_std(category.resolve_within.0).unwrap_or(chrono::Duration::MAX);
+    let sla =
+        chrono::Duration::from_std(category.resolve_within.0).unwrap_or(chrono::Duration::MAX);
     Incident {
         schema: INCIDENT_SCHEMA.to_string(),
         id,
@@ -178,13 +194,17 @@ fn assign(
     metrics: Option<&Metrics>,
 ) {
     let Some(set) = sets.select(incident.occurred_at) else {
-        incident.assignment.reason =
-            Some(format!("no boundary set is in force at {}", incident.occurred_at.to_rfc3339()));
+        incident.assignment.reason = Some(format!(
+            "no boundary set is in force at {}",
+            incident.occurred_at.to_rfc3339()
+        ));
         count(metrics, AssignRule::Unassigned);
         return;
     };
     let started = Instant::now();
-    let outcome = set.index.locate(incident.location.lon, incident.location.lat);
+    let outcome = set
+        .index
+        .locate(incident.location.lon, incident.location.lat);
     if let Some(m) = metrics {
         m.lookup_seconds
             .with_label_values(&[&set.version])

@@ -38,11 +38,10 @@ pub fn read_wards(
         path: path.display().to_string(),
         source,
     })?;
-    parse_wards(&text, id_property, name_property)
-        .map_err(|e| match e {
-            BoundaryError::Json(_, err) => BoundaryError::Json(path.display().to_string(), err),
-            other => other,
-        })
+    parse_wards(&text, id_property, name_property).map_err(|e| match e {
+        BoundaryError::Json(_, err) => BoundaryError::Json(path.display().to_string(), err),
+        other => other,
+    })
 }
 
 /// Parses a FeatureCollection. Every feature must have a Polygon or MultiPolygon geometry and the
@@ -88,7 +87,9 @@ fn parse_feature(
         .and_then(|n| property_string(props, n))
         .unwrap_or_else(|| id.clone());
     let geom = f.get("geometry").ok_or("no geometry")?;
-    let coords = geom.get("coordinates").ok_or("geometry has no coordinates")?;
+    let coords = geom
+        .get("coordinates")
+        .ok_or("geometry has no coordinates")?;
     let geometry = match geom.get("type").and_then(Value::as_str) {
         Some("Polygon") => MultiPolygon(vec![parse_polygon(coords)?]),
         Some("MultiPolygon") => MultiPolygon(
@@ -99,7 +100,11 @@ fn parse_feature(
                 .map(parse_polygon)
                 .collect::<Result<_, _>>()?,
         ),
-        other => return Err(format!("geometry type {other:?} is not Polygon or MultiPolygon")),
+        other => {
+            return Err(format!(
+                "geometry type {other:?} is not Polygon or MultiPolygon"
+            ))
+        }
     };
     Ok(WardFeature { id, name, geometry })
 }
@@ -117,7 +122,10 @@ fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
     let coords = pts
         .iter()
         .map(|p| {
-            let p = p.as_array().filter(|p| p.len() >= 2).ok_or("position needs two numbers")?;
+            let p = p
+                .as_array()
+                .filter(|p| p.len() >= 2)
+                .ok_or("position needs two numbers")?;
             match (p[0].as_f64(), p[1].as_f64()) {
                 (Some(x), Some(y)) if x.is_finite() && y.is_finite() => Ok(Coord { x, y }),
                 _ => Err("position is not two finite numbers"),
@@ -125,7 +133,10 @@ fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     if coords.len() < 3 {
-        return Err(format!("ring has {} positions; at least 4 are needed", coords.len()));
+        return Err(format!(
+            "ring has {} positions; at least 4 are needed",
+            coords.len()
+        ));
     }
     // LineString is closed by Polygon::new if the file left the ring open.
     Ok(LineString(coords))
@@ -168,7 +179,8 @@ mod tests {
 
     #[test]
     fn reports_which_feature_is_broken() {
-        let text = r#"{"features":[{"properties":{},"geometry":{"type":"Point","coordinates":[0,0]}}]}"#;
+        let text =
+            r#"{"features":[{"properties":{},"geometry":{"type":"Point","coordinates":[0,0]}}]}"#;
         let err = parse_wards(text, "ward", None).unwrap_err().to_string();
         assert!(err.contains("feature 0"), "{err}");
     }

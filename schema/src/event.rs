@@ -117,7 +117,9 @@ impl CameraEvent {
             None => crate::ids::camera_event_id(
                 &self.camera_id,
                 &self.event_type,
-                &self.detected_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                &self
+                    .detected_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             ),
         }
     }

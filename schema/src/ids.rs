@@ -12,7 +12,11 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9e0a_53d2_4b8e_9a41_2c7d_e8b0_f3a
 /// Tracking id of a citizen report submitted with a client idempotency key: resubmitting with the
 /// same key yields the same id.
 pub fn report_id_for_key(idempotency_key: &str) -> String {
-    Uuid::new_v5(&NAMESPACE, format!("report-key:{idempotency_key}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("report-key:{idempotency_key}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// Tracking id of a citizen report submitted without an idempotency key.
@@ -40,7 +44,13 @@ mod tests {
         assert_ne!(report_id_for_key("abc"), report_id_for_key("abd"));
         assert_ne!(new_report_id(), new_report_id());
         let a = camera_event_id("CAM-1", "accident", "2026-01-01T00:00:00Z");
-        assert_eq!(a, camera_event_id("CAM-1", "accident", "2026-01-01T00:00:00Z"));
-        assert_ne!(a, camera_event_id("CAM-2", "accident", "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            a,
+            camera_event_id("CAM-1", "accident", "2026-01-01T00:00:00Z")
+        );
+        assert_ne!(
+            a,
+            camera_event_id("CAM-2", "accident", "2026-01-01T00:00:00Z")
+        );
     }
 }

@@ -38,19 +38,34 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
             c
         };
         let events_in = counter("ioc_events_in_total", "Inputs taken in", &["stage", "kind"]);
-        let events_out = counter("ioc_events_out_total", "Records written out", &["stage", "kind"]);
-        let rejected = counter("ioc_events_rejected_total", "Inputs refused", &["stage", "reason"]);
-        let dead_lettered =
-            counter("ioc_dead_lettered_total", "Records sent to the dead-letter topic", &["reason"]);
+        let events_out = counter(
+            "ioc_events_out_total",
+            "Records written out",
+            &["stage", "kind"],
+        );
+        let rejected = counter(
+            "ioc_events_rejected_total",
+            "Inputs refused",
+            &["stage", "reason"],
+        );
+        let dead_lettered = counter(
+            "ioc_dead_lettered_total",
+            "Records sent to the dead-letter topic",
+            &["reason"],
+        );
         let assigned = counter("ioc_incidents_routed_total", "Incidents routed", &["rule"]);
         let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric registered once");
             h
         };
         let lookup_seconds = histogram(
@@ -67,7 +82,9 @@ impl Metrics {
         );
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
             g
         };
         let consumer_lag = gauge(
@@ -75,8 +92,11 @@ impl Metrics {
             "Messages between the consumer's position and the end of the partition",
             &["stage", "topic", "partition"],
         );
-        let dashboard_incidents =
-            gauge("ioc_dashboard_incidents", "Incidents held by the dashboard", &["status"]);
+        let dashboard_incidents = gauge(
+            "ioc_dashboard_incidents",
+            "Incidents held by the dashboard",
+            &["status"],
+        );
         let assigned_partitions = gauge(
             "ioc_consumer_assigned_partitions",
             "Partitions assigned to this process's consumer",

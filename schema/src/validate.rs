@@ -40,9 +40,10 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InvalidInput>
                 "malformed_json",
                 format!("The body is not valid JSON ({e}). Send a JSON document."),
             ),
-            Category::Data if e.to_string().starts_with("missing field") => {
-                InvalidInput::new("missing_field", format!("A required field is missing: {e}."))
-            }
+            Category::Data if e.to_string().starts_with("missing field") => InvalidInput::new(
+                "missing_field",
+                format!("A required field is missing: {e}."),
+            ),
             Category::Data => InvalidInput::new(
                 "invalid_field",
                 format!("A field has the wrong type or value: {e}."),
@@ -62,13 +63,19 @@ pub fn check_location(loc: &Location) -> Result<(), InvalidInput> {
     if !(-90.0..=90.0).contains(&loc.lat) {
         return Err(InvalidInput::new(
             "invalid_location",
-            format!("Latitude {} is out of range; it must be between -90 and 90.", loc.lat),
+            format!(
+                "Latitude {} is out of range; it must be between -90 and 90.",
+                loc.lat
+            ),
         ));
     }
     if !(-180.0..=180.0).contains(&loc.lon) {
         return Err(InvalidInput::new(
             "invalid_location",
-            format!("Longitude {} is out of range; it must be between -180 and 180.", loc.lon),
+            format!(
+                "Longitude {} is out of range; it must be between -180 and 180.",
+                loc.lon
+            ),
         ));
     }
     if let Some(acc) = loc.accuracy_m {
@@ -126,7 +133,10 @@ pub fn check_report(
         ));
     }
     if r.text.trim().is_empty() {
-        return Err(InvalidInput::new("invalid_field", "text must not be empty."));
+        return Err(InvalidInput::new(
+            "invalid_field",
+            "text must not be empty.",
+        ));
     }
     if r.text.chars().count() > MAX_TEXT_CHARS {
         return Err(InvalidInput::new(
@@ -150,7 +160,10 @@ pub fn check_report(
 /// Checks a camera event's own fields (the camera registry is checked by the caller).
 pub fn check_camera_event(e: &CameraEvent, now: DateTime<Utc>) -> Result<(), InvalidInput> {
     if e.camera_id.is_empty() {
-        return Err(InvalidInput::new("missing_field", "camera_id must not be empty."));
+        return Err(InvalidInput::new(
+            "missing_field",
+            "camera_id must not be empty.",
+        ));
     }
     if !(0.0..=1.0).contains(&e.confidence) {
         return Err(InvalidInput::new(
@@ -187,19 +200,28 @@ mod tests {
 
     #[test]
     fn json_errors_are_sorted_by_kind() {
-        assert_eq!(decode_json::<ReportSubmission>(b"{").unwrap_err().code, "malformed_json");
         assert_eq!(
-            decode_json::<ReportSubmission>(br#"{"channel":"app"}"#).unwrap_err().code,
+            decode_json::<ReportSubmission>(b"{").unwrap_err().code,
+            "malformed_json"
+        );
+        assert_eq!(
+            decode_json::<ReportSubmission>(br#"{"channel":"app"}"#)
+                .unwrap_err()
+                .code,
             "missing_field"
         );
         let bad_channel = report_json("").replace("\"app\"", "\"pigeon\"");
         assert_eq!(
-            decode_json::<ReportSubmission>(bad_channel.as_bytes()).unwrap_err().code,
+            decode_json::<ReportSubmission>(bad_channel.as_bytes())
+                .unwrap_err()
+                .code,
             "invalid_field"
         );
         let unknown = report_json(r#","colour":"red""#);
         assert_eq!(
-            decode_json::<ReportSubmission>(unknown.as_bytes()).unwrap_err().code,
+            decode_json::<ReportSubmission>(unknown.as_bytes())
+                .unwrap_err()
+                .code,
             "invalid_field"
         );
     }
@@ -207,23 +229,44 @@ mod tests {
     #[test]
     fn out_of_range_and_unknown_values_are_refused() {
         let mut r: ReportSubmission = decode_json(report_json("").as_bytes()).unwrap();
-        assert_eq!(check_report(&r, |_| false, now()).unwrap_err().code, "unknown_category");
+        assert_eq!(
+            check_report(&r, |_| false, now()).unwrap_err().code,
+            "unknown_category"
+        );
         r.location.lat = 91.0;
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_location");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_location"
+        );
         r.location.lat = f64::NAN;
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_location");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_location"
+        );
         r.location.lat = 20.0;
         r.location.lon = -181.0;
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_location");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_location"
+        );
         r.location.lon = 105.0;
         r.submitted_at = now() + Duration::hours(1);
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_time");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_time"
+        );
         r.submitted_at = now();
         r.photo_urls = vec!["file:///etc/passwd".into()];
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_url");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_url"
+        );
         r.photo_urls.clear();
         r.text = "  ".into();
-        assert_eq!(check_report(&r, |_| true, now()).unwrap_err().code, "invalid_field");
+        assert_eq!(
+            check_report(&r, |_| true, now()).unwrap_err().code,
+            "invalid_field"
+        );
     }
 
     #[test]
@@ -232,6 +275,9 @@ mod tests {
             br#"{"camera_id":"C1","event_type":"accident","confidence":1.5,"detected_at":"2026-01-01T00:00:00Z"}"#,
         )
         .unwrap();
-        assert_eq!(check_camera_event(&e, now()).unwrap_err().code, "invalid_field");
+        assert_eq!(
+            check_camera_event(&e, now()).unwrap_err().code,
+            "invalid_field"
+        );
     }
 }

@@ -34,7 +34,9 @@ impl Broker {
     pub fn from_env(topics: &[&str], partitions: i32) -> Broker {
         match std::env::var("IOC_TEST_BROKERS") {
             Ok(b) if !b.is_empty() => Broker::External(b),
-            _ => Broker::Embedded(EmbeddedBroker::start(topics, partitions).expect("embedded broker starts")),
+            _ => Broker::Embedded(
+                EmbeddedBroker::start(topics, partitions).expect("embedded broker starts"),
+            ),
         }
     }
 
@@ -106,12 +108,19 @@ impl Pipeline {
     pub async fn start(test: &str, partitions: i32, routers: usize) -> Pipeline {
         let probe = settings(test, "unused:1", partitions);
         let t = &probe.config.topics;
-        let topics = [t.reports.as_str(), t.camera_events.as_str(), t.incidents.as_str(), t.dead_letter.as_str()];
+        let topics = [
+            t.reports.as_str(),
+            t.camera_events.as_str(),
+            t.incidents.as_str(),
+            t.dead_letter.as_str(),
+        ];
         let broker = Broker::from_env(&topics, partitions);
         let mut settings = probe.clone();
         settings.config.kafka.brokers = broker.bootstrap();
         if let Broker::External(_) = broker {
-            ensure_topics(&settings.config).await.expect("topics created on the external broker");
+            ensure_topics(&settings.config)
+                .await
+                .expect("topics created on the external broker");
         }
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
@@ -121,18 +130,35 @@ impl Pipeline {
         let ingest_url = format!("http://{}", ingest_l.local_addr().unwrap());
         let dashboard_url = format!("http://{}", dash_l.local_addr().unwrap());
         let mut tasks = vec![
-            tokio::spawn(ioc_ingest::serve(ingest_l, settings.clone(), metrics.clone(), stopped(&rx))),
-            tokio::spawn(ioc_dashboard::serve(dash_l, settings.clone(), metrics.clone(), stopped(&rx))),
+            tokio::spawn(ioc_ingest::serve(
+                ingest_l,
+                settings.clone(),
+                metrics.clone(),
+                stopped(&rx),
+            )),
+            tokio::spawn(ioc_dashboard::serve(
+                dash_l,
+                settings.clone(),
+                metrics.clone(),
+                stopped(&rx),
+            )),
         ];
         for _ in 0..routers {
-            tasks.push(tokio::spawn(ioc_router::run(settings.clone(), Metrics::new(), stopped(&rx))));
+            tasks.push(tokio::spawn(ioc_router::run(
+                settings.clone(),
+                Metrics::new(),
+                stopped(&rx),
+            )));
         }
         Pipeline {
             settings,
             metrics,
             ingest_url,
             dashboard_url,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             stop,
             tasks,
             _broker: broker,
@@ -143,8 +169,12 @@ impl Pipeline {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let result = tokio::time::timeout(WAIT, t).await.expect("stage stops in time");
-            result.expect("stage task did not panic").expect("stage ended without error");
+            let result = tokio::time::timeout(WAIT, t)
+                .await
+                .expect("stage stops in time");
+            result
+                .expect("stage task did not panic")
+                .expect("stage ended without error");
         }
     }
 
@@ -153,7 +183,11 @@ impl Pipeline {
         self.dashboard_as(path_and_query, OPERATOR_TOKEN).await.1
     }
 
-    pub async fn dashboard_as(&self, path_and_query: &str, token: &str) -> (u16, serde_json::Value) {
+    pub async fn dashboard_as(
+        &self,
+        path_and_query: &str,
+        token: &str,
+    ) -> (u16, serde_json::Value) {
         let resp = self
             .http
             .get(format!("{}{path_and_query}", self.dashboard_url))
@@ -169,11 +203,17 @@ impl Pipeline {
     pub async fn wait_for_incidents(&self, n: usize) -> serde_json::Value {
         let started = Instant::now();
         loop {
-            let page = self.dashboard(&format!("/v1/incidents?limit={}", n.max(1) + 50)).await;
+            let page = self
+                .dashboard(&format!("/v1/incidents?limit={}", n.max(1) + 50))
+                .await;
             if page["total"].as_u64().unwrap_or(0) as usize >= n {
                 return page;
             }
-            assert!(started.elapsed() < WAIT, "only {} of {n} incidents after {WAIT:?}", page["total"]);
+            assert!(
+                started.elapsed() < WAIT,
+                "only {} of {n} incidents after {WAIT:?}",
+                page["total"]
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -193,7 +233,8 @@ pub fn read_topic(bootstrap: &str, settings: &Settings, topic: &str) -> Vec<(Str
         .expect("topic metadata");
     let mut tpl = TopicPartitionList::new();
     for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
     let quiet = Duration::from_secs(3);

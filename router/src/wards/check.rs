@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use geo::orient::{Direction, Orient};
-use geo::{Area, BooleanOps, BoundingRect, Centroid, Intersects, MultiPolygon, Validation, Winding};
+use geo::{
+    Area, BooleanOps, BoundingRect, Centroid, Intersects, MultiPolygon, Validation, Winding,
+};
 use serde::Serialize;
 
 use super::geodesy::metres_per_degree;
@@ -92,14 +94,20 @@ pub fn check(wards: &[Ward], min_area_m2: f64) -> CheckReport {
         }
         r.total_area_m2 += area_m2(&w.geometry);
     }
-    let mut dups: Vec<String> = seen.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.to_string()).collect();
+    let mut dups: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id.to_string())
+        .collect();
     dups.sort();
     r.duplicate_ids = dups;
 
     let rects: Vec<_> = wards.iter().map(|w| w.geometry.bounding_rect()).collect();
     for i in 0..wards.len() {
         for j in i + 1..wards.len() {
-            let (Some(a), Some(b)) = (rects[i], rects[j]) else { continue };
+            let (Some(a), Some(b)) = (rects[i], rects[j]) else {
+                continue;
+            };
             if !a.intersects(&b) {
                 continue;
             }
@@ -116,8 +124,10 @@ pub fn check(wards: &[Ward], min_area_m2: f64) -> CheckReport {
     }
     // Union with consistent ring orientation: some files wind holes like exteriors, and a
     // non-zero fill would then treat a hole as filled.
-    let oriented: Vec<MultiPolygon<f64>> =
-        wards.iter().map(|w| w.geometry.orient(Direction::Default)).collect();
+    let oriented: Vec<MultiPolygon<f64>> = wards
+        .iter()
+        .map(|w| w.geometry.orient(Direction::Default))
+        .collect();
     let union = geo::unary_union(oriented.iter());
     for poly in &union.0 {
         for hole in poly.interiors() {
@@ -148,17 +158,26 @@ mod tests {
     #[test]
     fn finds_overlaps_gaps_duplicates_and_winding() {
         // Three squares around a 0.001° hole, one overlapping its neighbour, one clockwise.
-        let a = polygon![(x: 0.0, y: 0.0), (x: 0.01, y: 0.0), (x: 0.01, y: 0.01), (x: 0.0, y: 0.01)];
+        let a =
+            polygon![(x: 0.0, y: 0.0), (x: 0.01, y: 0.0), (x: 0.01, y: 0.01), (x: 0.0, y: 0.01)];
         let b = polygon![(x: 0.009, y: 0.0), (x: 0.02, y: 0.0), (x: 0.02, y: 0.01), (x: 0.009, y: 0.01)];
         let ring_with_hole = geo::Polygon::new(
             geo::LineString::from(vec![(0.0, 0.01), (0.0, 0.02), (0.02, 0.02), (0.02, 0.01)]),
             vec![],
         );
-        let wards = vec![ward("1", a.clone()), ward("2", b), ward("3", ring_with_hole), ward("1", a)];
+        let wards = vec![
+            ward("1", a.clone()),
+            ward("2", b),
+            ward("3", ring_with_hole),
+            ward("1", a),
+        ];
         let r = check(&wards, 1.0);
         assert_eq!(r.features, 4);
         assert_eq!(r.duplicate_ids, vec!["1".to_string()]);
-        assert!(r.overlaps.iter().any(|o| o.a == "1" && o.b == "2" && o.area_m2 > 1000.0));
+        assert!(r
+            .overlaps
+            .iter()
+            .any(|o| o.a == "1" && o.b == "2" && o.area_m2 > 1000.0));
         assert_eq!(r.clockwise_exteriors, vec!["3".to_string()]);
         assert!(!r.is_clean());
     }
@@ -167,7 +186,12 @@ mod tests {
     fn reports_holes_of_the_union_as_gaps() {
         let outer = geo::Polygon::new(
             geo::LineString::from(vec![(0.0, 0.0), (0.03, 0.0), (0.03, 0.03), (0.0, 0.03)]),
-            vec![geo::LineString::from(vec![(0.01, 0.01), (0.02, 0.01), (0.02, 0.02), (0.01, 0.02)])],
+            vec![geo::LineString::from(vec![
+                (0.01, 0.01),
+                (0.02, 0.01),
+                (0.02, 0.02),
+                (0.01, 0.02),
+            ])],
         );
         let r = check(&[ward("1", outer)], 1.0);
         assert_eq!(r.gaps.len(), 1);

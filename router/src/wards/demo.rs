@@ -61,7 +61,8 @@ fn edge(a: (usize, usize), b: (usize, usize)) -> Vec<Coord<f64>> {
     let mut pts = vec![p];
     for k in 1..=WAVE_POINTS {
         let t = k as f64 / (WAVE_POINTS + 1) as f64;
-        let off = amp1 * (std::f64::consts::PI * t).sin() + amp2 * (3.0 * std::f64::consts::PI * t).sin();
+        let off =
+            amp1 * (std::f64::consts::PI * t).sin() + amp2 * (3.0 * std::f64::consts::PI * t).sin();
         pts.push(Coord {
             x: p.x + t * dx + off * nx,
             y: p.y + t * dy + off * ny,
@@ -69,7 +70,10 @@ fn edge(a: (usize, usize), b: (usize, usize)) -> Vec<Coord<f64>> {
     }
     pts.push(q);
     for c in &mut pts {
-        *c = Coord { x: round6(c.x), y: round6(c.y) };
+        *c = Coord {
+            x: round6(c.x),
+            y: round6(c.y),
+        };
     }
     if reversed {
         pts.reverse();
@@ -97,12 +101,46 @@ fn cell_ring(i: usize, j: usize) -> LineString<f64> {
 }
 
 const NAMES: &[&str] = &[
-    "An Bình", "An Hòa", "An Lạc", "An Phú", "Bình An", "Bình Minh", "Bình Thuận", "Châu Sơn",
-    "Đông Hòa", "Đông Sơn", "Hai Bà", "Hòa Bình", "Hòa Lạc", "Hưng Long", "Kim Bình", "Lam Hạ",
-    "Lê Hồng", "Liêm Chính", "Liêm Tuyền", "Long Biên", "Minh Khai", "Mỹ Đình", "Nam Sơn",
-    "Phù Vân", "Phú Lợi", "Phú Mỹ", "Quang Trung", "Tân Hiệp", "Tân Phong", "Thanh Châu",
-    "Thanh Sơn", "Thanh Tuyền", "Thịnh Vượng", "Trần Hưng", "Trung Hòa", "Văn Lâm", "Vĩnh Phúc",
-    "Xuân Hòa", "Yên Bắc", "Yên Ninh",
+    "An Bình",
+    "An Hòa",
+    "An Lạc",
+    "An Phú",
+    "Bình An",
+    "Bình Minh",
+    "Bình Thuận",
+    "Châu Sơn",
+    "Đông Hòa",
+    "Đông Sơn",
+    "Hai Bà",
+    "Hòa Bình",
+    "Hòa Lạc",
+    "Hưng Long",
+    "Kim Bình",
+    "Lam Hạ",
+    "Lê Hồng",
+    "Liêm Chính",
+    "Liêm Tuyền",
+    "Long Biên",
+    "Minh Khai",
+    "Mỹ Đình",
+    "Nam Sơn",
+    "Phù Vân",
+    "Phú Lợi",
+    "Phú Mỹ",
+    "Quang Trung",
+    "Tân Hiệp",
+    "Tân Phong",
+    "Thanh Châu",
+    "Thanh Sơn",
+    "Thanh Tuyền",
+    "Thịnh Vượng",
+    "Trần Hưng",
+    "Trung Hòa",
+    "Văn Lâm",
+    "Vĩnh Phúc",
+    "Xuân Hòa",
+    "Yên Bắc",
+    "Yên Ninh",
 ];
 
 /// The wards of the demo city, ordered by id.
@@ -123,14 +161,21 @@ pub fn wards() -> Vec<Ward> {
             let suffix = n / NAMES.len();
             Ward {
                 id: format!("P{:03}", n + 1),
-                name: if suffix == 0 { format!("Phường {name}") } else { format!("Phường {name} {}", suffix + 1) },
+                name: if suffix == 0 {
+                    format!("Phường {name}")
+                } else {
+                    format!("Phường {name} {}", suffix + 1)
+                },
                 geometry: MultiPolygon(vec![Polygon::new(cell_ring(i, j), vec![])]),
             }
         })
         .collect();
 
     // An enclave: the central ward gets a hole, and the hole is a ward of its own.
-    let centre = cells.iter().position(|&c| c == (CX / 2, CY / 2)).expect("centre cell kept");
+    let centre = cells
+        .iter()
+        .position(|&c| c == (CX / 2, CY / 2))
+        .expect("centre cell kept");
     let c = vertex(CX / 2, CY / 2);
     let d = vertex(CX / 2 + 1, CY / 2 + 1);
     let (mx, my) = ((c.x + d.x) / 2.0, (c.y + d.y) / 2.0);
@@ -138,7 +183,10 @@ pub fn wards() -> Vec<Ward> {
         .map(|k| {
             let a = -(k % 12) as f64 / 12.0 * std::f64::consts::TAU; // clockwise
             let r = CELL * (0.18 + 0.04 * noise(6, k as u64 % 12, 0));
-            Coord { x: round6(mx + r * a.cos()), y: round6(my + r * a.sin()) }
+            Coord {
+                x: round6(mx + r * a.cos()),
+                y: round6(my + r * a.sin()),
+            }
         })
         .collect();
     let mut enclave = hole.clone();
@@ -165,10 +213,16 @@ pub fn wards() -> Vec<Ward> {
         .map(|k| {
             let a = (k % 10) as f64 / 10.0 * std::f64::consts::TAU;
             let r = CELL * 0.2;
-            Coord { x: round6(base.x + CELL * 0.9 + 1.4 * r * a.cos()), y: round6(base.y + CELL * 0.4 + r * a.sin()) }
+            Coord {
+                x: round6(base.x + CELL * 0.9 + 1.4 * r * a.cos()),
+                y: round6(base.y + CELL * 0.4 + r * a.sin()),
+            }
         })
         .collect();
-    wards[east_idx].geometry.0.push(Polygon::new(LineString(island), vec![]));
+    wards[east_idx]
+        .geometry
+        .0
+        .push(Polygon::new(LineString(island), vec![]));
     wards
 }
 
@@ -204,13 +258,30 @@ pub fn cameras_csv() -> String {
                 continue;
             }
             for k in 0..2u64 {
-                let (u, v) = (0.5 + 0.2 * noise(7, (i * 100 + j) as u64, k), 0.5 + 0.2 * noise(8, (i * 100 + j) as u64, k));
-                let (a, b, c, d) = (vertex(i, j), vertex(i + 1, j), vertex(i + 1, j + 1), vertex(i, j + 1));
-                let x = a.x * (1.0 - u) * (1.0 - v) + b.x * u * (1.0 - v) + c.x * u * v + d.x * (1.0 - u) * v;
-                let y = a.y * (1.0 - u) * (1.0 - v) + b.y * u * (1.0 - v) + c.y * u * v + d.y * (1.0 - u) * v;
+                let (u, v) = (
+                    0.5 + 0.2 * noise(7, (i * 100 + j) as u64, k),
+                    0.5 + 0.2 * noise(8, (i * 100 + j) as u64, k),
+                );
+                let (a, b, c, d) = (
+                    vertex(i, j),
+                    vertex(i + 1, j),
+                    vertex(i + 1, j + 1),
+                    vertex(i, j + 1),
+                );
+                let x = a.x * (1.0 - u) * (1.0 - v)
+                    + b.x * u * (1.0 - v)
+                    + c.x * u * v
+                    + d.x * (1.0 - u) * v;
+                let y = a.y * (1.0 - u) * (1.0 - v)
+                    + b.y * u * (1.0 - v)
+                    + c.y * u * v
+                    + d.y * (1.0 - u) * v;
                 n += 1;
                 let kind = if k == 0 { "intersection" } else { "street" };
-                out.push_str(&format!("CAM-{n:04},{:.6},{:.6},{kind} camera {i}-{j}\n", y, x));
+                out.push_str(&format!(
+                    "CAM-{n:04},{:.6},{:.6},{kind} camera {i}-{j}\n",
+                    y, x
+                ));
             }
         }
     }
@@ -224,7 +295,10 @@ mod tests {
     #[test]
     fn bundled_files_are_what_the_generator_writes() {
         let bundled = include_str!("../../../config/demo/wards.geojson");
-        assert!(bundled == wards_geojson(), "config/demo/wards.geojson is stale: run `cargo run -- wards demo-city config/demo`");
+        assert!(
+            bundled == wards_geojson(),
+            "config/demo/wards.geojson is stale: run `cargo run -- wards demo-city config/demo`"
+        );
         let cams = include_str!("../../../config/demo/cameras.csv");
         assert!(cams == cameras_csv(), "config/demo/cameras.csv is stale");
     }

@@ -82,7 +82,12 @@ mod tests {
 
     #[test]
     fn distance_to_segment_uses_the_closest_point() {
-        let s = Seg { x1: 0.0, y1: 0.0, x2: 0.001, y2: 0.0 };
+        let s = Seg {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 0.001,
+            y2: 0.0,
+        };
         let (kx, ky) = metres_per_degree(0.0);
         let d = s.distance_m(0.0005, 0.00001, kx, ky);
         assert!((d - 0.00001 * ky).abs() < 1e-9);

@@ -270,7 +270,10 @@ struct Few {
 
 impl Few {
     fn new() -> Few {
-        Few { buf: [0; 16], len: 0 }
+        Few {
+            buf: [0; 16],
+            len: 0,
+        }
     }
     fn insert(&mut self, w: u32) -> Option<()> {
         if self.as_slice().contains(&w) {
@@ -323,7 +326,10 @@ impl WardIndex {
             }
             per_ward.push(ids);
         }
-        let bands = per_ward.iter().map(|ids| Bands::build(ids, &segs)).collect();
+        let bands = per_ward
+            .iter()
+            .map(|ids| Bands::build(ids, &segs))
+            .collect();
         let seg_tree = RTree::bulk_load(
             segs.iter()
                 .enumerate()
@@ -406,7 +412,10 @@ impl WardIndex {
 
     fn build_grid(&mut self) {
         let Some(rect) = MultiPolygon(
-            self.wards.iter().flat_map(|w| w.geometry.0.iter().cloned()).collect(),
+            self.wards
+                .iter()
+                .flat_map(|w| w.geometry.0.iter().cloned())
+                .collect(),
         )
         .bounding_rect() else {
             return;
@@ -446,7 +455,15 @@ impl WardIndex {
                 for c in c0..=c1 {
                     let cx0 = x0 + c as f64 * dx - tx - EPS_DEG;
                     let cy0 = y0 + r as f64 * dy - ty - EPS_DEG;
-                    if small || segment_meets_rect(s, cx0, cy0, cx0 + dx + 2.0 * (tx + EPS_DEG), cy0 + dy + 2.0 * (ty + EPS_DEG)) {
+                    if small
+                        || segment_meets_rect(
+                            s,
+                            cx0,
+                            cy0,
+                            cx0 + dx + 2.0 * (tx + EPS_DEG),
+                            cy0 + dy + 2.0 * (ty + EPS_DEG),
+                        )
+                    {
                         pairs.push(((r * nx + c) as u32, id as u32));
                     }
                 }
@@ -554,8 +571,14 @@ impl WardIndex {
         if self.opts.nearest_max_m > 0.0 {
             let (nx_deg, ny_deg) = self.degrees_covering(self.opts.nearest_max_m, max_abs_lat);
             for s in &self.segs {
-                let (c0, c1) = (g.col(s.x1.min(s.x2) - nx_deg), g.col(s.x1.max(s.x2) + nx_deg));
-                let (r0, r1) = (g.row(s.y1.min(s.y2) - ny_deg), g.row(s.y1.max(s.y2) + ny_deg));
+                let (c0, c1) = (
+                    g.col(s.x1.min(s.x2) - nx_deg),
+                    g.col(s.x1.max(s.x2) + nx_deg),
+                );
+                let (r0, r1) = (
+                    g.row(s.y1.min(s.y2) - ny_deg),
+                    g.row(s.y1.max(s.y2) + ny_deg),
+                );
                 for r in r0..=r1 {
                     for cell in &mut self.cells[r * nx + c0..=r * nx + c1] {
                         if *cell == FAR {
@@ -714,12 +737,22 @@ mod tests {
                 name: "overlapping".into(),
                 geometry: MultiPolygon(vec![Polygon::new(square, vec![])]),
             });
-            WardIndex::build(wards, BuildOptions { cells_per_edge: 4.0, ..BuildOptions::default() })
+            WardIndex::build(
+                wards,
+                BuildOptions {
+                    cells_per_edge: 4.0,
+                    ..BuildOptions::default()
+                },
+            )
         })
     }
 
     fn all_vertices(index: &WardIndex) -> Vec<Coord<f64>> {
-        index.segs().iter().map(|s| Coord { x: s.x1, y: s.y1 }).collect()
+        index
+            .segs()
+            .iter()
+            .map(|s| Coord { x: s.x1, y: s.y1 })
+            .collect()
     }
 
     #[test]
@@ -747,8 +780,14 @@ mod tests {
         }
         let (kx, _) = metres_per_degree(y);
         let back = index.locate(lon - 30.0 / kx, y);
-        assert!(matches!(back.rule, AssignRule::Nearest | AssignRule::Boundary | AssignRule::Inside));
-        assert_eq!(index.locate(lon + 200.0 / kx, y).rule, AssignRule::Unassigned);
+        assert!(matches!(
+            back.rule,
+            AssignRule::Nearest | AssignRule::Boundary | AssignRule::Inside
+        ));
+        assert_eq!(
+            index.locate(lon + 200.0 / kx, y).rule,
+            AssignRule::Unassigned
+        );
     }
 
     #[test]
@@ -788,7 +827,10 @@ mod tests {
             // On an edge, or a little off it on either side (within and beyond the tolerance).
             (0..m, 0.0..1.0f64, -2e-5..2e-5f64).prop_map(move |(i, t, off)| {
                 let s = segs[i];
-                (s.x1 + t * (s.x2 - s.x1) + off, s.y1 + t * (s.y2 - s.y1) - off)
+                (
+                    s.x1 + t * (s.x2 - s.x1) + off,
+                    s.y1 + t * (s.y2 - s.y1) - off,
+                )
             }),
         ]
     }
@@ -812,9 +854,15 @@ mod tests {
     #[test]
     fn points_in_the_hole_belong_to_the_enclave_not_the_host() {
         let index = demo_index();
-        let enclave = index.wards().iter().position(|w| w.name.contains("enclave")).unwrap() as u32;
+        let enclave = index
+            .wards()
+            .iter()
+            .position(|w| w.name.contains("enclave"))
+            .unwrap() as u32;
         let host = (0..index.wards().len() as u32)
-            .find(|&w| w != enclave && index.wards()[w as usize].geometry.0[0].interiors().len() == 1)
+            .find(|&w| {
+                w != enclave && index.wards()[w as usize].geometry.0[0].interiors().len() == 1
+            })
             .unwrap();
         let (x, y) = demo::CENTRE;
         let (px, py) = (x + 0.003, y + 0.003);

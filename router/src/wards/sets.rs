@@ -50,7 +50,10 @@ impl BoundarySets {
 
     /// Loads and indexes every set in the configuration. Sets whose file and modification time
     /// are unchanged from `previous` are reused rather than rebuilt.
-    pub fn load(settings: &Settings, previous: Option<&BoundarySets>) -> anyhow::Result<BoundarySets> {
+    pub fn load(
+        settings: &Settings,
+        previous: Option<&BoundarySets>,
+    ) -> anyhow::Result<BoundarySets> {
         let opts = build_options(settings);
         let mut sets = Vec::new();
         for cfg in &settings.config.boundaries {
@@ -110,7 +113,11 @@ fn load_index(
     let text = file
         .read()
         .map_err(|e| anyhow::anyhow!("cannot read boundary file {file}: {e}"))?;
-    let features = ioc_schema::boundary::parse_wards(&text, &cfg.id_property, cfg.name_property.as_deref())
-        .map_err(|e| anyhow::anyhow!("boundary file {file}: {e}"))?;
-    Ok(WardIndex::build(features.into_iter().map(Ward::from).collect(), opts))
+    let features =
+        ioc_schema::boundary::parse_wards(&text, &cfg.id_property, cfg.name_property.as_deref())
+            .map_err(|e| anyhow::anyhow!("boundary file {file}: {e}"))?;
+    Ok(WardIndex::build(
+        features.into_iter().map(Ward::from).collect(),
+        opts,
+    ))
 }

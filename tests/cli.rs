@@ -1,0 +1,147 @@
+//! The `ioc` binary as an operator uses it.
+
+use std::process::{Command, Output, Stdio};
+
+fn ioc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ioc"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ioc runs")
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ioc-cli-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
+    let out = ioc(&[
+        "demo",
+        "--rate",
+        "40",
+        "--duration",
+        "8",
+        "--ingest-listen",
+        "127.0.0.1:0",
+        "--dashboard-listen",
+        "127.0.0.1:0",
+        "--router-listen",
+        "127.0.0.1:0",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ingest API     http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("operator token"), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let accepted: u64 = last
+        .strip_prefix("stopped: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {last}"));
+    assert!(accepted > 50, "{last}");
+}
+
+#[test]
+fn wards_check_passes_the_demo_city_and_fails_overlaps() {
+    let out = ioc(&["wards", "check", "config/demo/wards.geojson"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("features        177"), "{text}");
+    assert!(text.contains("verdict         clean"));
+
+    let dir = temp_dir("check");
+    let file = dir.join("bad.geojson");
+    std::fs::write(
+        &file,
+        r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","properties":{"id":"A"},"geometry":{"type":"Polygon","coordinates":[[[0,0],[0.01,0],[0.01,0.01],[0,0.01],[0,0]]]}},
+          {"type":"Feature","properties":{"id":"B"},"geometry":{"type":"Polygon","coordinates":[[[0.005,0],[0.02,0],[0.02,0.01],[0.005,0.01],[0.005,0]]]}},
+          {"type":"Feature","properties":{"id":"B"},"geometry":{"type":"Polygon","coordinates":[[[0,95],[1,95],[1,96],[0,95]]]}}]}"#,
+    )
+    .unwrap();
+    let out = ioc(&["wards", "check", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("wards A and B overlap by"), "{text}");
+    assert!(text.contains("duplicate ids   1"), "{text}");
+    assert!(text.contains("look like (lat, lon)"), "{text}");
+}
+
+#[test]
+fn wards_locate_keeps_rows_in_order_and_reports_bad_ones() {
+    let dir = temp_dir("locate");
+    let input = dir.join("points.csv");
+    // Centre of the city (the enclave), garbage, far away.
+    std::fs::write(
+        &input,
+        "name,latitude,lng\ncentre,20.548,105.918\nbroken,north,east\nsea,0,0\n",
+    )
+    .unwrap();
+    let out = ioc(&["wards", "locate", input.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        rows[0],
+        "name,latitude,lng,ward_id,ward_name,rule,distance_m,boundary_version"
+    );
+    assert!(
+        rows[1].starts_with("centre,20.548,105.918,P"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[1].contains(",inside,"), "{}", rows[1]);
+    assert!(
+        rows[2].starts_with("broken,") && rows[2].contains("invalid"),
+        "{}",
+        rows[2]
+    );
+    assert!(
+        rows[3].starts_with("sea,") && rows[3].contains("unassigned"),
+        "{}",
+        rows[3]
+    );
+    assert!(
+        stderr.contains("line 3"),
+        "bad row reported with its line: {stderr}"
+    );
+    assert!(stderr.contains("3 rows: 1 bad"), "{stderr}");
+
+    let nd = dir.join("points.ndjson");
+    std::fs::write(&nd, "{\"id\":1,\"lat\":20.548,\"lon\":105.918}\nnot json\n").unwrap();
+    let out = ioc(&["wards", "locate", nd.to_str().unwrap(), "--quiet"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], 1);
+    assert_eq!(lines[0]["rule"], "inside");
+    assert_eq!(lines[1]["rule"], "invalid");
+}
+
+#[test]
+fn help_explains_and_stages_refuse_the_embedded_broker() {
+    let out = ioc(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "ingest", "router", "dashboard", "wards"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+    let out = ioc(&["router"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--brokers"));
+}

@@ -15,16 +15,28 @@ fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("IOC_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    dir.join("chicago/chicago_311_sample.csv").is_file().then_some(dir)
+    dir.join("chicago/chicago_311_sample.csv")
+        .is_file()
+        .then_some(dir)
 }
 
 fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
 }
 
-fn set(dir: &std::path::Path, file: &str, version: &str, from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> BoundarySet {
-    let features = ioc_schema::boundary::read_wards(&dir.join("chicago").join(file), "ward", None).unwrap();
-    let index = WardIndex::build(features.into_iter().map(Ward::from).collect(), BuildOptions::default());
+fn set(
+    dir: &std::path::Path,
+    file: &str,
+    version: &str,
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+) -> BoundarySet {
+    let features =
+        ioc_schema::boundary::read_wards(&dir.join("chicago").join(file), "ward", None).unwrap();
+    let index = WardIndex::build(
+        features.into_iter().map(Ward::from).collect(),
+        BuildOptions::default(),
+    );
     BoundarySet {
         version: version.into(),
         valid_from: from,
@@ -66,15 +78,26 @@ fn chicago_311_agrees_with_the_citys_own_wards() {
     let switch = utc(2023, 5, 15);
     let sets = BoundarySets {
         sets: vec![
-            set(&dir, "wards_2015_2023.geojson", "chicago-2015", utc(2015, 5, 18), Some(switch)),
+            set(
+                &dir,
+                "wards_2015_2023.geojson",
+                "chicago-2015",
+                utc(2015, 5, 18),
+                Some(switch),
+            ),
             set(&dir, "wards_2023.geojson", "chicago-2023", switch, None),
         ],
     };
     let mut rdr = csv::Reader::from_path(dir.join("chicago/chicago_311_sample.csv")).unwrap();
     let headers = rdr.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (c_source, c_created, c_ward, c_lat, c_lon) =
-        (col("source"), col("created_date"), col("ward"), col("latitude"), col("longitude"));
+    let (c_source, c_created, c_ward, c_lat, c_lon) = (
+        col("source"),
+        col("created_date"),
+        col("ward"),
+        col("latitude"),
+        col("longitude"),
+    );
     let mut groups: BTreeMap<String, Figures> = BTreeMap::new();
     for rec in rdr.records() {
         let rec = rec.unwrap();
@@ -91,16 +114,26 @@ fn chicago_311_agrees_with_the_citys_own_wards() {
             continue;
         }
         // Local Chicago time without offset; a day's precision is all the map choice needs.
-        let created = NaiveDateTime::parse_from_str(&rec[c_created], "%Y-%m-%dT%H:%M:%S%.f").unwrap().and_utc();
+        let created = NaiveDateTime::parse_from_str(&rec[c_created], "%Y-%m-%dT%H:%M:%S%.f")
+            .unwrap()
+            .and_utc();
         let chosen = sets.select(created).expect("a set is in force");
         let o = chosen.index.locate(lon, lat);
         *f.by_rule.entry(o.rule.as_str()).or_default() += 1;
         let Some(w) = o.ward else { continue };
         let agree = chosen.index.wards()[w as usize].id == recorded;
         if o.rule == AssignRule::Inside {
-            if agree { f.inside_agree += 1 } else { f.inside_disagree += 1 }
+            if agree {
+                f.inside_agree += 1
+            } else {
+                f.inside_disagree += 1
+            }
         }
-        if agree { f.assigned_agree += 1 } else { f.assigned_disagree += 1 }
+        if agree {
+            f.assigned_agree += 1
+        } else {
+            f.assigned_disagree += 1
+        }
     }
     // The reference agreements of ../shared/data/README.md (points strictly inside one ward).
     let reference = [
@@ -120,6 +153,10 @@ fn chicago_311_agrees_with_the_citys_own_wards() {
             100.0 * want,
             100.0 * f.assigned_rate(),
         );
-        assert!(f.inside_rate() >= want - 5e-5, "{source}: {:.4} below the reference {want}", f.inside_rate());
+        assert!(
+            f.inside_rate() >= want - 5e-5,
+            "{source}: {:.4} below the reference {want}",
+            f.inside_rate()
+        );
     }
 }

@@ -38,6 +38,20 @@ pub enum WardsCommand {
     /// input row in order. Uses the boundary sets of the configuration (chosen per row by the
     /// time column when given) or a single --boundaries file.
     Locate(LocateArgs),
+    /// Time single-core lookups of points from a CSV against one boundary file and print the
+    /// rate as JSON (index build time and memory included): how fast this map is on this machine.
+    Bench {
+        /// GeoJSON boundary file.
+        boundaries: PathBuf,
+        /// CSV with lon/lat columns (see `locate` for the column names).
+        points: PathBuf,
+        /// Ward id property.
+        #[arg(long, default_value = "id")]
+        id_property: String,
+        /// Keep repeating the points until this many seconds have passed.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// Write the generated demo city (wards.geojson, cameras.csv) into a folder.
     DemoCity {
         /// Folder to write into.
@@ -114,6 +128,12 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WardsCommand::Locate(args) => locate(args),
+        WardsCommand::Bench {
+            boundaries,
+            points,
+            id_property,
+            seconds,
+        } => bench(&boundaries, &points, &id_property, seconds),
         WardsCommand::DemoCity { dir } => {
             std::fs::create_dir_all(&dir)?;
             std::fs::write(
@@ -133,6 +153,55 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn bench(boundaries: &Path, points: &Path, id_property: &str, seconds: f64) -> anyhow::Result<()> {
+    let features = ioc_schema::boundary::read_wards(boundaries, id_property, None)?;
+    let wards: Vec<Ward> = features.into_iter().map(Ward::from).collect();
+    let started = std::time::Instant::now();
+    let index = WardIndex::build(wards, BuildOptions::default());
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut rdr = csv::Reader::from_path(points)
+        .with_context(|| format!("cannot read {}", points.display()))?;
+    let headers = rdr.headers()?.clone();
+    let lat_i = find_col(&headers, &None, &["lat", "latitude"], "lat")?;
+    let lon_i = find_col(&headers, &None, &["lon", "lng", "longitude"], "lon")?;
+    let pts: Vec<(f64, f64)> = rdr
+        .records()
+        .filter_map(|r| {
+            let r = r.ok()?;
+            Some((r.get(lon_i)?.parse().ok()?, r.get(lat_i)?.parse().ok()?))
+        })
+        .collect();
+    anyhow::ensure!(
+        !pts.is_empty(),
+        "no points with lat/lon in {}",
+        points.display()
+    );
+    let mut lookups = 0u64;
+    let mut assigned = 0u64;
+    let started = std::time::Instant::now();
+    while started.elapsed().as_secs_f64() < seconds {
+        for &(x, y) in &pts {
+            assigned += u64::from(std::hint::black_box(index.locate(x, y)).ward.is_some());
+        }
+        lookups += pts.len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "points": pts.len(),
+            "lookups": lookups,
+            "seconds": secs,
+            "lookups_per_second": lookups as f64 / secs,
+            "assigned_share": assigned as f64 / lookups as f64,
+            "build_ms": build_ms,
+            "index_heap_bytes": index.heap_bytes(),
+            "edges": index.edge_count(),
+        })
+    );
+    Ok(())
 }
 
 fn print_check(file: &Path, r: &ioc_router::wards::check::CheckReport) {

@@ -1,0 +1,197 @@
+//! Boundary sets over time: an event is judged by the map in force at its own time, and a set
+//! added to the configuration file while the router runs is picked up without a restart.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{read_topic, Broker, WAIT};
+use ioc_config::load::Settings;
+use ioc_schema::metrics::Metrics;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+
+fn config_text(bootstrap: &str, unique: &str, listen: &str, extra_set: Option<&str>) -> String {
+    let mut text = format!(
+        r#"
+[kafka]
+brokers = "{bootstrap}"
+[topics]
+reports = "{unique}.reports"
+camera_events = "{unique}.camera"
+incidents = "{unique}.incidents"
+dead_letter = "{unique}.dlq"
+partitions = 1
+[router]
+group_id = "{unique}-router"
+listen = "{listen}"
+reload_interval = "200ms"
+"#
+    );
+    if let Some(file) = extra_set {
+        // Replaces the demo set from 2030 on.
+        text.push_str(&format!(
+            r#"
+[[boundaries]]
+version = "demo-2020"
+file = "embedded:demo/wards.geojson"
+id_property = "id"
+name_property = "name"
+valid_from = "2000-01-01T00:00:00Z"
+valid_to = "2030-01-01T00:00:00Z"
+
+[[boundaries]]
+version = "merged-2030"
+file = "{file}"
+id_property = "code"
+valid_from = "2030-01-01T00:00:00Z"
+"#
+        ));
+    }
+    text
+}
+
+fn report_at(id: &str, when: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schema": "ioc.report.v1", "tracking_id": id, "channel": "hotline", "category": "environment",
+        "text": "Ngập nước", "location": {"lat": 20.548, "lon": 105.918},
+        "submitted_at": when, "received_at": when,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
+    let unique = format!(
+        "e2e-sets-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let topics = [
+        format!("{unique}.reports"),
+        format!("{unique}.camera"),
+        format!("{unique}.incidents"),
+        format!("{unique}.dlq"),
+    ];
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let broker = Broker::from_env(&topic_refs, 1);
+    let dir = std::env::temp_dir().join(&unique);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let config = dir.join("ioc.toml");
+    std::fs::write(
+        &config,
+        config_text(&broker.bootstrap(), &unique, &listen, None),
+    )
+    .unwrap();
+    let settings = Arc::new(Settings::load(Some(&config), std::iter::empty()).unwrap());
+    if let Broker::External(_) = broker {
+        ioc_config::kafka::ensure_topics(&settings.config)
+            .await
+            .unwrap();
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let router = tokio::spawn(ioc_router::run(
+        settings.clone(),
+        Metrics::new(),
+        async move {
+            let _ = rx2.wait_for(|s| *s).await;
+        },
+    ));
+
+    // A whole-city ward, as after a merger.
+    std::fs::write(
+        dir.join("merged.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"M1"},
+            "geometry":{"type":"Polygon","coordinates":[[[105.8,20.4],[106.0,20.4],[106.0,20.7],[105.8,20.7],[105.8,20.4]]]}}]}"#,
+    )
+    .unwrap();
+    // Modification times have a coarse resolution on some filesystems.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        &config,
+        config_text(
+            &broker.bootstrap(),
+            &unique,
+            &listen,
+            Some("merged.geojson"),
+        ),
+    )
+    .unwrap();
+
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let sets: Value = match http
+            .get(format!("http://{listen}/v1/boundary-sets"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        if sets
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["version"] == "merged-2030"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "new set not picked up: {sets}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&settings.config)
+        .create()
+        .unwrap();
+    for (id, when) in [
+        ("before", "2026-05-01T08:00:00Z"),
+        ("after", "2031-05-01T08:00:00Z"),
+    ] {
+        producer
+            .send(
+                FutureRecord::to(&settings.config.topics.reports)
+                    .key(id)
+                    .payload(&report_at(id, when)),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let incidents = loop {
+        let got = read_topic(
+            &broker.bootstrap(),
+            &settings,
+            &settings.config.topics.incidents,
+        );
+        if got.len() >= 2 || started.elapsed() > WAIT {
+            break got;
+        }
+    };
+    let by_id = |id: &str| -> Value {
+        let (_, v) = incidents
+            .iter()
+            .find(|(k, _)| k == id)
+            .expect("incident written");
+        serde_json::from_slice(v).unwrap()
+    };
+    let before = by_id("before");
+    assert_eq!(before["assignment"]["boundary_version"], "demo-2020");
+    assert_ne!(before["ward"]["id"], "M1");
+    let after = by_id("after");
+    assert_eq!(after["assignment"]["boundary_version"], "merged-2030");
+    assert_eq!(after["ward"]["id"], "M1");
+
+    let _ = stop.send(true);
+    tokio::time::timeout(WAIT, router)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}

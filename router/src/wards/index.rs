@@ -106,6 +106,10 @@ const INTERIOR_BASE: u32 = 2;
 const MIXED_BIT: u32 = 1 << 31;
 /// Flag on a mixed cell's candidate ward: it contains the whole cell, no test needed.
 const CERTAIN_BIT: u32 = 1 << 31;
+/// Block code meaning "look at the individual cells".
+const REFINE: u32 = u32::MAX;
+/// log2 of the block side, in cells.
+const BLOCK_SHIFT: usize = 3;
 /// Slack added to every conservative expansion, far above floating-point error in degrees.
 const EPS_DEG: f64 = 1e-9;
 
@@ -197,15 +201,16 @@ struct Grid {
 }
 
 impl Grid {
+    /// Column and row of the cell holding a point, if the grid covers it.
     #[inline]
-    fn cell(&self, x: f64, y: f64) -> Option<usize> {
+    fn cell(&self, x: f64, y: f64) -> Option<(usize, usize)> {
         let fx = (x - self.x0) * self.inv_dx;
         let fy = (y - self.y0) * self.inv_dy;
         // Written so that NaN fails the test.
         if !(fx >= 0.0 && fy >= 0.0 && fx < self.nx as f64 && fy < self.ny as f64) {
             return None;
         }
-        Some(fy as usize * self.nx + fx as usize)
+        Some((fx as usize, fy as usize))
     }
 
     fn col(&self, x: f64) -> usize {
@@ -232,6 +237,10 @@ pub struct WardIndex {
     bands: Vec<Bands>,
     grid: Grid,
     cells: Vec<u32>,
+    /// One entry per block of `BLOCK`×`BLOCK` cells: the block's code when all its cells share
+    /// it, else [`REFINE`]. Small enough to stay in cache, so most lookups never touch `cells`.
+    blocks: Vec<u32>,
+    blocks_nx: usize,
     mixed: Vec<Mixed>,
     mixed_wards: Vec<u32>,
     mixed_segs: Vec<u32>,
@@ -356,6 +365,8 @@ impl WardIndex {
                 ny: 0,
             },
             cells: Vec::new(),
+            blocks: Vec::new(),
+            blocks_nx: 0,
             mixed: Vec::new(),
             mixed_wards: Vec::new(),
             mixed_segs: Vec::new(),
@@ -390,6 +401,7 @@ impl WardIndex {
             + self.seg_ward.capacity() * 4
             + self.bands.iter().map(Bands::heap_bytes).sum::<usize>()
             + self.cells.capacity() * 4
+            + self.blocks.capacity() * 4
             + self.mixed.capacity() * std::mem::size_of::<Mixed>()
             + (self.mixed_wards.capacity() + self.mixed_segs.capacity()) * 4
             + self.seg_tree.size() * 48
@@ -590,15 +602,42 @@ impl WardIndex {
         }
         self.mixed_segs.shrink_to_fit();
         self.mixed_wards.shrink_to_fit();
+
+        // 5. Blocks: uniform groups of cells answered from a small table.
+        let bnx = nx.div_ceil(1 << BLOCK_SHIFT);
+        let bny = ny.div_ceil(1 << BLOCK_SHIFT);
+        self.blocks_nx = bnx;
+        self.blocks = vec![REFINE; bnx * bny];
+        for br in 0..bny {
+            for bc in 0..bnx {
+                let rows = (br << BLOCK_SHIFT)..((br + 1) << BLOCK_SHIFT).min(ny);
+                let cols = (bc << BLOCK_SHIFT)..((bc + 1) << BLOCK_SHIFT).min(nx);
+                let first = self.cells[rows.start * nx + cols.start];
+                let uniform = first & MIXED_BIT == 0
+                    && rows.clone().all(|r| {
+                        self.cells[r * nx + cols.start..r * nx + cols.end]
+                            .iter()
+                            .all(|&c| c == first)
+                    });
+                if uniform {
+                    self.blocks[br * bnx + bc] = first;
+                }
+            }
+        }
     }
 
     /// Assigns a point (longitude, latitude in degrees) by the rule in the module documentation.
     #[inline]
     pub fn locate(&self, lon: f64, lat: f64) -> Outcome {
-        let Some(cell) = self.grid.cell(lon, lat) else {
+        let Some((col, row)) = self.grid.cell(lon, lat) else {
             return Outcome::UNASSIGNED;
         };
-        let code = self.cells[cell];
+        let block = self.blocks[(row >> BLOCK_SHIFT) * self.blocks_nx + (col >> BLOCK_SHIFT)];
+        let code = if block != REFINE {
+            block
+        } else {
+            self.cells[row * self.grid.nx + col]
+        };
         if code >= INTERIOR_BASE && code & MIXED_BIT == 0 {
             return Outcome {
                 ward: Some(code - INTERIOR_BASE),

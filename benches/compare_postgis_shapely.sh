@@ -50,10 +50,11 @@ for f in json.load(open(wards))["features"]:
             for x, y, *_ in ring:
                 xs.append(x); ys.append(y)
 rng = random.Random(42)
+x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
 with open(f"{work}/uniform.csv", "w", newline="") as out:
     w = csv.writer(out); w.writerow(["lon", "lat"])
     for _ in range(200_000):
-        w.writerow([rng.uniform(min(xs), max(xs)), rng.uniform(min(ys), max(ys))])
+        w.writerow([rng.uniform(x0, x1), rng.uniform(y0, y1)])
 with open(sample) as src, open(f"{work}/311.csv", "w", newline="") as out:
     w = csv.writer(out); w.writerow(["lon", "lat"])
     for r in csv.DictReader(src):

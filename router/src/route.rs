@@ -10,8 +10,8 @@ use ioc_config::CategoryConfig;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
 use ioc_schema::{
-    AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status, WardRef,
-    CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status,
+    Transition, WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
 };
 
 use crate::wards::BoundarySets;
@@ -183,6 +183,9 @@ fn incident_skeleton(
         received_at,
         sla_due_at: occurred_at.checked_add_signed(sla).unwrap_or(occurred_at),
         updated_at: received_at,
+        resolution: None,
+        duplicate_of: None,
+        history: Vec::new(),
     }
 }
 
@@ -235,6 +238,22 @@ fn assign(
         }
     }
     count(metrics, outcome.rule);
+    record_routing(incident);
+}
+
+/// The first entry of the audit trail: the router's decision, timed by the input record.
+fn record_routing(incident: &mut Incident) {
+    incident.history = vec![Transition {
+        at: incident.received_at,
+        actor: Actor {
+            role: "router".into(),
+            name: "ioc router".into(),
+        },
+        from: None,
+        to: incident.status,
+        action: "route".into(),
+        note: incident.assignment.reason.clone(),
+    }];
 }
 
 fn count(metrics: Option<&Metrics>, rule: AssignRule) {

@@ -189,29 +189,105 @@ pub struct Assignment {
     pub boundary_version: Option<String>,
 }
 
-/// Where an incident stands.
+/// Where an incident stands. See [`crate::lifecycle`] for the allowed transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// Routed to a ward and its unit.
+    /// Received, waiting for an operator to verify it.
+    New,
+    /// Verified by an operator, not yet handed to a ward.
+    Verified,
+    /// Handed to a ward and its unit.
     Assigned,
-    /// No ward found; waiting for operators' triage.
+    /// The unit has seen it.
+    Acknowledged,
+    /// The unit is working on it.
+    InProgress,
+    /// The unit posted a result.
+    Resolved,
+    /// Finished: confirmed by the citizen, or left unchallenged.
+    Closed,
+    /// No ward, or rejected by one: waiting for operators' triage.
     Unassigned,
+    /// Merged into another incident.
+    Duplicate,
+    /// The citizen disputed the resolution.
+    Reopened,
+    /// Withdrawn by an operator.
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 2] = [Status::Assigned, Status::Unassigned];
+    pub const ALL: [Status; 11] = [
+        Status::New,
+        Status::Verified,
+        Status::Assigned,
+        Status::Acknowledged,
+        Status::InProgress,
+        Status::Resolved,
+        Status::Closed,
+        Status::Unassigned,
+        Status::Duplicate,
+        Status::Reopened,
+        Status::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::New => "new",
+            Status::Verified => "verified",
             Status::Assigned => "assigned",
+            Status::Acknowledged => "acknowledged",
+            Status::InProgress => "in_progress",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
             Status::Unassigned => "unassigned",
+            Status::Duplicate => "duplicate",
+            Status::Reopened => "reopened",
+            Status::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    /// Whether the incident still needs work.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Closed | Status::Duplicate | Status::Cancelled)
+    }
+}
+
+/// Who changed an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `router`, `operator`, `ward_unit` or `citizen`.
+    pub role: String,
+    /// Name of the token holder (internal; not shown to citizens).
+    pub name: String,
+}
+
+/// One entry of an incident's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub from: Option<Status>,
+    pub to: Status,
+    /// What happened, e.g. `acknowledge`, `reject`.
+    pub action: String,
+    /// Why, or the result text (internal unless it is a resolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The unit's result, shown to the citizen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photo_urls: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// The public view of an incident, as stored on the incident topic (keyed by `id`). A record is a
@@ -244,6 +320,15 @@ pub struct Incident {
     /// Time by which the unit should resolve it, from the category's service level.
     pub sla_due_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The unit's result, once resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// The incident this one was merged into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// Every change, oldest first: who, when, what and why.
+    #[serde(default)]
+    pub history: Vec<Transition>,
 }
 
 /// What the router writes to the dead-letter topic for input it cannot use.

@@ -9,6 +9,7 @@
 //! Modules:
 //! - [`event`]: citizen reports, camera events, incidents and dead-letter records.
 //! - [`ids`]: deterministic ids, so a replayed input yields the same incident.
+//! - [`lifecycle`]: the incident state machine: who may do what, and the audit trail.
 //! - [`validate`]: field rules with machine-readable error codes.
 //! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
 //! - [`metrics`]: every `ioc_` metric, declared once.
@@ -16,6 +17,7 @@
 pub mod boundary;
 pub mod event;
 pub mod ids;
+pub mod lifecycle;
 pub mod metrics;
 pub mod validate;
 

@@ -1,0 +1,495 @@
+//! The incident lifecycle as a typed state machine. [`apply`] is a pure function from the current
+//! incident, an action, who takes it and when, to the next revision, or a [`Refusal`] that says
+//! why not; every accepted change appends to the incident's audit trail.
+//!
+//! ```text
+//! new ─verify→ verified ─assign→ assigned ─acknowledge→ acknowledged ─start→ in_progress
+//!                                   │                        │                  │
+//!                                   └──reject (reason)──→ unassigned (triage) ←─┘   ─resolve→ resolved
+//! resolved ─close→ closed        resolved/closed ─reopen (within the window)→ reopened → (acknowledge, start, resolve)
+//! any open ─mark_duplicate→ duplicate        any open ─cancel (reason)→ cancelled
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::{Actor, Incident, Resolution, Status, Transition, WardRef};
+
+/// Who may act, and on what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// IOC operators: every ward.
+    Operator,
+    /// A ward's unit: incidents of this ward only.
+    WardUnit(String),
+    /// The citizen who filed the report (knows its tracking id).
+    Citizen,
+}
+
+impl Role {
+    fn name(&self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::WardUnit(_) => "ward_unit",
+            Role::Citizen => "citizen",
+        }
+    }
+}
+
+/// Something someone does to an incident, as posted to the API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Operator: the report is genuine.
+    Verify {
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Operator: hand to a ward (also re-routes after a rejection or reassigns).
+    Assign {
+        ward_id: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Ward unit: seen.
+    Acknowledge,
+    /// Ward unit: work started.
+    Start,
+    /// Ward unit: done, with the result the citizen will see.
+    Resolve {
+        result: String,
+        #[serde(default)]
+        photo_urls: Vec<String>,
+    },
+    /// Ward unit: outside our jurisdiction; back to operators' triage.
+    Reject { reason: String },
+    /// Operator or citizen: confirmed finished.
+    Close,
+    /// Citizen: the resolution is disputed.
+    Reopen { reason: String },
+    /// Operator: the same problem as another incident.
+    MarkDuplicate { of: String },
+    /// Operator: withdrawn.
+    Cancel { reason: String },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Verify { .. } => "verify",
+            Action::Assign { .. } => "assign",
+            Action::Acknowledge => "acknowledge",
+            Action::Start => "start",
+            Action::Resolve { .. } => "resolve",
+            Action::Reject { .. } => "reject",
+            Action::Close => "close",
+            Action::Reopen { .. } => "reopen",
+            Action::MarkDuplicate { .. } => "mark_duplicate",
+            Action::Cancel { .. } => "cancel",
+        }
+    }
+
+    fn allowed_for(&self, role: &Role) -> bool {
+        match self {
+            Action::Verify { .. }
+            | Action::Assign { .. }
+            | Action::MarkDuplicate { .. }
+            | Action::Cancel { .. } => *role == Role::Operator,
+            Action::Acknowledge
+            | Action::Start
+            | Action::Resolve { .. }
+            | Action::Reject { .. } => {
+                matches!(role, Role::WardUnit(_))
+            }
+            Action::Close => matches!(role, Role::Operator | Role::Citizen),
+            Action::Reopen { .. } => *role == Role::Citizen,
+        }
+    }
+
+    /// The state this action leads to from `from`, if it is legal there.
+    fn target(&self, from: Status) -> Option<Status> {
+        use Status::*;
+        let open = from.is_open();
+        match self {
+            Action::Verify { .. } => matches!(from, New | Unassigned).then_some(Verified),
+            Action::Assign { .. } => matches!(
+                from,
+                New | Verified | Unassigned | Assigned | Acknowledged | InProgress | Reopened
+            )
+            .then_some(Assigned),
+            Action::Acknowledge => matches!(from, Assigned | Reopened).then_some(Acknowledged),
+            Action::Start => matches!(from, Acknowledged | Reopened).then_some(InProgress),
+            Action::Resolve { .. } => {
+                matches!(from, Acknowledged | InProgress | Reopened).then_some(Resolved)
+            }
+            Action::Reject { .. } => {
+                matches!(from, Assigned | Acknowledged | InProgress).then_some(Unassigned)
+            }
+            Action::Close => matches!(from, Resolved).then_some(Closed),
+            Action::Reopen { .. } => matches!(from, Resolved | Closed).then_some(Reopened),
+            Action::MarkDuplicate { .. } => (open && from != Resolved).then_some(Duplicate),
+            Action::Cancel { .. } => (open && from != Resolved).then_some(Cancelled),
+        }
+    }
+}
+
+/// Why an action was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// `illegal_transition` (409), `forbidden` (403) or `invalid` (422).
+    pub code: &'static str,
+    pub message: String,
+    pub current: Status,
+}
+
+/// Context an action needs besides the incident itself.
+pub struct Context<'a> {
+    pub role: Role,
+    /// Token holder's name, for the audit trail.
+    pub actor_name: &'a str,
+    pub at: DateTime<Utc>,
+    /// The ward named by an `assign` action, resolved by the caller from the boundary set.
+    pub ward: Option<WardRef>,
+    /// The category's responsible unit, for `assign`.
+    pub unit: Option<String>,
+    /// How long after resolution a citizen may dispute it.
+    pub reopen_window: Duration,
+}
+
+/// Applies an action, giving the next revision of the incident.
+pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<Incident, Refusal> {
+    let from = incident.status;
+    let refuse = |code, message: String| Refusal {
+        code,
+        message,
+        current: from,
+    };
+    if !action.allowed_for(&cx.role) {
+        return Err(refuse(
+            "forbidden",
+            format!(
+                "A {} may not {} an incident.",
+                cx.role.name(),
+                action.name()
+            ),
+        ));
+    }
+    if let Role::WardUnit(own) = &cx.role {
+        if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
+            return Err(refuse(
+                "forbidden",
+                format!("Incident {} is not assigned to ward {own}.", incident.id),
+            ));
+        }
+    }
+    let to = action.target(from).ok_or_else(|| {
+        refuse(
+            "illegal_transition",
+            format!(
+                "Cannot {} an incident that is {}.",
+                action.name(),
+                from.as_str()
+            ),
+        )
+    })?;
+    let mut next = incident.clone();
+    let mut note = None;
+    match action {
+        Action::Verify { note: n } => note = n.clone(),
+        Action::Assign { ward_id, note: n } => {
+            let ward = cx
+                .ward
+                .clone()
+                .filter(|w| &w.id == ward_id)
+                .ok_or_else(|| {
+                    refuse(
+                        "invalid",
+                        format!("Ward '{ward_id}' is not in the boundary set in force."),
+                    )
+                })?;
+            next.ward = Some(ward);
+            next.unit = cx.unit.clone();
+            note = n.clone();
+        }
+        Action::Resolve { result, photo_urls } => {
+            if result.trim().is_empty() {
+                return Err(refuse(
+                    "invalid",
+                    "A resolution needs a result text for the citizen.".into(),
+                ));
+            }
+            next.resolution = Some(Resolution {
+                text: result.clone(),
+                photo_urls: photo_urls.clone(),
+                at: cx.at,
+            });
+        }
+        Action::Reject { reason } | Action::Cancel { reason } | Action::Reopen { reason } => {
+            if reason.trim().is_empty() {
+                return Err(refuse(
+                    "invalid",
+                    format!("To {} an incident, give a reason.", action.name()),
+                ));
+            }
+            if let Action::Reopen { .. } = action {
+                let resolved_at = incident
+                    .resolution
+                    .as_ref()
+                    .map(|r| r.at)
+                    .unwrap_or(incident.updated_at);
+                if cx.at > resolved_at + cx.reopen_window {
+                    return Err(refuse(
+                        "illegal_transition",
+                        format!(
+                            "The resolution can only be disputed within {} days.",
+                            cx.reopen_window.num_days()
+                        ),
+                    ));
+                }
+            }
+            if let Action::Reject { .. } = action {
+                // Back to triage: no ward until an operator routes it again.
+                next.ward = None;
+                next.unit = None;
+            }
+            note = Some(reason.clone());
+        }
+        Action::MarkDuplicate { of } => {
+            if of == &incident.id {
+                return Err(refuse(
+                    "invalid",
+                    "An incident cannot duplicate itself.".into(),
+                ));
+            }
+            next.duplicate_of = Some(of.clone());
+            note = Some(format!("duplicate of {of}"));
+        }
+        Action::Acknowledge | Action::Start | Action::Close => {}
+    }
+    next.status = to;
+    next.revision = incident.revision + 1;
+    next.updated_at = cx.at;
+    next.history.push(Transition {
+        at: cx.at,
+        actor: Actor {
+            role: cx.role.name().into(),
+            name: cx.actor_name.into(),
+        },
+        from: Some(from),
+        to,
+        action: action.name().into(),
+        note,
+    });
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AssignRule, Assignment, Location, Source, INCIDENT_SCHEMA};
+
+    fn incident(status: Status, ward: &str) -> Incident {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        Incident {
+            schema: INCIDENT_SCHEMA.into(),
+            id: "i1".into(),
+            revision: 1,
+            source: Source::Report {
+                channel: crate::Channel::App,
+            },
+            category: "environment".into(),
+            text: None,
+            location: Location {
+                lat: 0.0,
+                lon: 0.0,
+                accuracy_m: None,
+            },
+            address: None,
+            media_urls: vec![],
+            ward: Some(WardRef {
+                id: ward.into(),
+                name: ward.into(),
+            }),
+            assignment: Assignment {
+                rule: AssignRule::Inside,
+                distance_m: None,
+                reason: None,
+                boundary_version: None,
+            },
+            unit: Some("unit".into()),
+            status,
+            occurred_at: t,
+            received_at: t,
+            sla_due_at: t,
+            updated_at: t,
+            resolution: None,
+            duplicate_of: None,
+            history: vec![],
+        }
+    }
+
+    fn cx(role: Role, days: i64) -> Context<'static> {
+        Context {
+            role,
+            actor_name: "tester",
+            at: "2026-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::days(days),
+            ward: Some(WardRef {
+                id: "P002".into(),
+                name: "Two".into(),
+            }),
+            unit: Some("unit".into()),
+            reopen_window: Duration::days(7),
+        }
+    }
+
+    fn unit() -> Role {
+        Role::WardUnit("P001".into())
+    }
+
+    #[test]
+    fn the_happy_path_records_every_step() {
+        let mut i = incident(Status::Assigned, "P001");
+        for (action, role) in [
+            (Action::Acknowledge, unit()),
+            (Action::Start, unit()),
+            (
+                Action::Resolve {
+                    result: "Đã dọn sạch".into(),
+                    photo_urls: vec![],
+                },
+                unit(),
+            ),
+            (Action::Close, Role::Citizen),
+        ] {
+            i = apply(&i, &action, &cx(role, 1)).unwrap();
+        }
+        assert_eq!(i.status, Status::Closed);
+        assert_eq!(i.revision, 5);
+        let steps: Vec<&str> = i.history.iter().map(|t| t.action.as_str()).collect();
+        assert_eq!(steps, ["acknowledge", "start", "resolve", "close"]);
+        assert_eq!(i.resolution.unwrap().text, "Đã dọn sạch");
+    }
+
+    #[test]
+    fn illegal_transitions_say_where_the_incident_is() {
+        let i = incident(Status::Assigned, "P001");
+        let err = apply(&i, &Action::Close, &cx(Role::Operator, 1)).unwrap_err();
+        assert_eq!(err.code, "illegal_transition");
+        assert_eq!(err.current, Status::Assigned);
+        let err = apply(&i, &Action::Start, &cx(unit(), 1)).unwrap_err();
+        assert_eq!(err.code, "illegal_transition");
+    }
+
+    #[test]
+    fn units_act_only_on_their_ward_and_only_as_units() {
+        let i = incident(Status::Assigned, "P009");
+        assert_eq!(
+            apply(&i, &Action::Acknowledge, &cx(unit(), 1))
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+        let i = incident(Status::Assigned, "P001");
+        let cancel = Action::Cancel {
+            reason: "spam".into(),
+        };
+        assert_eq!(
+            apply(&i, &cancel, &cx(unit(), 1)).unwrap_err().code,
+            "forbidden"
+        );
+        assert_eq!(
+            apply(&i, &Action::Acknowledge, &cx(Role::Citizen, 1))
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+    }
+
+    #[test]
+    fn a_rejection_returns_to_triage_and_an_operator_reroutes() {
+        let i = incident(Status::Acknowledged, "P001");
+        assert_eq!(
+            apply(&i, &Action::Reject { reason: " ".into() }, &cx(unit(), 1))
+                .unwrap_err()
+                .code,
+            "invalid"
+        );
+        let i = apply(
+            &i,
+            &Action::Reject {
+                reason: "Thuộc phường bên cạnh".into(),
+            },
+            &cx(unit(), 1),
+        )
+        .unwrap();
+        assert_eq!(i.status, Status::Unassigned);
+        assert!(i.ward.is_none());
+        let i = apply(
+            &i,
+            &Action::Assign {
+                ward_id: "P002".into(),
+                note: None,
+            },
+            &cx(Role::Operator, 1),
+        )
+        .unwrap();
+        assert_eq!(i.status, Status::Assigned);
+        assert_eq!(i.ward.unwrap().id, "P002");
+    }
+
+    #[test]
+    fn disputes_only_within_the_window() {
+        let i = incident(Status::Acknowledged, "P001");
+        let i = apply(
+            &i,
+            &Action::Resolve {
+                result: "done".into(),
+                photo_urls: vec![],
+            },
+            &cx(unit(), 1),
+        )
+        .unwrap();
+        let late = apply(
+            &i,
+            &Action::Reopen {
+                reason: "still there".into(),
+            },
+            &cx(Role::Citizen, 20),
+        );
+        assert_eq!(late.unwrap_err().code, "illegal_transition");
+        let i = apply(
+            &i,
+            &Action::Reopen {
+                reason: "still there".into(),
+            },
+            &cx(Role::Citizen, 3),
+        )
+        .unwrap();
+        assert_eq!(i.status, Status::Reopened);
+        let i = apply(&i, &Action::Acknowledge, &cx(unit(), 3)).unwrap();
+        assert_eq!(i.status, Status::Acknowledged);
+    }
+
+    #[test]
+    fn terminal_states_stay_terminal() {
+        for status in [Status::Duplicate, Status::Cancelled] {
+            let i = incident(status, "P001");
+            for action in [
+                Action::Acknowledge,
+                Action::Close,
+                Action::Cancel { reason: "x".into() },
+            ] {
+                let role = if matches!(action, Action::Acknowledge) {
+                    unit()
+                } else {
+                    Role::Operator
+                };
+                assert_eq!(
+                    apply(&i, &action, &cx(role, 1)).unwrap_err().code,
+                    "illegal_transition"
+                );
+            }
+        }
+    }
+}

@@ -57,6 +57,6 @@ for _ in $(seq 1 60); do
 done
 
 log "end-to-end tests against tansu"
-IOC_TEST_BROKERS="127.0.0.1:$PORT" cargo test --locked --test pipeline --test boundaries
+IOC_TEST_BROKERS="127.0.0.1:$PORT" cargo test --locked --test pipeline --test boundaries --test lifecycle
 
 log "all tests passed"

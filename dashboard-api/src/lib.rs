@@ -28,17 +28,19 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::Stream;
-use ioc_config::kafka::{client_config, LagContext};
+use ioc_config::kafka::{client_config, producer_config, LagContext};
 use ioc_config::load::Settings;
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
+use ioc_schema::lifecycle::{self, Action, Context, Role};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::decode_json;
-use ioc_schema::Incident;
+use ioc_schema::{Incident, WardRef};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -61,11 +63,15 @@ pub struct AppState {
     tokens: Arc<Tokens>,
     metrics: Metrics,
     max_page: usize,
+    settings: Arc<Settings>,
+    producer: FutureProducer,
+    /// Serialises lifecycle actions so two of them never build on the same revision.
+    acting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
     /// Builds the state: loads the boundary set in force now (for the map) and the tokens.
-    pub fn new(settings: &Settings, metrics: Metrics) -> anyhow::Result<AppState> {
+    pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
         let now = chrono::Utc::now();
         let set = settings
             .config
@@ -90,6 +96,11 @@ impl AppState {
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
             metrics,
             max_page: settings.config.dashboard.max_page_size,
+            producer: producer_config(&settings.config)
+                .create()
+                .context("creating the dashboard's Kafka producer")?,
+            settings,
+            acting: Arc::default(),
         })
     }
 
@@ -128,6 +139,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents", get(list_incidents))
         .route("/v1/incidents/{id}", get(get_incident))
         .route("/v1/reports/{id}", get(get_report_status))
+        .route("/v1/reports/{id}/confirm", post(citizen_confirm))
+        .route("/v1/reports/{id}/dispute", post(citizen_dispute))
+        .route("/v1/incidents/{id}/actions", post(post_action))
+        .route("/v1/assignments", get(get_assignments))
         .route("/v1/stats", get(get_stats))
         .route("/v1/wards", get(get_wards))
         .route("/v1/stream", get(stream))
@@ -223,6 +238,9 @@ async fn get_report_status(
         "submitted_at": i.occurred_at,
         "expected_by": i.sla_due_at,
         "updated_at": i.updated_at,
+        "result": i.resolution,
+        // Public history: what changed and when; who did it and internal notes stay inside.
+        "history": i.history.iter().map(|t| json!({"at": t.at, "status": t.to})).collect::<Vec<_>>(),
     }))
     .into_response())
 }
@@ -294,6 +312,137 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// How long after a resolution a citizen may dispute it.
+const REOPEN_WINDOW_DAYS: i64 = 7;
+
+/// Applies a lifecycle action: checks it against the current state, writes the new revision to
+/// the incident topic (the single source of truth), and only then updates the local view.
+async fn act(
+    s: &AppState,
+    id: &str,
+    action: Action,
+    role: Role,
+    actor: &str,
+) -> Result<Incident, ApiError> {
+    let _one_at_a_time = s.acting.lock().await;
+    let current = s
+        .view
+        .read()
+        .expect("view lock")
+        .get(id)
+        .cloned()
+        .ok_or_else(|| not_found(id))?;
+    let ward = match &action {
+        Action::Assign { ward_id, .. } => {
+            s.wards.iter().find(|w| &w.id == ward_id).map(|w| WardRef {
+                id: w.id.clone(),
+                name: w.name.clone(),
+            })
+        }
+        _ => None,
+    };
+    let cx = Context {
+        role,
+        actor_name: actor,
+        at: chrono::Utc::now(),
+        ward,
+        unit: s
+            .settings
+            .category(&current.category)
+            .map(|c| c.unit.clone()),
+        reopen_window: chrono::Duration::days(REOPEN_WINDOW_DAYS),
+    };
+    let next = lifecycle::apply(&current, &action, &cx).map_err(|r| {
+        let status = match r.code {
+            "forbidden" => StatusCode::FORBIDDEN,
+            "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError(
+            status,
+            r.code,
+            format!("{} The incident is {}.", r.message, r.current.as_str()),
+        )
+    })?;
+    let payload = serde_json::to_vec(&next).expect("incident serializes");
+    let record = FutureRecord::to(&s.settings.config.topics.incidents)
+        .key(&next.id)
+        .payload(&payload);
+    s.producer
+        .send(record, s.settings.config.kafka.produce_timeout.0)
+        .await
+        .map_err(|(e, _)| {
+            tracing::warn!("cannot write incident change: {e}");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The change could not be stored; retry later.".into(),
+            )
+        })?;
+    s.apply(next.clone());
+    Ok(next)
+}
+
+async fn post_action(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&s, &headers, &Query::default())?;
+    let action: Action = decode_json(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
+    let (role, name) = match who {
+        Caller::Operator => (Role::Operator, "operator"),
+        Caller::Ward(w) => (Role::WardUnit(w), "ward unit"),
+    };
+    Ok(Json(act(&s, &id, action, role, name).await?).into_response())
+}
+
+async fn citizen_confirm(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let next = act(&s, &id, Action::Close, Role::Citizen, "citizen").await?;
+    Ok(Json(json!({"tracking_id": next.id, "status": next.status})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dispute {
+    reason: String,
+}
+
+async fn citizen_dispute(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let d: Dispute = decode_json(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
+    let next = act(
+        &s,
+        &id,
+        Action::Reopen { reason: d.reason },
+        Role::Citizen,
+        "citizen",
+    )
+    .await?;
+    Ok(Json(json!({"tracking_id": next.id, "status": next.status})).into_response())
+}
+
+/// A ward unit's open work, most overdue first (operators may pass `ward`).
+async fn get_assignments(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<QueryParams<Query>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let QueryParams(q) = q.map_err(bad_query)?;
+    let q = scope(&caller(&s, &headers, &q)?, q)?;
+    let view = s.view.read().expect("view lock");
+    Ok(Json(view.open_work(&q, s.max_page)).into_response())
+}
+
 /// Reads the incident topic from the beginning into the view until `shutdown`.
 pub async fn consume(
     settings: &Settings,
@@ -346,7 +495,7 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(&settings, metrics)?;
+    let state = AppState::new(settings.clone(), metrics)?;
     if state.tokens.is_empty() {
         tracing::warn!("dashboard.tokens is empty: every request except /v1/reports/{{id}} will be refused; add a token (see README)");
     }

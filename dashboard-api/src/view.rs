@@ -107,6 +107,29 @@ impl View {
         }
     }
 
+    /// Open incidents matching `q` that wait for a ward unit, earliest due first (the most
+    /// overdue at the top).
+    pub fn open_work(&self, q: &Query, max_page: usize) -> Vec<&Incident> {
+        let mut hits: Vec<&Incident> = self
+            .incidents
+            .values()
+            .filter(|i| q.matches(i) && i.ward.is_some())
+            .filter(|i| {
+                matches!(
+                    i.status,
+                    Status::Assigned | Status::Acknowledged | Status::InProgress | Status::Reopened
+                )
+            })
+            .collect();
+        hits.sort_unstable_by(|a, b| {
+            a.sla_due_at
+                .cmp(&b.sla_due_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        hits.truncate(q.limit.unwrap_or(100).clamp(1, max_page));
+        hits
+    }
+
     /// Counts by ward × status × category, over incidents matching `q`.
     pub fn stats(&self, q: &Query) -> Stats {
         let mut s = Stats {

@@ -2,6 +2,7 @@
 //! demo city, and a simulator of citizens and cameras that goes through the real HTTP and Kafka
 //! paths.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,20 +83,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     cfg.kafka.brokers = broker.bootstrap_servers().to_string();
 
     let operator_token = new_token();
-    let ward_token = new_token();
-    let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
     cfg.dashboard.tokens.push(TokenConfig {
         name: "demo operator".into(),
         sha256: token_digest(&operator_token),
         role: Role::Operator,
         ward: None,
     });
-    cfg.dashboard.tokens.push(TokenConfig {
-        name: format!("demo ward unit {first_ward}"),
-        sha256: token_digest(&ward_token),
-        role: Role::Ward,
-        ward: Some(first_ward.clone()),
-    });
+    // One unit token per ward, so the simulated units act under their own ward's rights.
+    let unit_tokens: HashMap<String, String> = ioc_router::wards::demo::wards()
+        .into_iter()
+        .map(|w| (w.id, new_token()))
+        .collect();
+    for (ward, token) in &unit_tokens {
+        cfg.dashboard.tokens.push(TokenConfig {
+            name: format!("demo ward unit {ward}"),
+            sha256: token_digest(token),
+            role: Role::Ward,
+            ward: Some(ward.clone()),
+        });
+    }
+    let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
+    let ward_token = unit_tokens[&first_ward].clone();
 
     let ingest_l = bind(&cfg.ingest.listen, "ingest API", "--ingest-listen").await?;
     let dash_l = bind(&cfg.dashboard.listen, "dashboard API", "--dashboard-listen").await?;
@@ -145,7 +153,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  live map       http://{dash_addr}/#token={operator_token}");
     println!("  router         http://{router_addr}/metrics");
     println!("  operator token {operator_token}");
-    println!("  ward token     {ward_token}   (ward {first_ward} only)");
+    println!("  ward token     {ward_token}   (the unit of ward {first_ward}; every ward's unit is simulated)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
     println!(
         "  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit"
@@ -157,6 +165,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         format!("http://{ingest_addr}"),
         args.rate,
         args.camera_share.clamp(0.0, 1.0),
+        stop_rx.clone(),
+    ));
+    let staff = tokio::spawn(play_staff(
+        format!("http://{dash_addr}"),
+        operator_token.clone(),
+        unit_tokens,
         stop_rx.clone(),
     ));
     let status = tokio::spawn(status_line(metrics.clone(), stop_rx.clone()));
@@ -172,6 +186,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(true);
     let _ = sim.await;
+    let _ = staff.await;
     let _ = status.await;
     for (name, task) in [
         ("ingest", ingest),
@@ -223,7 +238,7 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
         let routed = metrics.total("ioc_incidents_routed_total") as u64;
         let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
         let line = format!(
-            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {}",
+            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed)",
             started.elapsed().as_secs(),
             rate,
             accepted,
@@ -231,6 +246,8 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
             unassigned,
             metrics.total("ioc_dead_lettered_total") as u64,
             metrics.total("ioc_dashboard_incidents") as u64,
+            metrics.dashboard_incidents.with_label_values(&["resolved"]).get(),
+            metrics.dashboard_incidents.with_label_values(&["closed"]).get(),
         );
         if tty {
             print!("\r{line}   ");
@@ -377,6 +394,114 @@ async fn simulate(
                     tracing::debug!("simulator request failed: {e}");
                 }
             });
+        }
+    }
+}
+
+/// Plays the people after the router: ward units acknowledge, work on and resolve their
+/// incidents (now and then rejecting one as outside their ward), operators re-route rejected and
+/// unassigned ones, and citizens confirm most resolutions and dispute a few. Everything goes
+/// through the dashboard API, so the lifecycle moves live on the map.
+async fn play_staff(
+    base: String,
+    operator: String,
+    units: HashMap<String, String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let ward_ids: Vec<String> = units.keys().cloned().collect();
+    let mut rng = SmallRng::seed_from_u64(0x57a ^ 0xff);
+    let mut tick = tokio::time::interval(Duration::from_millis(700));
+    let list = |status: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/v1/incidents?status={status}&limit=25");
+        let token = operator.clone();
+        async move {
+            let page: serde_json::Value = client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            Some(page["items"].as_array()?.clone())
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        for (status, share) in [
+            ("assigned", 0.5),
+            ("acknowledged", 0.4),
+            ("in_progress", 0.3),
+            ("unassigned", 0.5),
+            ("resolved", 0.3),
+            ("reopened", 0.5),
+        ] {
+            let Some(items) = list(status).await else {
+                continue;
+            };
+            for incident in items {
+                if !rng.random_bool(share) {
+                    continue;
+                }
+                let id = incident["id"].as_str().unwrap_or_default().to_string();
+                let unit = incident["ward"]["id"]
+                    .as_str()
+                    .and_then(|w| units.get(w))
+                    .cloned();
+                let (path, token, body) = match (status, unit) {
+                    ("assigned", Some(t)) if rng.random_bool(0.05) => (
+                        "actions",
+                        Some(t),
+                        serde_json::json!({"action": "reject", "reason": "Ngoài địa bàn phường (outside our ward)"}),
+                    ),
+                    ("assigned" | "reopened", Some(t)) => (
+                        "actions",
+                        Some(t),
+                        serde_json::json!({"action": "acknowledge"}),
+                    ),
+                    ("acknowledged", Some(t)) => {
+                        ("actions", Some(t), serde_json::json!({"action": "start"}))
+                    }
+                    ("in_progress", Some(t)) => (
+                        "actions",
+                        Some(t),
+                        serde_json::json!({"action": "resolve", "result": "Đã xử lý xong (handled)"}),
+                    ),
+                    ("unassigned", _) => {
+                        let ward = &ward_ids[rng.random_range(0..ward_ids.len())];
+                        (
+                            "actions",
+                            Some(operator.clone()),
+                            serde_json::json!({"action": "assign", "ward_id": ward}),
+                        )
+                    }
+                    ("resolved", _) if rng.random_bool(0.05) => (
+                        "dispute",
+                        None,
+                        serde_json::json!({"reason": "Vẫn chưa xử lý (still not fixed)"}),
+                    ),
+                    ("resolved", _) => ("confirm", None, serde_json::json!({})),
+                    _ => continue,
+                };
+                let request = match (path, token) {
+                    ("actions", Some(t)) => client
+                        .post(format!("{base}/v1/incidents/{id}/actions"))
+                        .bearer_auth(t),
+                    (p, _) => client.post(format!("{base}/v1/reports/{id}/{p}")),
+                };
+                if let Err(e) = request.json(&body).send().await {
+                    tracing::debug!("staff simulator request failed: {e}");
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -175,6 +176,16 @@ fn scope(caller: &Caller, mut q: Query) -> Result<Query, ApiError> {
     Ok(q)
 }
 
+/// The query of a filtered endpoint, narrowed to what the caller may see.
+fn scoped(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: Result<QueryParams<Query>, QueryRejection>,
+) -> Result<Query, ApiError> {
+    let QueryParams(q) = q.map_err(bad_query)?;
+    scope(&caller(s, headers, &q)?, q)
+}
+
 fn bad_query(e: impl std::fmt::Display) -> ApiError {
     ApiError(
         StatusCode::BAD_REQUEST,
@@ -186,10 +197,9 @@ fn bad_query(e: impl std::fmt::Display) -> ApiError {
 async fn list_incidents(
     State(s): State<AppState>,
     headers: HeaderMap,
-    q: Result<QueryParams<Query>, axum::extract::rejection::QueryRejection>,
+    q: Result<QueryParams<Query>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let QueryParams(q) = q.map_err(bad_query)?;
-    let q = scope(&caller(&s, &headers, &q)?, q)?;
+    let q = scoped(&s, &headers, q)?;
     let view = s.view.read().expect("view lock");
     Ok(Json(view.query(&q, s.max_page)).into_response())
 }
@@ -248,10 +258,9 @@ async fn get_report_status(
 async fn get_stats(
     State(s): State<AppState>,
     headers: HeaderMap,
-    q: Result<QueryParams<Query>, axum::extract::rejection::QueryRejection>,
+    q: Result<QueryParams<Query>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let QueryParams(q) = q.map_err(bad_query)?;
-    let q = scope(&caller(&s, &headers, &q)?, q)?;
+    let q = scoped(&s, &headers, q)?;
     let view = s.view.read().expect("view lock");
     Ok(Json(view.stats(&q)).into_response())
 }
@@ -293,10 +302,9 @@ async fn get_wards(State(s): State<AppState>, headers: HeaderMap) -> Result<Resp
 async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,
-    q: Result<QueryParams<Query>, axum::extract::rejection::QueryRejection>,
+    q: Result<QueryParams<Query>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let QueryParams(q) = q.map_err(bad_query)?;
-    let q = scope(&caller(&s, &headers, &q)?, q)?;
+    let q = scoped(&s, &headers, q)?;
     let events = BroadcastStream::new(s.changes.subscribe()).filter_map(move |item| match item {
         Ok(incident) if q.matches(&incident) => Some(Ok(Event::default()
             .event("incident")
@@ -435,10 +443,9 @@ async fn citizen_dispute(
 async fn get_assignments(
     State(s): State<AppState>,
     headers: HeaderMap,
-    q: Result<QueryParams<Query>, axum::extract::rejection::QueryRejection>,
+    q: Result<QueryParams<Query>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let QueryParams(q) = q.map_err(bad_query)?;
-    let q = scope(&caller(&s, &headers, &q)?, q)?;
+    let q = scoped(&s, &headers, q)?;
     let view = s.view.read().expect("view lock");
     Ok(Json(view.open_work(&q, s.max_page)).into_response())
 }

@@ -19,3 +19,11 @@ pub mod model;
 
 pub use load::{ConfigError, DEFAULT_TOML};
 pub use model::*;
+
+/// Binds a configured listen address; the error names the setting, so the operator knows which
+/// one to change.
+pub async fn bind(setting: &str, addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {setting} {addr}: {e}"))
+    })
+}

@@ -530,13 +530,6 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&settings.config.dashboard.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on dashboard.listen {}",
-                settings.config.dashboard.listen
-            )
-        })?;
+    let listener = ioc_config::bind("dashboard.listen", &settings.config.dashboard.listen).await?;
     serve(listener, settings, metrics, shutdown).await
 }

@@ -383,14 +383,7 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&settings.config.ingest.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on ingest.listen {}",
-                settings.config.ingest.listen
-            )
-        })?;
+    let listener = ioc_config::bind("ingest.listen", &settings.config.ingest.listen).await?;
     serve(listener, settings, metrics, shutdown).await
 }
 

@@ -42,14 +42,7 @@ pub async fn run(
     let sets: SharedSets = Arc::new(RwLock::new(Arc::new(
         BoundarySets::load(&settings, None).context("loading boundary sets")?,
     )));
-    let listener = tokio::net::TcpListener::bind(&settings.config.router.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on router.listen {}",
-                settings.config.router.listen
-            )
-        })?;
+    let listener = ioc_config::bind("router.listen", &settings.config.router.listen).await?;
     let app = http_app(metrics.clone(), sets.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_http = stop_rx.clone();
@@ -113,21 +106,20 @@ async fn watch_boundaries(
         return;
     };
     let interval = settings.config.router.reload_interval.0;
-    let stamp = |sets: &BoundarySets| -> Vec<Option<std::time::SystemTime>> {
-        sets.sets.iter().map(|s| s.modified).collect()
-    };
-    let mut config_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut config_mtime = mtime(&path);
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let current = sets.read().expect("sets lock").clone();
-        let now_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let files_changed = current.sets.iter().zip(stamp(&current)).any(|(s, before)| {
-            std::fs::metadata(&s.source).and_then(|m| m.modified()).ok() != before
-                && before.is_some()
-        });
+        let now_mtime = mtime(&path);
+        // Bundled files have no modification time and never change.
+        let files_changed = current
+            .sets
+            .iter()
+            .any(|s| s.modified.is_some() && mtime(std::path::Path::new(&s.source)) != s.modified);
         if now_mtime == config_mtime && !files_changed {
             continue;
         }

@@ -72,13 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(a) = &args.router_listen {
         cfg.router.listen = a.clone();
     }
-    let topics = [
-        cfg.topics.reports.as_str(),
-        cfg.topics.camera_events.as_str(),
-        cfg.topics.incidents.as_str(),
-        cfg.topics.dead_letter.as_str(),
-    ];
-    let broker = EmbeddedBroker::start(&topics, cfg.topics.partitions)
+    let broker = EmbeddedBroker::start(&cfg.topics.all(), cfg.topics.partitions)
         .context("starting the embedded broker")?;
     cfg.kafka.brokers = broker.bootstrap_servers().to_string();
 

@@ -22,6 +22,7 @@ reports = "{unique}.reports"
 camera_events = "{unique}.camera"
 incidents = "{unique}.incidents"
 dead_letter = "{unique}.dlq"
+assignments = "{unique}.assignments"
 partitions = 1
 [router]
 group_id = "{unique}-router"

@@ -274,6 +274,7 @@ impl RouterProcess {
             .env("IOC_TOPICS__CAMERA_EVENTS", &t.camera_events)
             .env("IOC_TOPICS__INCIDENTS", &t.incidents)
             .env("IOC_TOPICS__DEAD_LETTER", &t.dead_letter)
+            .env("IOC_TOPICS__ASSIGNMENTS", &t.assignments)
             .env("IOC_TOPICS__PARTITIONS", t.partitions.to_string())
             .env("IOC_TOPICS__CREATE", "false")
             .env("IOC_ROUTER__GROUP_ID", &p.settings.config.router.group_id)

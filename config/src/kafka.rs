@@ -60,7 +60,7 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
 pub async fn ensure_topics(config: &Config) -> Result<(), KafkaError> {
     let admin: AdminClient<_> = client_config(config).create()?;
     let t = &config.topics;
-    let names = [&t.reports, &t.camera_events, &t.incidents, &t.dead_letter];
+    let names = t.all();
     let new: Vec<_> = names
         .iter()
         .map(|n| {

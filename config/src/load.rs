@@ -131,6 +131,7 @@ impl Settings {
             ("topics.camera_events", &c.topics.camera_events),
             ("topics.incidents", &c.topics.incidents),
             ("topics.dead_letter", &c.topics.dead_letter),
+            ("topics.assignments", &c.topics.assignments),
         ];
         let mut seen = HashSet::new();
         for (field, name) in topics {
@@ -204,6 +205,17 @@ impl Settings {
                 _ => {}
             }
         }
+        if c.dashboard.sla_check_interval.0.is_zero() {
+            problems.push("dashboard.sla_check_interval must be more than zero".into());
+        }
+        for (i, k) in c.open311.keys.iter().enumerate() {
+            if k.sha256.len() != 64 || !k.sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                problems.push(format!(
+                    "open311.keys[{i}] ({}): sha256 must be 64 hex digits",
+                    k.name
+                ));
+            }
+        }
         if c.boundaries.is_empty() {
             problems.push("no [[boundaries]] set is configured".into());
         }
@@ -242,7 +254,12 @@ impl Settings {
             if !ids.insert(&cat.id) {
                 problems.push(format!("category '{}' appears twice", cat.id));
             }
-            if cat.resolve_within.0.is_zero() {
+            if cat.resolve_within.0.is_zero()
+                || cat
+                    .priorities
+                    .values()
+                    .any(|t| t.resolve_within.0.is_zero())
+            {
                 problems.push(format!(
                     "category '{}': resolve_within must be more than zero",
                     cat.id

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ioc_schema::sla::{CategoryTargets, Priority, Targets};
 use serde::{Deserialize, Deserializer};
 
 /// A duration written the human way: `"500ms"`, `"30s"`, `"4h"`, `"3days"`.
@@ -38,6 +39,8 @@ pub struct Config {
     pub categories: Vec<CategoryConfig>,
     /// CSV file of cameras (`id,lat,lon,description`); `embedded:` or a path.
     pub camera_registry: String,
+    /// The Open311 GeoReport v2 endpoint for existing 311 apps.
+    pub open311: Open311Config,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,11 +68,27 @@ pub struct TopicsConfig {
     pub incidents: String,
     /// Inputs the router could not use, with the reason and the original bytes.
     pub dead_letter: String,
+    /// Every incident change that concerns a ward (assigned, updated, or taken away); key: ward
+    /// id, so a ward's own systems can follow just their ward.
+    pub assignments: String,
     /// Partitions for topics this program creates; router instances can scale up to this many.
     pub partitions: i32,
     pub replication_factor: i32,
     /// Create missing topics at start (needs the broker's CreateTopics API).
     pub create: bool,
+}
+
+impl TopicsConfig {
+    /// Every topic the pipeline uses.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.reports,
+            &self.camera_events,
+            &self.incidents,
+            &self.dead_letter,
+            &self.assignments,
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +132,37 @@ pub struct DashboardConfig {
     /// Who may read the dashboard. Tokens are stored as SHA-256 hex digests, never in clear.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// How long after a resolution the citizen may dispute it.
+    pub reopen_window: Dur,
+    /// Resolved incidents nobody disputes are closed this long after the resolution.
+    pub close_after: Dur,
+    /// How often to look for missed service levels (escalations) and incidents to close.
+    pub sla_check_interval: Dur,
+    /// Whether this instance writes escalations and automatic closes. Run exactly one dashboard
+    /// with this on (the one that takes lifecycle actions); others only read.
+    pub monitor: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open311Config {
+    /// `jurisdiction_id` this endpoint answers for; requests naming another one are refused.
+    /// Any (or none) is accepted when unset.
+    #[serde(default)]
+    pub jurisdiction_id: Option<String>,
+    /// API keys of 311 clients allowed to file requests, stored as SHA-256 hex digests.
+    #[serde(default)]
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One Open311 API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The client that holds it, e.g. "PhuLy-S app".
+    pub name: String,
+    /// SHA-256 of the key, lowercase hex.
+    pub sha256: String,
 }
 
 /// One access token of the dashboard API.
@@ -171,9 +221,57 @@ pub struct CategoryConfig {
     pub unit: String,
     /// Service level: time from the event to resolution.
     pub resolve_within: Dur,
+    /// Service level: time from assignment to the unit's acknowledgement (none when absent).
+    #[serde(default)]
+    pub acknowledge_within: Option<Dur>,
+    /// Priority of new incidents of this category.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Targets for particular priorities, overriding the two above:
+    /// `[categories.priorities.urgent] acknowledge_within = "5m", resolve_within = "1h"`.
+    #[serde(default)]
+    pub priorities: BTreeMap<Priority, PriorityTargets>,
     /// Camera event types that become incidents of this category.
     #[serde(default)]
     pub camera_event_types: Vec<String>,
+}
+
+/// Service-level targets of one priority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityTargets {
+    #[serde(default)]
+    pub acknowledge_within: Option<Dur>,
+    pub resolve_within: Dur,
+}
+
+impl CategoryConfig {
+    /// The category's targets in the schema's terms.
+    pub fn targets(&self) -> CategoryTargets {
+        fn chrono(d: Dur) -> chrono::Duration {
+            chrono::Duration::from_std(d.0).unwrap_or(chrono::Duration::MAX)
+        }
+        CategoryTargets {
+            default_priority: self.priority,
+            default: Targets {
+                acknowledge_within: self.acknowledge_within.map(chrono),
+                resolve_within: chrono(self.resolve_within),
+            },
+            by_priority: self
+                .priorities
+                .iter()
+                .map(|(p, t)| {
+                    (
+                        *p,
+                        Targets {
+                            acknowledge_within: t.acknowledge_within.map(chrono),
+                            resolve_within: chrono(t.resolve_within),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One camera from the registry.

@@ -15,11 +15,16 @@
 //!
 //! Modules: [`view`] (the in-memory view and its queries), [`auth`] (tokens and roles).
 
+pub mod actions;
 pub mod auth;
+pub mod figures;
+pub mod open311;
 pub mod view;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,17 +36,17 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use futures::stream::Stream;
 use ioc_config::kafka::{client_config, producer_config, LagContext};
 use ioc_config::load::Settings;
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
-use ioc_schema::lifecycle::{self, Action, Context, Role};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::decode_json;
-use ioc_schema::{Incident, WardRef};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use ioc_schema::Incident;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -52,6 +57,8 @@ use crate::auth::{Caller, Tokens};
 use crate::view::{Query, View};
 
 const STAGE: &str = "dashboard";
+/// A topic without new records for this long counts as read to its end.
+const CATCH_UP_QUIET: Duration = Duration::from_secs(10);
 const MAP_PAGE: &str = include_str!("../assets/map.html");
 
 /// State shared by the handlers and the consumer.
@@ -68,12 +75,30 @@ pub struct AppState {
     producer: FutureProducer,
     /// Serialises lifecycle actions so two of them never build on the same revision.
     acting: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the view has read the incident topic up to where it ended at start; no change is
+    /// written before, so none builds on a stale revision.
+    caught_up: Arc<AtomicBool>,
+    clock: Clock,
+    /// Files Open311 requests through the same path as `POST /v1/reports`.
+    intake: ioc_ingest::AppState,
+}
+
+/// Where "now" comes from: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
 }
 
 impl AppState {
     /// Builds the state: loads the boundary set in force now (for the map) and the tokens.
-    pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
-        let now = chrono::Utc::now();
+    pub fn new(
+        settings: Arc<Settings>,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> anyhow::Result<AppState> {
+        let now = clock();
         let set = settings
             .config
             .boundaries
@@ -95,14 +120,25 @@ impl AppState {
             wards: Arc::new(wards),
             boundary_version: set.version.as_str().into(),
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
-            metrics,
             max_page: settings.config.dashboard.max_page_size,
             producer: producer_config(&settings.config)
                 .create()
                 .context("creating the dashboard's Kafka producer")?,
+            intake: ioc_ingest::AppState::new(settings.clone(), metrics.clone())?,
+            metrics,
             settings,
             acting: Arc::default(),
+            caught_up: Arc::default(),
+            clock,
         })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
     }
 
     /// Applies an incident record to the view and tells stream subscribers if it changed.
@@ -140,10 +176,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents", get(list_incidents))
         .route("/v1/incidents/{id}", get(get_incident))
         .route("/v1/reports/{id}", get(get_report_status))
-        .route("/v1/reports/{id}/confirm", post(citizen_confirm))
-        .route("/v1/reports/{id}/dispute", post(citizen_dispute))
-        .route("/v1/incidents/{id}/actions", post(post_action))
+        .route("/v1/reports/{id}/confirm", post(actions::citizen_confirm))
+        .route("/v1/reports/{id}/dispute", post(actions::citizen_dispute))
+        .route("/v1/incidents/{id}/actions", post(actions::post_action))
         .route("/v1/assignments", get(get_assignments))
+        .route("/v1/overdue", get(get_overdue))
+        .route("/v1/figures", get(get_figures))
+        .nest("/open311/v2", open311::routes())
         .route("/v1/stats", get(get_stats))
         .route("/v1/wards", get(get_wards))
         .route("/v1/stream", get(stream))
@@ -239,7 +278,18 @@ async fn get_report_status(
 ) -> Result<Response, ApiError> {
     let view = s.view.read().expect("view lock");
     let i = view.get(&id).ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({
+    let mut body = public_status(i);
+    // A report merged into another follows the original from then on.
+    if let Some(original) = i.duplicate_of.as_deref().and_then(|o| view.get(o)) {
+        body["merged_into"] = public_status(original);
+    }
+    Ok(Json(body).into_response())
+}
+
+/// What a citizen may see of an incident: status, ward and result; who acted and internal notes
+/// stay inside.
+pub fn public_status(i: &Incident) -> serde_json::Value {
+    json!({
         "tracking_id": i.id,
         "category": i.category,
         "status": i.status,
@@ -249,10 +299,11 @@ async fn get_report_status(
         "expected_by": i.sla_due_at,
         "updated_at": i.updated_at,
         "result": i.resolution,
-        // Public history: what changed and when; who did it and internal notes stay inside.
-        "history": i.history.iter().map(|t| json!({"at": t.at, "status": t.to})).collect::<Vec<_>>(),
-    }))
-    .into_response())
+        "history": i.history.iter()
+            .filter(|t| t.from != Some(t.to))
+            .map(|t| json!({"at": t.at, "status": t.to}))
+            .collect::<Vec<_>>(),
+    })
 }
 
 async fn get_stats(
@@ -320,125 +371,6 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// How long after a resolution a citizen may dispute it.
-const REOPEN_WINDOW_DAYS: i64 = 7;
-
-/// Applies a lifecycle action: checks it against the current state, writes the new revision to
-/// the incident topic (the single source of truth), and only then updates the local view.
-async fn act(
-    s: &AppState,
-    id: &str,
-    action: Action,
-    role: Role,
-    actor: &str,
-) -> Result<Incident, ApiError> {
-    let _one_at_a_time = s.acting.lock().await;
-    let current = s
-        .view
-        .read()
-        .expect("view lock")
-        .get(id)
-        .cloned()
-        .ok_or_else(|| not_found(id))?;
-    let ward = match &action {
-        Action::Assign { ward_id, .. } => {
-            s.wards.iter().find(|w| &w.id == ward_id).map(|w| WardRef {
-                id: w.id.clone(),
-                name: w.name.clone(),
-            })
-        }
-        _ => None,
-    };
-    let cx = Context {
-        role,
-        actor_name: actor,
-        at: chrono::Utc::now(),
-        ward,
-        unit: s
-            .settings
-            .category(&current.category)
-            .map(|c| c.unit.clone()),
-        reopen_window: chrono::Duration::days(REOPEN_WINDOW_DAYS),
-    };
-    let next = lifecycle::apply(&current, &action, &cx).map_err(|r| {
-        let status = match r.code {
-            "forbidden" => StatusCode::FORBIDDEN,
-            "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::CONFLICT,
-        };
-        ApiError(
-            status,
-            r.code,
-            format!("{} The incident is {}.", r.message, r.current.as_str()),
-        )
-    })?;
-    let payload = serde_json::to_vec(&next).expect("incident serializes");
-    let record = FutureRecord::to(&s.settings.config.topics.incidents)
-        .key(&next.id)
-        .payload(&payload);
-    s.producer
-        .send(record, s.settings.config.kafka.produce_timeout.0)
-        .await
-        .map_err(|(e, _)| {
-            tracing::warn!("cannot write incident change: {e}");
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The change could not be stored; retry later.".into(),
-            )
-        })?;
-    s.apply(next.clone());
-    Ok(next)
-}
-
-async fn post_action(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let who = caller(&s, &headers, &Query::default())?;
-    let action: Action = decode_json(&body)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
-    let (role, name) = match who {
-        Caller::Operator => (Role::Operator, "operator"),
-        Caller::Ward(w) => (Role::WardUnit(w), "ward unit"),
-    };
-    Ok(Json(act(&s, &id, action, role, name).await?).into_response())
-}
-
-async fn citizen_confirm(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let next = act(&s, &id, Action::Close, Role::Citizen, "citizen").await?;
-    Ok(Json(json!({"tracking_id": next.id, "status": next.status})).into_response())
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Dispute {
-    reason: String,
-}
-
-async fn citizen_dispute(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let d: Dispute = decode_json(&body)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
-    let next = act(
-        &s,
-        &id,
-        Action::Reopen { reason: d.reason },
-        Role::Citizen,
-        "citizen",
-    )
-    .await?;
-    Ok(Json(json!({"tracking_id": next.id, "status": next.status})).into_response())
-}
-
 /// A ward unit's open work, most overdue first (operators may pass `ward`).
 async fn get_assignments(
     State(s): State<AppState>,
@@ -448,6 +380,69 @@ async fn get_assignments(
     let q = scoped(&s, &headers, q)?;
     let view = s.view.read().expect("view lock");
     Ok(Json(view.open_work(&q, s.max_page)).into_response())
+}
+
+/// Open incidents past a deadline now, the most overdue first.
+async fn get_overdue(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<QueryParams<Query>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = scoped(&s, &headers, q)?;
+    let now = s.now();
+    let view = s.view.read().expect("view lock");
+    let items = figures::overdue(view.iter().filter(|i| q.matches(i)), now);
+    let limit = q.limit.unwrap_or(100).clamp(1, s.max_page);
+    Ok(Json(json!({
+        "at": now,
+        "total": items.len(),
+        "items": items.into_iter().take(limit).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// The month's numbers: per ward and category, resolution-time percentiles, service-level
+/// compliance, escalations, rejections and reroutes, over incidents that occurred in
+/// `since..until` (default: the last 30 days).
+async fn get_figures(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<QueryParams<Query>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let mut q = scoped(&s, &headers, q)?;
+    let now = s.now();
+    let until = q.until.unwrap_or(now);
+    q.since = Some(q.since.unwrap_or(until - chrono::Duration::days(30)));
+    q.until = Some(until);
+    let view = s.view.read().expect("view lock");
+    let report = figures::Figures::compute(view.iter().filter(|i| q.matches(i)), now);
+    Ok(Json(json!({
+        "since": q.since,
+        "until": q.until,
+        "at": now,
+        "total": report.total,
+        "rows": report.rows,
+    }))
+    .into_response())
+}
+
+/// Offsets the view must reach before it has read everything that was on the topic at start:
+/// partition → high watermark, for non-empty partitions.
+fn catch_up_targets(settings: &Settings) -> anyhow::Result<HashMap<i32, i64>> {
+    let cfg = &settings.config;
+    let probe: BaseConsumer = client_config(cfg)
+        .set("group.id", format!("{}-probe", cfg.dashboard.group_prefix))
+        .create()?;
+    let topic = &cfg.topics.incidents;
+    let md = probe.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut out = HashMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = probe.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        if high > low {
+            out.insert(p.id(), high);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the incident topic from the beginning into the view until `shutdown`.
@@ -471,12 +466,42 @@ pub async fn consume(
     consumer
         .subscribe(&[&cfg.topics.incidents])
         .context("subscribing to the incident topic")?;
+    let probe_settings = settings.clone();
+    let mut targets = match tokio::task::spawn_blocking(move || catch_up_targets(&probe_settings))
+        .await
+        .expect("watermark probe does not panic")
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("cannot read the incident topic's end offsets ({e:#}); treating the first {CATCH_UP_QUIET:?} without records as caught up");
+            HashMap::from([(-1, i64::MAX)])
+        }
+    };
+    let mut last_record = std::time::Instant::now();
+    let mut check = tokio::time::interval(Duration::from_millis(250));
     tokio::pin!(shutdown);
     loop {
+        if !targets.is_empty() && last_record.elapsed() >= CATCH_UP_QUIET {
+            // Some brokers report end offsets that are never reached (e.g. after transaction
+            // markers); a quiet topic is as caught up as it gets.
+            targets.clear();
+        }
+        if targets.is_empty() && !state.is_caught_up() {
+            tracing::info!(
+                incidents = state.view.read().expect("view lock").len(),
+                "dashboard caught up with the incident topic"
+            );
+            state.caught_up.store(true, Ordering::Release);
+        }
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            _ = check.tick() => {}
             msg = consumer.recv() => match msg {
                 Ok(m) => {
+                    last_record = std::time::Instant::now();
+                    if targets.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+                        targets.remove(&m.partition());
+                    }
                     state.metrics.events_in.with_label_values(&[STAGE, "incident"]).inc();
                     match decode_json::<Incident>(m.payload().unwrap_or_default()) {
                         Ok(incident) => state.apply(incident),
@@ -502,7 +527,18 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(settings.clone(), metrics)?;
+    serve_with_clock(listener, settings, metrics, system_clock(), shutdown).await
+}
+
+/// Like [`serve`] with a given clock (tests move time forward to see deadlines pass).
+pub async fn serve_with_clock(
+    listener: tokio::net::TcpListener,
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(settings.clone(), metrics, clock)?;
     if state.tokens.is_empty() {
         tracing::warn!("dashboard.tokens is empty: every request except /v1/reports/{{id}} will be refused; add a token (see README)");
     }
@@ -514,11 +550,19 @@ pub async fn serve(
     let server =
         axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
     let server = tokio::spawn(async move { server.await });
+    let monitor = settings
+        .config
+        .dashboard
+        .monitor
+        .then(|| tokio::spawn(actions::monitor(state.clone(), stop_rx.clone())));
     let consumed = consume(&settings, state, async {
         shutdown.await;
     })
     .await;
     let _ = stop_tx.send(true);
+    if let Some(m) = monitor {
+        let _ = m.await;
+    }
     // Open SSE streams never end on their own; give the server a moment, then move on.
     let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
     consumed

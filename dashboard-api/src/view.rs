@@ -74,6 +74,10 @@ impl View {
         self.incidents.get(&id)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.values()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Incident> {
         self.incidents.get(id)
     }

@@ -211,11 +211,35 @@ async fn accept_report(
 ) -> Result<Response, AppError> {
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
     let sub: ReportSubmission = decode_json(&bytes).map_err(bad_request)?;
+    let filed = s.file_report(sub).await?;
+    Ok(accepted_report(&filed.tracking_id, filed.duplicate))
+}
+
+/// A report that is durably in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    pub tracking_id: String,
+    /// Whether an earlier submission with the same idempotency key was answered instead.
+    pub duplicate: bool,
+}
+
+impl AppState {
+    /// Validates a citizen's report and writes it to the reports topic, returning once the
+    /// broker has acknowledged it. Every way in (`POST /v1/reports`, Open311) goes through here.
+    pub async fn file_report(&self, sub: ReportSubmission) -> Result<Filed, AppError> {
+        file_report(self, sub).await
+    }
+}
+
+async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, AppError> {
     let now = Utc::now();
     check_report(&sub, |c| s.settings.category(c).is_some(), now).map_err(bad_request)?;
     if let Some(key) = &sub.idempotency_key {
         if let Some(id) = s.seen_keys.lock().expect("key memory").get(key) {
-            return Ok(accepted_report(&id, true));
+            return Ok(Filed {
+                tracking_id: id,
+                duplicate: true,
+            });
         }
     }
     let tracking_id = match &sub.idempotency_key {
@@ -247,7 +271,10 @@ async fn accept_report(
         .events_out
         .with_label_values(&[STAGE, "report"])
         .inc();
-    Ok(accepted_report(&tracking_id, false))
+    Ok(Filed {
+        tracking_id,
+        duplicate: false,
+    })
 }
 
 fn accepted_report(id: &str, duplicate: bool) -> Response {

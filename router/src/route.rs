@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use ioc_config::load::Settings;
 use ioc_config::CategoryConfig;
 use ioc_schema::metrics::Metrics;
+use ioc_schema::sla;
 use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
 use ioc_schema::{
     Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status,
@@ -158,8 +159,8 @@ fn incident_skeleton(
     occurred_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Incident {
-    let sla =
-        chrono::Duration::from_std(category.resolve_within.0).unwrap_or(chrono::Duration::MAX);
+    let targets = category.targets();
+    let priority = targets.default_priority;
     Incident {
         schema: INCIDENT_SCHEMA.to_string(),
         id,
@@ -179,12 +180,17 @@ fn incident_skeleton(
         },
         unit: None,
         status: Status::Unassigned,
+        priority,
         occurred_at,
         received_at,
-        sla_due_at: occurred_at.checked_add_signed(sla).unwrap_or(occurred_at),
+        ack_due_at: None,
+        sla_due_at: sla::resolve_due(&targets.for_priority(priority), occurred_at),
         updated_at: received_at,
         resolution: None,
         duplicate_of: None,
+        merged: Vec::new(),
+        previous_ward: None,
+        escalations: Vec::new(),
         history: Vec::new(),
     }
 }
@@ -228,6 +234,9 @@ fn assign(
             });
             incident.status = Status::Assigned;
             incident.unit = Some(category.unit.clone());
+            // The unit's acknowledgement clock starts when the record reached Kafka.
+            let targets = category.targets().for_priority(incident.priority);
+            incident.ack_due_at = sla::acknowledge_due(&targets, incident.received_at);
         }
         None => {
             incident.assignment.reason = Some(format!(

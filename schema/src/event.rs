@@ -8,6 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::sla::{Escalation, Priority};
+
 pub const REPORT_SCHEMA: &str = "ioc.report.v1";
 pub const CAMERA_EVENT_SCHEMA: &str = "ioc.camera-event.v1";
 pub const INCIDENT_SCHEMA: &str = "ioc.incident.v1";
@@ -313,10 +315,17 @@ pub struct Incident {
     /// Responsible specialist unit for the category.
     pub unit: Option<String>,
     pub status: Status,
+    /// How urgent; picks the category's service-level targets.
+    #[serde(default)]
+    pub priority: Priority,
     /// When it happened: report submission or camera detection time.
     pub occurred_at: DateTime<Utc>,
     /// When the source record reached Kafka.
     pub received_at: DateTime<Utc>,
+    /// Time by which the assigned unit should acknowledge it (absent when the category sets no
+    /// such target, or no unit holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_due_at: Option<DateTime<Utc>>,
     /// Time by which the unit should resolve it, from the category's service level.
     pub sla_due_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -326,6 +335,16 @@ pub struct Incident {
     /// The incident this one was merged into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<String>,
+    /// Incidents merged into this one; their later updates are forwarded here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<String>,
+    /// The ward this revision took the incident away from (a rejection or a reassignment), so
+    /// that ward hears it is no longer its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ward: Option<WardRef>,
+    /// Service-level targets missed so far; non-empty means the incident is marked overdue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<Escalation>,
     /// Every change, oldest first: who, when, what and why.
     #[serde(default)]
     pub history: Vec<Transition>,

@@ -10,6 +10,7 @@
 //! - [`event`]: citizen reports, camera events, incidents and dead-letter records.
 //! - [`ids`]: deterministic ids, so a replayed input yields the same incident.
 //! - [`lifecycle`]: the incident state machine: who may do what, and the audit trail.
+//! - [`sla`]: service-level targets, overdue judgement and escalations.
 //! - [`validate`]: field rules with machine-readable error codes.
 //! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
 //! - [`metrics`]: every `ioc_` metric, declared once.
@@ -19,6 +20,7 @@ pub mod event;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod sla;
 pub mod validate;
 
 pub use event::*;

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
+use crate::sla::{self, CategoryTargets, Priority};
 use crate::{Actor, Incident, Resolution, Status, Transition, WardRef};
 
 /// Who may act, and on what.
@@ -44,12 +45,17 @@ pub enum Action {
     Verify {
         #[serde(default)]
         note: Option<String>,
+        /// Sets the priority (and with it the service-level targets).
+        #[serde(default)]
+        priority: Option<Priority>,
     },
     /// Operator: hand to a ward (also re-routes after a rejection or reassigns).
     Assign {
         ward_id: String,
         #[serde(default)]
         note: Option<String>,
+        #[serde(default)]
+        priority: Option<Priority>,
     },
     /// Ward unit: seen.
     Acknowledge,
@@ -155,6 +161,8 @@ pub struct Context<'a> {
     pub unit: Option<String>,
     /// How long after resolution a citizen may dispute it.
     pub reopen_window: Duration,
+    /// The category's service-level targets; deadlines are left as they are when absent.
+    pub targets: Option<&'a CategoryTargets>,
 }
 
 /// Applies an action, giving the next revision of the incident.
@@ -194,10 +202,22 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         )
     })?;
     let mut next = incident.clone();
+    next.previous_ward = None;
     let mut note = None;
+    let mut priority = None;
     match action {
-        Action::Verify { note: n } => note = n.clone(),
-        Action::Assign { ward_id, note: n } => {
+        Action::Verify {
+            note: n,
+            priority: p,
+        } => {
+            note = n.clone();
+            priority = *p;
+        }
+        Action::Assign {
+            ward_id,
+            note: n,
+            priority: p,
+        } => {
             let ward = cx
                 .ward
                 .clone()
@@ -208,9 +228,18 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                         format!("Ward '{ward_id}' is not in the boundary set in force."),
                     )
                 })?;
+            if incident.ward.as_ref().is_some_and(|old| old.id != ward.id) {
+                next.previous_ward = incident.ward.clone();
+            }
             next.ward = Some(ward);
             next.unit = cx.unit.clone();
+            // The new unit's acknowledgement clock starts now.
+            if let Some(t) = cx.targets {
+                let p = p.unwrap_or(incident.priority);
+                next.ack_due_at = sla::acknowledge_due(&t.for_priority(p), cx.at);
+            }
             note = n.clone();
+            priority = *p;
         }
         Action::Resolve { result, photo_urls } => {
             if result.trim().is_empty() {
@@ -250,8 +279,15 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             }
             if let Action::Reject { .. } = action {
                 // Back to triage: no ward until an operator routes it again.
-                next.ward = None;
+                next.previous_ward = next.ward.take();
                 next.unit = None;
+                next.ack_due_at = None;
+            }
+            if let (Action::Reopen { .. }, Some(t)) = (action, cx.targets) {
+                // A disputed resolution restarts both clocks.
+                let t = t.for_priority(incident.priority);
+                next.ack_due_at = sla::acknowledge_due(&t, cx.at);
+                next.sla_due_at = sla::resolve_due(&t, cx.at);
             }
             note = Some(reason.clone());
         }
@@ -266,6 +302,13 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             note = Some(format!("duplicate of {of}"));
         }
         Action::Acknowledge | Action::Start | Action::Close => {}
+    }
+    if let (Some(p), Some(t)) = (priority.filter(|p| *p != incident.priority), cx.targets) {
+        next.priority = p;
+        let t = t.for_priority(p);
+        next.sla_due_at = sla::resolve_due(&t, resolution_clock_start(incident));
+        let p = format!("priority {}", p.as_str());
+        note = Some(note.map_or(p.clone(), |n| format!("{n} ({p})")));
     }
     next.status = to;
     next.revision = incident.revision + 1;
@@ -282,6 +325,82 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         note,
     });
     Ok(next)
+}
+
+/// The revision that closes a resolution nobody disputed within `after`, once `now` is past that
+/// point. Dated at the deadline, not at `now`, so any monitor writes the same record.
+pub fn auto_close(i: &Incident, after: Duration, now: DateTime<Utc>) -> Option<Incident> {
+    let resolved_at = i.resolution.as_ref()?.at;
+    let due = resolved_at.checked_add_signed(after)?;
+    if i.status != Status::Resolved || now < due {
+        return None;
+    }
+    let mut next = i.clone();
+    next.previous_ward = None;
+    next.status = Status::Closed;
+    next.revision += 1;
+    next.updated_at = due.max(i.updated_at);
+    next.history.push(Transition {
+        at: next.updated_at,
+        actor: Actor {
+            role: "system".into(),
+            name: "service level monitor".into(),
+        },
+        from: Some(Status::Resolved),
+        to: Status::Closed,
+        action: "auto_close".into(),
+        note: Some(format!("not disputed within {} days", after.num_days())),
+    });
+    Some(next)
+}
+
+/// When the resolution clock started: the event, or the latest reopening.
+fn resolution_clock_start(i: &Incident) -> DateTime<Utc> {
+    i.history
+        .iter()
+        .rev()
+        .find(|t| t.action == "reopen")
+        .map_or(i.occurred_at, |t| t.at)
+}
+
+/// The original's revision that records `duplicate_id` merged into it, or `None` if it already
+/// does (so a retried merge writes nothing new). Refused when the original is no longer open.
+pub fn absorb(
+    original: &Incident,
+    duplicate_id: &str,
+    cx: &Context<'_>,
+) -> Result<Option<Incident>, Refusal> {
+    if original.merged.iter().any(|m| m == duplicate_id) {
+        return Ok(None);
+    }
+    if !original.status.is_open() || original.id == duplicate_id {
+        return Err(Refusal {
+            code: "invalid",
+            message: format!(
+                "Incident {} is {} and cannot take duplicates.",
+                original.id,
+                original.status.as_str()
+            ),
+            current: original.status,
+        });
+    }
+    let mut next = original.clone();
+    next.previous_ward = None;
+    next.revision += 1;
+    next.updated_at = cx.at;
+    next.merged.push(duplicate_id.to_string());
+    next.history.push(Transition {
+        at: cx.at,
+        actor: Actor {
+            role: cx.role.name().into(),
+            name: cx.actor_name.into(),
+        },
+        from: Some(original.status),
+        to: original.status,
+        action: "merge".into(),
+        note: Some(format!("merged duplicate {duplicate_id}")),
+    });
+    Ok(Some(next))
 }
 
 #[cfg(test)]
@@ -319,12 +438,17 @@ mod tests {
             },
             unit: Some("unit".into()),
             status,
+            priority: Priority::Normal,
             occurred_at: t,
             received_at: t,
+            ack_due_at: None,
             sla_due_at: t,
             updated_at: t,
             resolution: None,
             duplicate_of: None,
+            merged: vec![],
+            previous_ward: None,
+            escalations: vec![],
             history: vec![],
         }
     }
@@ -340,6 +464,7 @@ mod tests {
             }),
             unit: Some("unit".into()),
             reopen_window: Duration::days(7),
+            targets: None,
         }
     }
 
@@ -430,6 +555,7 @@ mod tests {
             &Action::Assign {
                 ward_id: "P002".into(),
                 note: None,
+                priority: None,
             },
             &cx(Role::Operator, 1),
         )
@@ -491,5 +617,62 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn targets() -> CategoryTargets {
+        let normal = sla::Targets {
+            acknowledge_within: Some(Duration::hours(1)),
+            resolve_within: Duration::hours(48),
+        };
+        CategoryTargets {
+            default_priority: Priority::Normal,
+            default: normal,
+            by_priority: [(
+                Priority::Urgent,
+                sla::Targets {
+                    acknowledge_within: Some(Duration::minutes(10)),
+                    resolve_within: Duration::hours(4),
+                },
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn reassigning_restarts_the_acknowledgement_clock_and_names_the_old_ward() {
+        let t = targets();
+        let i = incident(Status::Assigned, "P001");
+        let mut c = cx(Role::Operator, 2);
+        c.targets = Some(&t);
+        let assign = Action::Assign {
+            ward_id: "P002".into(),
+            note: None,
+            priority: Some(Priority::Urgent),
+        };
+        let next = apply(&i, &assign, &c).unwrap();
+        assert_eq!(next.previous_ward.as_ref().unwrap().id, "P001");
+        assert_eq!(next.ack_due_at, Some(c.at + Duration::minutes(10)));
+        // Urgent: four hours from the event itself.
+        assert_eq!(next.sla_due_at, i.occurred_at + Duration::hours(4));
+        assert_eq!(next.priority, Priority::Urgent);
+        // The next change no longer names a previous ward.
+        let acked = apply(
+            &next,
+            &Action::Acknowledge,
+            &cx(Role::WardUnit("P002".into()), 2),
+        );
+        assert!(acked.unwrap().previous_ward.is_none());
+    }
+
+    #[test]
+    fn a_merge_is_recorded_once_on_the_original() {
+        let original = incident(Status::Assigned, "P001");
+        let c = cx(Role::Operator, 1);
+        let merged = absorb(&original, "dup-1", &c).unwrap().unwrap();
+        assert_eq!(merged.merged, ["dup-1"]);
+        assert_eq!(merged.revision, original.revision + 1);
+        assert!(absorb(&merged, "dup-1", &c).unwrap().is_none());
+        let closed = incident(Status::Cancelled, "P001");
+        assert_eq!(absorb(&closed, "dup-1", &c).unwrap_err().code, "invalid");
     }
 }

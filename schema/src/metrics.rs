@@ -31,6 +31,10 @@ pub struct Metrics {
     pub dashboard_incidents: IntGaugeVec,
     /// Partitions currently assigned to this process's consumer, by stage.
     pub assigned_partitions: IntGaugeVec,
+    /// Lifecycle changes written, by action (`acknowledge`, `escalate`, `auto_close`, ...).
+    pub lifecycle_actions: IntCounterVec,
+    /// Missed service-level targets, by target (`acknowledge`, `resolve`) and category.
+    pub escalations: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,6 +64,16 @@ impl Metrics {
             &["reason"],
         );
         let assigned = counter("ioc_incidents_routed_total", "Incidents routed", &["rule"]);
+        let lifecycle_actions = counter(
+            "ioc_lifecycle_actions_total",
+            "Incident lifecycle changes written",
+            &["action"],
+        );
+        let escalations = counter(
+            "ioc_escalations_total",
+            "Service-level targets missed",
+            &["target", "category"],
+        );
         let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid metric");
@@ -114,6 +128,8 @@ impl Metrics {
             produce_seconds,
             consumer_lag,
             dashboard_incidents,
+            lifecycle_actions,
+            escalations,
         }
     }
 

@@ -57,6 +57,7 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
         ("IOC_TOPICS__CAMERA_EVENTS", format!("{unique}.camera")),
         ("IOC_TOPICS__INCIDENTS", format!("{unique}.incidents")),
         ("IOC_TOPICS__DEAD_LETTER", format!("{unique}.dlq")),
+        ("IOC_TOPICS__ASSIGNMENTS", format!("{unique}.assignments")),
         ("IOC_TOPICS__PARTITIONS", partitions.to_string()),
         ("IOC_ROUTER__GROUP_ID", format!("{unique}-router")),
         ("IOC_ROUTER__LISTEN", "127.0.0.1:0".to_string()),
@@ -107,14 +108,7 @@ impl Pipeline {
     /// the dashboard.
     pub async fn start(test: &str, partitions: i32, routers: usize) -> Pipeline {
         let probe = settings(test, "unused:1", partitions);
-        let t = &probe.config.topics;
-        let topics = [
-            t.reports.as_str(),
-            t.camera_events.as_str(),
-            t.incidents.as_str(),
-            t.dead_letter.as_str(),
-        ];
-        let broker = Broker::from_env(&topics, partitions);
+        let broker = Broker::from_env(&probe.config.topics.all(), partitions);
         let mut settings = probe.clone();
         settings.config.kafka.brokers = broker.bootstrap();
         if let Broker::External(_) = broker {

@@ -1,0 +1,301 @@
+//! Writing lifecycle changes: actions posted by operators, ward units and citizens, and the
+//! service-level monitor's escalations and automatic closes.
+//!
+//! Every change is checked against the incident's current revision, written to the incident
+//! topic (the single source of truth) and only then applied to the local view. Changes are
+//! serialised by one lock, so two never build on the same revision; run exactly one dashboard
+//! instance that takes actions (`dashboard.monitor = true`), however many only read.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ioc_schema::lifecycle::{self, Action, Context, Role};
+use ioc_schema::sla;
+use ioc_schema::validate::decode_json;
+use ioc_schema::{Incident, Status, WardRef};
+use rdkafka::producer::FutureRecord;
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::view::Query;
+use crate::ApiError;
+use crate::{caller, not_found, AppState};
+
+/// How many merges an action follows to reach the original incident.
+const MAX_MERGE_HOPS: usize = 8;
+
+fn unavailable(detail: &str) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("{detail} Retry in a moment."),
+    )
+}
+
+/// Writes one incident revision and waits for the broker's acknowledgement.
+async fn write(s: &AppState, next: &Incident) -> Result<(), ApiError> {
+    let payload = serde_json::to_vec(next).expect("incident serializes");
+    let record = FutureRecord::to(&s.settings.config.topics.incidents)
+        .key(&next.id)
+        .payload(&payload);
+    s.producer
+        .send(record, s.settings.config.kafka.produce_timeout.0)
+        .await
+        .map_err(|(e, _)| {
+            tracing::warn!("cannot write incident change: {e}");
+            unavailable("The change could not be stored.")
+        })?;
+    s.apply(next.clone());
+    Ok(())
+}
+
+/// The incident an action on `id` reaches: `id` itself, or the original it was merged into.
+fn target_of(s: &AppState, id: &str) -> Result<Incident, ApiError> {
+    let view = s.view.read().expect("view lock");
+    let mut current = view.get(id).ok_or_else(|| not_found(id))?;
+    for _ in 0..MAX_MERGE_HOPS {
+        match (&current.status, &current.duplicate_of) {
+            (Status::Duplicate, Some(original)) => match view.get(original) {
+                Some(o) => current = o,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    Ok(current.clone())
+}
+
+fn refusal(r: lifecycle::Refusal) -> ApiError {
+    let status = match r.code {
+        "forbidden" => StatusCode::FORBIDDEN,
+        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError(
+        status,
+        r.code,
+        format!("{} The incident is {}.", r.message, r.current.as_str()),
+    )
+}
+
+/// Applies a lifecycle action to incident `id` (or, if it was merged, to its original), writes
+/// the new revision and returns it.
+pub async fn act(
+    s: &AppState,
+    id: &str,
+    action: Action,
+    role: Role,
+    actor: &str,
+) -> Result<Incident, ApiError> {
+    let _one_at_a_time = s.acting.lock().await;
+    if !s.is_caught_up() {
+        return Err(unavailable(
+            "The dashboard is still reading the incident history.",
+        ));
+    }
+    let current = target_of(s, id)?;
+    let at = s.now();
+    let ward = match &action {
+        Action::Assign { ward_id, .. } => {
+            s.wards.iter().find(|w| &w.id == ward_id).map(|w| WardRef {
+                id: w.id.clone(),
+                name: w.name.clone(),
+            })
+        }
+        _ => None,
+    };
+    let category = s.settings.category(&current.category);
+    let targets = category.map(|c| c.targets());
+    let cx = Context {
+        role,
+        actor_name: actor,
+        at,
+        ward,
+        unit: category.map(|c| c.unit.clone()),
+        reopen_window: chrono_of(s.settings.config.dashboard.reopen_window.0),
+        targets: targets.as_ref(),
+    };
+    // A merge names the original's own original if that was merged too, and writes the
+    // original's record first: a retry after a failure in between finds it done.
+    let action = match action {
+        Action::MarkDuplicate { of } => {
+            let original = target_of(s, &of).map_err(|_| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    format!("No incident {of} to merge into."),
+                )
+            })?;
+            if original.id == current.id {
+                return Err(ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "An incident cannot duplicate itself.".into(),
+                ));
+            }
+            // Check the duplicate's own transition first, so a refused merge writes nothing.
+            let of = original.id.clone();
+            lifecycle::apply(&current, &Action::MarkDuplicate { of: of.clone() }, &cx)
+                .map_err(refusal)?;
+            if let Some(absorbed) =
+                lifecycle::absorb(&original, &current.id, &cx).map_err(refusal)?
+            {
+                write(s, &absorbed).await?;
+            }
+            Action::MarkDuplicate { of }
+        }
+        other => other,
+    };
+    let next = lifecycle::apply(&current, &action, &cx).map_err(refusal)?;
+    write(s, &next).await?;
+    s.metrics
+        .lifecycle_actions
+        .with_label_values(&[action.name()])
+        .inc();
+    Ok(next)
+}
+
+pub(crate) fn chrono_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `POST /v1/incidents/{id}/actions`: an operator's or ward unit's action.
+pub async fn post_action(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&s, &headers, &Query::default())?;
+    let action: Action = decode_json(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
+    let (role, name) = match who {
+        Caller::Operator => (Role::Operator, "operator"),
+        Caller::Ward(w) => (Role::WardUnit(w), "ward unit"),
+    };
+    Ok(Json(act(&s, &id, action, role, name).await?).into_response())
+}
+
+fn citizen_answer(asked: &str, next: &Incident) -> Response {
+    let mut body = json!({"tracking_id": asked, "status": next.status});
+    if next.id != asked {
+        body["forwarded_to"] = json!(next.id);
+    }
+    Json(body).into_response()
+}
+
+/// `POST /v1/reports/{id}/confirm`: the citizen accepts the resolution.
+pub async fn citizen_confirm(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let next = act(&s, &id, Action::Close, Role::Citizen, "citizen").await?;
+    Ok(citizen_answer(&id, &next))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dispute {
+    reason: String,
+}
+
+/// `POST /v1/reports/{id}/dispute`: the citizen says the problem is not solved.
+pub async fn citizen_dispute(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let d: Dispute = decode_json(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
+    let next = act(
+        &s,
+        &id,
+        Action::Reopen { reason: d.reason },
+        Role::Citizen,
+        "citizen",
+    )
+    .await?;
+    Ok(citizen_answer(&id, &next))
+}
+
+/// What one pass of the monitor wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub escalated: usize,
+    pub closed: usize,
+}
+
+/// One pass of the service-level monitor at `now`: escalates every missed target not escalated
+/// yet and closes resolutions left undisputed for `dashboard.close_after`.
+pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> {
+    let _one_at_a_time = s.acting.lock().await;
+    if !s.is_caught_up() {
+        return Ok(Sweep::default());
+    }
+    let close_after = chrono_of(s.settings.config.dashboard.close_after.0);
+    let due: Vec<Incident> = {
+        let view = s.view.read().expect("view lock");
+        view.iter()
+            .filter_map(|i| {
+                sla::next_escalation(i, now)
+                    .map(|e| sla::escalate(i, e))
+                    .or_else(|| lifecycle::auto_close(i, close_after, now))
+            })
+            .collect()
+    };
+    let mut done = Sweep::default();
+    for mut next in due {
+        // Several targets may have passed since the last pass; record each in turn.
+        loop {
+            write(s, &next).await?;
+            match next.history.last().map(|t| t.action.as_str()) {
+                Some("escalate") => {
+                    let e = next.escalations.last().expect("escalation recorded");
+                    s.metrics
+                        .escalations
+                        .with_label_values(&[e.target.as_str(), &next.category])
+                        .inc();
+                    s.metrics
+                        .lifecycle_actions
+                        .with_label_values(&["escalate"])
+                        .inc();
+                    done.escalated += 1;
+                }
+                _ => {
+                    s.metrics
+                        .lifecycle_actions
+                        .with_label_values(&["auto_close"])
+                        .inc();
+                    done.closed += 1;
+                }
+            }
+            match sla::next_escalation(&next, now) {
+                Some(e) => next = sla::escalate(&next, e),
+                None => break,
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Runs [`sweep`] every `dashboard.sla_check_interval` until `shutdown`.
+pub async fn monitor(s: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(s.settings.config.dashboard.sla_check_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
+            _ = tick.tick() => {
+                match sweep(&s, s.now()).await {
+                    Ok(Sweep { escalated: 0, closed: 0 }) => {}
+                    Ok(done) => tracing::info!(escalated = done.escalated, closed = done.closed, "service-level monitor pass"),
+                    Err(ApiError(_, _, message)) => tracing::warn!("service-level monitor: {message}"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The numbers an IOC reports each month, computed from incidents' own event times (so the same
+//! topic always gives the same figures): resolution and acknowledgement times, service-level
+//! compliance, escalations, rejections and reroutes, per ward and category; and the list of
+//! incidents overdue right now.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ioc_schema::sla::{self, Target};
+use ioc_schema::{Incident, Status};
+use serde::Serialize;
+
+/// An overdue incident in `GET /v1/overdue`.
+#[derive(Debug, Serialize)]
+pub struct Overdue<'a> {
+    /// The target missed first.
+    pub target: Target,
+    pub due_at: DateTime<Utc>,
+    pub overdue_minutes: i64,
+    pub incident: &'a Incident,
+}
+
+/// Open incidents past a deadline at `now`, the longest overdue first.
+pub fn overdue<'a>(
+    incidents: impl Iterator<Item = &'a Incident>,
+    now: DateTime<Utc>,
+) -> Vec<Overdue<'a>> {
+    let mut out: Vec<Overdue<'a>> = incidents
+        .filter_map(|i| {
+            let first = sla::overdue(i, now).into_iter().next()?;
+            Some(Overdue {
+                target: first.target,
+                due_at: first.due_at,
+                overdue_minutes: (now - first.due_at).num_minutes(),
+                incident: i,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.due_at
+            .cmp(&b.due_at)
+            .then_with(|| a.incident.id.cmp(&b.incident.id))
+    });
+    out
+}
+
+/// Figures for one ward and category (or for everything, in `total`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Row {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ward: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub category: String,
+    /// Incidents that occurred in the period.
+    pub received: usize,
+    /// Still needing work now (resolved ones wait only for the citizen).
+    pub open: usize,
+    /// With a resolution (resolved, or closed after one).
+    pub resolved: usize,
+    pub resolution_minutes_p50: Option<i64>,
+    pub resolution_minutes_p90: Option<i64>,
+    pub acknowledge_minutes_p50: Option<i64>,
+    pub acknowledge_minutes_p90: Option<i64>,
+    /// Share of resolved incidents resolved by their deadline (0..1).
+    pub resolved_on_time_rate: Option<f64>,
+    /// Share of acknowledged incidents acknowledged by their deadline (0..1).
+    pub acknowledged_on_time_rate: Option<f64>,
+    /// Open now and past a deadline.
+    pub overdue_now: usize,
+    /// Escalations recorded (missed targets).
+    pub escalations: usize,
+    /// Rejections by a unit as outside its jurisdiction.
+    pub rejected: usize,
+    /// Incidents handed to another ward after a rejection.
+    pub rerouted: usize,
+    pub reopened: usize,
+    pub duplicates: usize,
+    pub cancelled: usize,
+}
+
+/// The figures of a set of incidents.
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub total: Row,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Default)]
+struct Acc {
+    row: Row,
+    resolution: Vec<i64>,
+    acknowledge: Vec<i64>,
+    on_time: usize,
+    acked: usize,
+    acked_on_time: usize,
+}
+
+impl Acc {
+    fn add(&mut self, i: &Incident, now: DateTime<Utc>) {
+        let r = &mut self.row;
+        r.received += 1;
+        if i.status.is_open() && i.status != Status::Resolved {
+            r.open += 1;
+        }
+        if !sla::overdue(i, now).is_empty() {
+            r.overdue_now += 1;
+        }
+        r.escalations += i.escalations.len();
+        match i.status {
+            Status::Duplicate => r.duplicates += 1,
+            Status::Cancelled => r.cancelled += 1,
+            _ => {}
+        }
+        let mut rejected_before = false;
+        let mut assigned_at = None;
+        let mut acknowledged = false;
+        for t in &i.history {
+            match t.action.as_str() {
+                "route" | "assign" if t.to == Status::Assigned => {
+                    if t.action == "assign" && rejected_before {
+                        r.rerouted += 1;
+                        rejected_before = false;
+                    }
+                    assigned_at = Some(t.at);
+                }
+                "reject" => {
+                    r.rejected += 1;
+                    rejected_before = true;
+                }
+                "reopen" => r.reopened += 1,
+                "acknowledge" if !acknowledged => {
+                    acknowledged = true;
+                    if let Some(from) = assigned_at {
+                        self.acknowledge.push((t.at - from).num_minutes());
+                    }
+                    self.acked += 1;
+                    // Late exactly when the acknowledgement target was escalated.
+                    if !i
+                        .escalations
+                        .iter()
+                        .any(|e| e.target == Target::Acknowledge && e.due_at <= t.at)
+                    {
+                        self.acked_on_time += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(res) = &i.resolution {
+            r.resolved += 1;
+            self.resolution.push((res.at - i.occurred_at).num_minutes());
+            if res.at <= i.sla_due_at {
+                self.on_time += 1;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Row {
+        let rate = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
+        self.resolution.sort_unstable();
+        self.acknowledge.sort_unstable();
+        let r = &mut self.row;
+        r.resolution_minutes_p50 = percentile(&self.resolution, 50);
+        r.resolution_minutes_p90 = percentile(&self.resolution, 90);
+        r.acknowledge_minutes_p50 = percentile(&self.acknowledge, 50);
+        r.acknowledge_minutes_p90 = percentile(&self.acknowledge, 90);
+        r.resolved_on_time_rate = rate(self.on_time, r.resolved);
+        r.acknowledged_on_time_rate = rate(self.acked_on_time, self.acked);
+        self.row
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
+impl Figures {
+    pub fn compute<'a>(incidents: impl Iterator<Item = &'a Incident>, now: DateTime<Utc>) -> Self {
+        let mut total = Acc::default();
+        let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
+        for i in incidents {
+            let ward = i
+                .ward
+                .as_ref()
+                .map_or_else(|| "unassigned".to_string(), |w| w.id.clone());
+            total.add(i, now);
+            groups
+                .entry((ward, i.category.clone()))
+                .or_default()
+                .add(i, now);
+        }
+        Figures {
+            total: total.finish(),
+            rows: groups
+                .into_iter()
+                .map(|((ward, category), acc)| {
+                    let mut row = acc.finish();
+                    row.ward = ward;
+                    row.category = category;
+                    row
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioc_schema::sla::Escalation;
+    use ioc_schema::{
+        Actor, AssignRule, Assignment, Location, Resolution, Source, Transition, WardRef,
+        INCIDENT_SCHEMA,
+    };
+
+    fn t(h: i64) -> DateTime<Utc> {
+        "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::minutes(h)
+    }
+
+    fn step(at: i64, action: &str, to: Status) -> Transition {
+        Transition {
+            at: t(at),
+            actor: Actor {
+                role: "x".into(),
+                name: "x".into(),
+            },
+            from: None,
+            to,
+            action: action.into(),
+            note: None,
+        }
+    }
+
+    /// An incident that occurred at minute 0, due at `due` minutes, with these steps.
+    fn incident(id: &str, due: i64, steps: Vec<Transition>, resolved_at: Option<i64>) -> Incident {
+        let status = steps.last().map_or(Status::Assigned, |s| s.to);
+        Incident {
+            schema: INCIDENT_SCHEMA.into(),
+            id: id.into(),
+            revision: 1,
+            source: Source::Report {
+                channel: ioc_schema::Channel::App,
+            },
+            category: "environment".into(),
+            text: None,
+            location: Location {
+                lat: 0.0,
+                lon: 0.0,
+                accuracy_m: None,
+            },
+            address: None,
+            media_urls: vec![],
+            ward: Some(WardRef {
+                id: "P001".into(),
+                name: "One".into(),
+            }),
+            assignment: Assignment {
+                rule: AssignRule::Inside,
+                distance_m: None,
+                reason: None,
+                boundary_version: None,
+            },
+            unit: None,
+            status,
+            priority: Default::default(),
+            occurred_at: t(0),
+            received_at: t(0),
+            ack_due_at: Some(t(30)),
+            sla_due_at: t(due),
+            updated_at: t(0),
+            resolution: resolved_at.map(|m| Resolution {
+                text: "done".into(),
+                photo_urls: vec![],
+                at: t(m),
+            }),
+            duplicate_of: None,
+            merged: vec![],
+            previous_ward: None,
+            escalations: vec![],
+            history: steps,
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<i64> = (1..=10).collect();
+        assert_eq!(percentile(&v, 50), Some(5));
+        assert_eq!(percentile(&v, 90), Some(9));
+        assert_eq!(percentile(&[7], 90), Some(7));
+        assert_eq!(percentile(&[], 50), None);
+    }
+
+    #[test]
+    fn figures_count_times_compliance_and_reroutes() {
+        let route = |m| step(m, "route", Status::Assigned);
+        let on_time = incident(
+            "a",
+            600,
+            vec![
+                route(0),
+                step(10, "acknowledge", Status::Acknowledged),
+                step(100, "resolve", Status::Resolved),
+            ],
+            Some(100),
+        );
+        let mut late = incident(
+            "b",
+            600,
+            vec![
+                route(0),
+                step(40, "acknowledge", Status::Acknowledged),
+                step(700, "resolve", Status::Resolved),
+            ],
+            Some(700),
+        );
+        late.escalations = vec![
+            Escalation {
+                target: Target::Acknowledge,
+                due_at: t(30),
+            },
+            Escalation {
+                target: Target::Resolve,
+                due_at: t(600),
+            },
+        ];
+        let rerouted = incident(
+            "c",
+            600,
+            vec![
+                route(0),
+                step(5, "reject", Status::Unassigned),
+                step(20, "assign", Status::Assigned),
+            ],
+            None,
+        );
+        let all = [on_time, late, rerouted];
+        let f = Figures::compute(all.iter(), t(1000));
+        let r = &f.total;
+        assert_eq!((r.received, r.open, r.resolved), (3, 1, 2));
+        assert_eq!(r.resolution_minutes_p50, Some(100));
+        assert_eq!(r.resolution_minutes_p90, Some(700));
+        assert_eq!(r.acknowledge_minutes_p50, Some(10));
+        assert_eq!(r.resolved_on_time_rate, Some(0.5));
+        assert_eq!(r.acknowledged_on_time_rate, Some(0.5));
+        assert_eq!((r.rejected, r.rerouted, r.escalations), (1, 1, 2));
+        // "c" is assigned, unacknowledged since minute 20 (due at 30) and unresolved past 600.
+        assert_eq!(r.overdue_now, 1);
+        assert_eq!(f.rows.len(), 1);
+        assert_eq!(f.rows[0].ward, "P001");
+        let list = overdue(all.iter(), t(1000));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].incident.id, "c");
+        assert_eq!(list[0].target, Target::Acknowledge);
+    }
+}

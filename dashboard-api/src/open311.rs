@@ -1,0 +1,399 @@
+//! Open311 GeoReport v2 (JSON), so existing 311 apps and tools can file and follow reports.
+//!
+//! - `GET /open311/v2/services.json`: the categories, as services.
+//! - `POST /open311/v2/requests.json`: form-encoded, with `api_key`; filed through the same path
+//!   as `POST /v1/reports` (validated, written to the reports topic, acknowledged by Kafka before
+//!   the answer), so it becomes an incident like any other report.
+//! - `GET /open311/v2/requests.json`: filters `service_request_id`, `service_code`, `start_date`,
+//!   `end_date`, `status`; by default the last 90 days, at most 1000 requests, newest first.
+//! - `GET /open311/v2/requests/{id}.json`: one request.
+//!
+//! The lifecycle's finer states map onto `open`/`closed`, with `status_notes` saying where the
+//! request stands; `expected_datetime` is the service-level deadline. Errors use the spec's
+//! format: a JSON array of `{"code", "description"}`. Only citizens' reports are served here,
+//! never camera events, and nothing about reporters.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use ioc_config::load::token_digest;
+use ioc_ingest::AppError;
+use ioc_schema::{Channel, Contact, Incident, Location, ReportSubmission, Source, Status};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// Most requests in one `GET requests.json` answer.
+const MAX_REQUESTS: usize = 1000;
+/// Default window of `GET requests.json` without dates.
+const DEFAULT_DAYS: i64 = 90;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services.json", get(services))
+        .route("/services/{file}", get(service_definition))
+        .route("/requests.json", get(list_requests).post(post_request))
+        .route("/requests/{file}", get(one_request))
+}
+
+/// An error in the spec's format.
+pub struct Open311Error(StatusCode, String);
+
+impl IntoResponse for Open311Error {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.0,
+            Json(json!([{"code": self.0.as_u16(), "description": self.1}])),
+        )
+            .into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Open311Error {
+    Open311Error(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn check_jurisdiction(s: &AppState, given: Option<&str>) -> Result<(), Open311Error> {
+    match (&s.settings.config.open311.jurisdiction_id, given) {
+        (Some(ours), Some(j)) if j != ours => Err(Open311Error(
+            StatusCode::NOT_FOUND,
+            format!("jurisdiction_id '{j}' is not served here; this endpoint serves '{ours}'."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Jurisdiction {
+    jurisdiction_id: Option<String>,
+}
+
+async fn services(
+    State(s): State<AppState>,
+    q: Result<Query<Jurisdiction>, QueryRejection>,
+) -> Result<Response, Open311Error> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    check_jurisdiction(&s, q.jurisdiction_id.as_deref())?;
+    let list: Vec<Value> = s
+        .settings
+        .config
+        .categories
+        .iter()
+        .map(|c| {
+            json!({
+                "service_code": c.id,
+                "service_name": c.name,
+                "description": format!("Handled by the ward's {}; resolved within {} as a rule.", c.unit, humantime::format_duration(c.resolve_within.0)),
+                "metadata": false,
+                "type": "realtime",
+                "keywords": c.camera_event_types.join(","),
+                "group": c.unit,
+            })
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+async fn service_definition(Path(file): Path<String>) -> Open311Error {
+    let code = file.strip_suffix(".json").unwrap_or(&file);
+    Open311Error(
+        StatusCode::NOT_FOUND,
+        format!("Service '{code}' has no extra attributes (metadata is false for every service)."),
+    )
+}
+
+/// The fields of `POST requests.json` this endpoint uses; others (`attribute[...]`,
+/// `device_id`, `account_id`, `address_id`) are accepted and ignored.
+#[derive(Deserialize)]
+struct NewRequest {
+    api_key: Option<String>,
+    jurisdiction_id: Option<String>,
+    service_code: Option<String>,
+    lat: Option<String>,
+    long: Option<String>,
+    address_string: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    description: Option<String>,
+    media_url: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn coordinate(name: &str, v: Option<String>) -> Result<f64, Open311Error> {
+    let v = non_empty(v).ok_or_else(|| {
+        bad("lat and long are required: requests are routed to a ward by their coordinates.")
+    })?;
+    v.parse::<f64>()
+        .map_err(|_| bad(format!("{name} '{v}' is not a number in decimal degrees.")))
+}
+
+async fn post_request(
+    State(s): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Result<Response, Open311Error> {
+    let Form(fields) = form.map_err(|e| {
+        bad(format!(
+            "{} Send application/x-www-form-urlencoded fields.",
+            e.body_text()
+        ))
+    })?;
+    let fields: HashMap<String, Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let r: NewRequest = serde_json::from_value(json!(fields)).map_err(|e| bad(e.to_string()))?;
+    s.metrics
+        .events_in
+        .with_label_values(&["open311", "report"])
+        .inc();
+    let key = non_empty(r.api_key).ok_or_else(|| {
+        Open311Error(
+            StatusCode::FORBIDDEN,
+            "api_key is required to file a request; the IOC issues keys to 311 clients.".into(),
+        )
+    })?;
+    let digest = token_digest(&key);
+    if !s
+        .settings
+        .config
+        .open311
+        .keys
+        .iter()
+        .any(|k| k.sha256.eq_ignore_ascii_case(&digest))
+    {
+        return Err(Open311Error(
+            StatusCode::FORBIDDEN,
+            "api_key is not valid.".into(),
+        ));
+    }
+    check_jurisdiction(&s, r.jurisdiction_id.as_deref())?;
+    let code = non_empty(r.service_code)
+        .ok_or_else(|| bad("service_code is required; GET services.json lists them."))?;
+    let category = s.settings.category(&code).ok_or_else(|| {
+        Open311Error(
+            StatusCode::NOT_FOUND,
+            format!("service_code '{code}' is not offered; GET services.json lists them."),
+        )
+    })?;
+    let location = Location {
+        lat: coordinate("lat", r.lat)?,
+        lon: coordinate("long", r.long)?,
+        accuracy_m: None,
+    };
+    let name = [non_empty(r.first_name), non_empty(r.last_name)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let contact = Contact {
+        name: Some(name).filter(|n| !n.is_empty()),
+        phone: non_empty(r.phone),
+        email: non_empty(r.email),
+    };
+    let sub = ReportSubmission {
+        idempotency_key: None,
+        channel: Channel::Open311,
+        category: category.id.clone(),
+        text: non_empty(r.description).unwrap_or_else(|| category.name.clone()),
+        location,
+        address: non_empty(r.address_string),
+        photo_urls: non_empty(r.media_url).into_iter().collect(),
+        reporter: (contact != Contact::default()).then_some(contact),
+        submitted_at: Utc::now(),
+    };
+    let filed = s.intake.file_report(sub).await.map_err(|e| match e {
+        AppError::Invalid(_, e) => bad(e.message),
+        AppError::InvalidBatch(_) => bad("invalid request"),
+        AppError::Unavailable(detail) => {
+            tracing::warn!("refusing Open311 request, Kafka unavailable: {detail}");
+            Open311Error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The request could not be stored; retry later.".into(),
+            )
+        }
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!([{
+            "service_request_id": filed.tracking_id,
+            "service_notice": format!("Routed to the responsible ward's {}; expect it to be resolved within {}.", category.unit, humantime::format_duration(category.resolve_within.0)),
+            "account_id": null,
+        }])),
+    )
+        .into_response())
+}
+
+/// Filters of `GET requests.json`.
+#[derive(Deserialize)]
+struct RequestFilter {
+    jurisdiction_id: Option<String>,
+    service_request_id: Option<String>,
+    service_code: Option<String>,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    status: Option<String>,
+}
+
+fn list(v: &Option<String>) -> Option<Vec<&str>> {
+    v.as_deref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+}
+
+async fn list_requests(
+    State(s): State<AppState>,
+    q: Result<Query<RequestFilter>, QueryRejection>,
+) -> Result<Response, Open311Error> {
+    let Query(f) = q.map_err(|e| {
+        bad(format!(
+            "{} Dates are ISO 8601 with a time zone, e.g. 2026-01-31T00:00:00Z.",
+            e.body_text()
+        ))
+    })?;
+    check_jurisdiction(&s, f.jurisdiction_id.as_deref())?;
+    let statuses = list(&f.status);
+    if let Some(bad_status) = statuses
+        .iter()
+        .flatten()
+        .find(|x| !matches!(**x, "open" | "closed"))
+    {
+        return Err(bad(format!(
+            "status '{bad_status}' is neither open nor closed."
+        )));
+    }
+    let view = s.view.read().expect("view lock");
+    let mut hits: Vec<&Incident> = match list(&f.service_request_id) {
+        // Ids override every other filter, as the spec says.
+        Some(ids) => ids.iter().filter_map(|id| view.get(id)).collect(),
+        None => {
+            let end = f.end_date.unwrap_or_else(|| s.now());
+            let start = f.start_date.unwrap_or(end - Duration::days(DEFAULT_DAYS));
+            let codes = list(&f.service_code);
+            view.iter()
+                .filter(|i| i.occurred_at >= start && i.occurred_at <= end)
+                .filter(|i| {
+                    codes
+                        .as_ref()
+                        .is_none_or(|c| c.contains(&i.category.as_str()))
+                })
+                .filter(|i| {
+                    statuses
+                        .as_ref()
+                        .is_none_or(|st| st.contains(&open_or_closed(i.status)))
+                })
+                .collect()
+        }
+    };
+    hits.retain(|i| matches!(i.source, Source::Report { .. }));
+    hits.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(a.id.cmp(&b.id)));
+    hits.truncate(MAX_REQUESTS);
+    let out: Vec<Value> = hits.iter().map(|i| request_json(&s, i)).collect();
+    Ok(Json(out).into_response())
+}
+
+async fn one_request(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    q: Result<Query<Jurisdiction>, QueryRejection>,
+) -> Result<Response, Open311Error> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    check_jurisdiction(&s, q.jurisdiction_id.as_deref())?;
+    let Some(id) = file.strip_suffix(".json") else {
+        return Err(bad(
+            "Only the JSON format is served: ask for requests/{id}.json.",
+        ));
+    };
+    let view = s.view.read().expect("view lock");
+    let i = view
+        .get(id)
+        .filter(|i| matches!(i.source, Source::Report { .. }))
+        .ok_or_else(|| {
+            Open311Error(
+                StatusCode::NOT_FOUND,
+                format!("No service request {id}. One just filed may take a moment to appear."),
+            )
+        })?;
+    Ok(Json(vec![request_json(&s, i)]).into_response())
+}
+
+fn open_or_closed(status: Status) -> &'static str {
+    if status.is_open() && status != Status::Resolved {
+        "open"
+    } else {
+        "closed"
+    }
+}
+
+/// Where a request stands, in a sentence for the citizen (no internal notes).
+fn status_notes(i: &Incident) -> String {
+    let ward = i.ward.as_ref().map_or("", |w| w.name.as_str());
+    match i.status {
+        Status::New => "Received; waiting for an operator to verify it.".into(),
+        Status::Verified => "Verified by the operations center; being routed.".into(),
+        Status::Unassigned => "Being routed to the responsible ward.".into(),
+        Status::Assigned => format!("Assigned to {ward}."),
+        Status::Acknowledged => format!("Acknowledged by {ward}."),
+        Status::InProgress => format!("{ward} is working on it."),
+        Status::Reopened => "Reopened after the resolution was disputed.".into(),
+        Status::Resolved | Status::Closed => i
+            .resolution
+            .as_ref()
+            .map_or("Resolved.".into(), |r| format!("Resolved: {}", r.text)),
+        Status::Duplicate => format!(
+            "Merged into request {}, which is followed instead.",
+            i.duplicate_of.as_deref().unwrap_or("?")
+        ),
+        Status::Cancelled => "Cancelled by the operations center.".into(),
+    }
+}
+
+fn request_json(s: &AppState, i: &Incident) -> Value {
+    let service_name = s
+        .settings
+        .category(&i.category)
+        .map_or(i.category.as_str(), |c| c.name.as_str());
+    let agency = match (&i.unit, &i.ward) {
+        (Some(u), Some(w)) => format!("{u}, {}", w.name),
+        (None, Some(w)) => w.name.clone(),
+        _ => "Intelligent Operations Center".into(),
+    };
+    json!({
+        "service_request_id": i.id,
+        "status": open_or_closed(i.status),
+        "status_notes": status_notes(i),
+        "service_name": service_name,
+        "service_code": i.category,
+        "description": i.text,
+        "agency_responsible": agency,
+        "service_notice": null,
+        "requested_datetime": i.occurred_at,
+        "updated_datetime": i.updated_at,
+        "expected_datetime": i.sla_due_at,
+        "address": i.address,
+        "address_id": null,
+        "zipcode": null,
+        "lat": i.location.lat,
+        "long": i.location.lon,
+        "media_url": i.media_urls.first(),
+    })
+}

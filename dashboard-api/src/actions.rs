@@ -25,6 +25,9 @@ use crate::view::Query;
 use crate::ApiError;
 use crate::{caller, not_found, AppState};
 
+/// How long an action waits for a starting dashboard to finish reading the topic.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
 /// How many merges an action follows to reach the original incident.
 const MAX_MERGE_HOPS: usize = 8;
 
@@ -92,12 +95,28 @@ pub async fn act(
     actor: &str,
 ) -> Result<Incident, ApiError> {
     let _one_at_a_time = s.acting.lock().await;
-    if !s.is_caught_up() {
-        return Err(unavailable(
-            "The dashboard is still reading the incident history.",
-        ));
+    // Right after a start the view may still be reading the topic; give it a moment.
+    let started = std::time::Instant::now();
+    while !s.is_caught_up() {
+        if started.elapsed() > CATCH_UP_WAIT {
+            return Err(unavailable(
+                "The dashboard is still reading the incident history.",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let current = target_of(s, id)?;
+    // A citizen of a merged report follows the original: their confirmation or dispute is about
+    // the one problem both reports describe. Staff act on the incident they name.
+    let current = if role == Role::Citizen {
+        target_of(s, id)?
+    } else {
+        s.view
+            .read()
+            .expect("view lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))?
+    };
     let at = s.now();
     let ward = match &action {
         Action::Assign { ward_id, .. } => {

@@ -10,7 +10,9 @@
 //! - [`wards`]: ward geometry, the assignment rule and its fast index, boundary sets, checks.
 //! - [`route`]: turning one input record into an incident or a dead-letter reason (pure).
 //! - [`pipeline`]: the Kafka consume-route-produce loop and the router's HTTP endpoint.
+//! - [`assignments`]: the assignments topic, keyed by ward, derived from the incident topic.
 
+pub mod assignments;
 pub mod pipeline;
 pub mod route;
 pub mod wards;

@@ -53,12 +53,22 @@ pub async fn run(
             })
             .await
     });
-    let reload = tokio::spawn(watch_boundaries(settings.clone(), sets.clone(), stop_rx));
+    let reload = tokio::spawn(watch_boundaries(
+        settings.clone(),
+        sets.clone(),
+        stop_rx.clone(),
+    ));
+    let forward = tokio::spawn(crate::assignments::forward(
+        settings.clone(),
+        metrics.clone(),
+        stop_rx,
+    ));
     let result = consume(settings, metrics, sets, shutdown).await;
     let _ = stop_tx.send(true);
     reload.abort();
+    let forwarded = forward.await.context("assignment forwarder panicked")?;
     let _ = http.await;
-    result
+    result.and(forwarded)
 }
 
 fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
@@ -147,10 +157,10 @@ async fn watch_boundaries(
 }
 
 /// One produced output waiting for acknowledgement: the input position it settles.
-struct Settled {
-    topic: String,
-    partition: i32,
-    offset: i64,
+pub(crate) struct Settled {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
 }
 
 async fn consume(
@@ -271,7 +281,7 @@ async fn consume(
     Ok(())
 }
 
-fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {
+pub(crate) fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {
     // Fails only if the partition was revoked meanwhile; its new owner will redo the record and
     // write the same incident id.
     if let Err(e) = consumer.store_offset(&done.topic, done.partition, done.offset) {
@@ -281,7 +291,7 @@ fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {
 
 /// Produces until the broker acknowledges. An input is never skipped: while the broker is away
 /// the router keeps retrying with backoff, and stops consuming once `max_in_flight` is reached.
-async fn deliver(
+pub(crate) async fn deliver(
     producer: &FutureProducer,
     topic: &str,
     key: &str,

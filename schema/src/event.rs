@@ -14,6 +14,7 @@ pub const REPORT_SCHEMA: &str = "ioc.report.v1";
 pub const CAMERA_EVENT_SCHEMA: &str = "ioc.camera-event.v1";
 pub const INCIDENT_SCHEMA: &str = "ioc.incident.v1";
 pub const DEAD_LETTER_SCHEMA: &str = "ioc.dead-letter.v1";
+pub const ASSIGNMENT_SCHEMA: &str = "ioc.assignment.v1";
 
 /// A position in WGS84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -364,4 +365,59 @@ pub struct DeadLetter {
     /// The original record value, base64 (standard alphabet), byte for byte.
     pub original_base64: String,
     pub failed_at: DateTime<Utc>,
+}
+
+/// What an assignment record tells a ward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentChange {
+    /// This revision handed the incident to the ward.
+    Assigned,
+    /// A later change of an incident the ward holds.
+    Updated,
+    /// The incident was taken from the ward (rejected by it, or reassigned elsewhere).
+    Withdrawn,
+}
+
+/// A record of the assignments topic, keyed by ward id: every incident revision that concerns a
+/// ward, for systems that integrate with their ward directly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    pub schema: String,
+    pub ward_id: String,
+    pub change: AssignmentChange,
+    pub incident: Incident,
+}
+
+impl AssignmentRecord {
+    /// The records one incident revision gives, as `(key, record)`: one for the ward that holds
+    /// it, and one for the ward it was taken from. A pure function of the revision.
+    pub fn for_revision(i: &Incident) -> Vec<AssignmentRecord> {
+        let mut out = Vec::new();
+        if let Some(old) = &i.previous_ward {
+            out.push(AssignmentRecord {
+                schema: ASSIGNMENT_SCHEMA.into(),
+                ward_id: old.id.clone(),
+                change: AssignmentChange::Withdrawn,
+                incident: i.clone(),
+            });
+        }
+        if let Some(ward) = &i.ward {
+            let assigned_now = i.status == Status::Assigned
+                && i.history
+                    .last()
+                    .is_some_and(|t| matches!(t.action.as_str(), "route" | "assign"));
+            out.push(AssignmentRecord {
+                schema: ASSIGNMENT_SCHEMA.into(),
+                ward_id: ward.id.clone(),
+                change: if assigned_now {
+                    AssignmentChange::Assigned
+                } else {
+                    AssignmentChange::Updated
+                },
+                incident: i.clone(),
+            });
+        }
+        out
+    }
 }

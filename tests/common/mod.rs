@@ -19,6 +19,10 @@ use tokio::sync::watch;
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 pub const WARD_TOKEN: &str = "test-ward-token";
 pub const WARD_OF_TOKEN: &str = "P001";
+/// A second ward's unit, for re-routing.
+pub const WARD2_TOKEN: &str = "test-ward-p002";
+pub const WARD2: &str = "P002";
+pub const OPEN311_KEY: &str = "test-open311-key";
 
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -79,8 +83,71 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
             role: Role::Ward,
             ward: Some(WARD_OF_TOKEN.into()),
         },
+        TokenConfig {
+            name: "second test ward".into(),
+            sha256: token_digest(WARD2_TOKEN),
+            role: Role::Ward,
+            ward: Some(WARD2.into()),
+        },
     ];
+    s.config.open311.keys = vec![ioc_config::ApiKeyConfig {
+        name: "test 311 client".into(),
+        sha256: token_digest(OPEN311_KEY),
+    }];
     s
+}
+
+/// One stage running as a task, with its own stop signal.
+struct Stage {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stage {
+    fn spawn<F>(run: impl FnOnce(watch::Receiver<bool>) -> F) -> Stage
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        Stage {
+            task: tokio::spawn(run(rx)),
+            stop,
+        }
+    }
+
+    /// Stops the stage and checks it ended cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let result = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("stage stops in time");
+        result
+            .expect("stage task did not panic")
+            .expect("stage ended without error");
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct TestClock(Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
+
+impl TestClock {
+    pub fn starting_now() -> TestClock {
+        TestClock(Arc::new(std::sync::Mutex::new(chrono::Utc::now())))
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+
+    pub fn as_clock(&self) -> ioc_dashboard::Clock {
+        let inner = self.0.clone();
+        Arc::new(move || *inner.lock().unwrap())
+    }
 }
 
 /// A running pipeline.
@@ -90,14 +157,16 @@ pub struct Pipeline {
     pub ingest_url: String,
     pub dashboard_url: String,
     pub http: reqwest::Client,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    clock: Option<TestClock>,
+    ingest: Option<Stage>,
+    dashboard: Option<Stage>,
+    routers: Vec<Stage>,
     // Kept last so the broker outlives the stages during drop.
     _broker: Broker,
 }
 
-fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut rx = rx.clone();
+fn stopped(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx;
     async move {
         let _ = rx.wait_for(|s| *s).await;
     }
@@ -107,7 +176,19 @@ impl Pipeline {
     /// Starts a broker (unless external), creates topics, and runs ingest, `routers` routers and
     /// the dashboard.
     pub async fn start(test: &str, partitions: i32, routers: usize) -> Pipeline {
-        let probe = settings(test, "unused:1", partitions);
+        Pipeline::start_with(test, partitions, routers, None, |_| {}).await
+    }
+
+    /// Like [`Pipeline::start`], with the dashboard on `clock` and settings adjusted by `tune`.
+    pub async fn start_with(
+        test: &str,
+        partitions: i32,
+        routers: usize,
+        clock: Option<TestClock>,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Pipeline {
+        let mut probe = settings(test, "unused:1", partitions);
+        tune(&mut probe);
         let broker = Broker::from_env(&probe.config.topics.all(), partitions);
         let mut settings = probe.clone();
         settings.config.kafka.brokers = broker.bootstrap();
@@ -118,57 +199,69 @@ impl Pipeline {
         }
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
-        let (stop, rx) = watch::channel(false);
         let ingest_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let dash_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ingest_url = format!("http://{}", ingest_l.local_addr().unwrap());
-        let dashboard_url = format!("http://{}", dash_l.local_addr().unwrap());
-        let mut tasks = vec![
-            tokio::spawn(ioc_ingest::serve(
-                ingest_l,
-                settings.clone(),
-                metrics.clone(),
-                stopped(&rx),
-            )),
-            tokio::spawn(ioc_dashboard::serve(
-                dash_l,
-                settings.clone(),
-                metrics.clone(),
-                stopped(&rx),
-            )),
-        ];
-        for _ in 0..routers {
-            tasks.push(tokio::spawn(ioc_router::run(
-                settings.clone(),
-                Metrics::new(),
-                stopped(&rx),
-            )));
-        }
-        Pipeline {
+        let (s, m) = (settings.clone(), metrics.clone());
+        let ingest = Stage::spawn(move |rx| ioc_ingest::serve(ingest_l, s, m, stopped(rx)));
+        let mut p = Pipeline {
             settings,
             metrics,
             ingest_url,
-            dashboard_url,
+            dashboard_url: String::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
-            stop,
-            tasks,
+            clock,
+            ingest: Some(ingest),
+            dashboard: None,
+            routers: Vec::new(),
             _broker: broker,
+        };
+        p.start_dashboard().await;
+        for _ in 0..routers {
+            p.start_router();
+        }
+        p
+    }
+
+    /// Starts a dashboard (on a new port, which `dashboard_url` then names).
+    pub async fn start_dashboard(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.dashboard_url = format!("http://{}", listener.local_addr().unwrap());
+        let (s, m) = (self.settings.clone(), self.metrics.clone());
+        let clock = self
+            .clock
+            .as_ref()
+            .map_or_else(ioc_dashboard::system_clock, TestClock::as_clock);
+        self.dashboard = Some(Stage::spawn(move |rx| {
+            ioc_dashboard::serve_with_clock(listener, s, m, clock, stopped(rx))
+        }));
+    }
+
+    /// Starts one more router (in the shared consumer group).
+    pub fn start_router(&mut self) {
+        let s = self.settings.clone();
+        self.routers.push(Stage::spawn(move |rx| {
+            ioc_router::run(s, Metrics::new(), stopped(rx))
+        }));
+    }
+
+    /// Stops the dashboard and every router, as an operator restarting them would.
+    pub async fn stop_router_and_dashboard(&mut self) {
+        for r in self.routers.drain(..) {
+            r.stop().await;
+        }
+        if let Some(d) = self.dashboard.take() {
+            d.stop().await;
         }
     }
 
     /// Stops every stage and checks none failed.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let result = tokio::time::timeout(WAIT, t)
-                .await
-                .expect("stage stops in time");
-            result
-                .expect("stage task did not panic")
-                .expect("stage ended without error");
+    pub async fn stop(mut self) {
+        self.stop_router_and_dashboard().await;
+        if let Some(i) = self.ingest.take() {
+            i.stop().await;
         }
     }
 

@@ -43,6 +43,33 @@ pub struct DemoArgs {
     /// Address for the router's metrics (default from config, 127.0.0.1:8082).
     #[arg(long)]
     router_listen: Option<String>,
+    /// Run service-level clocks this many times faster than configured, so missed targets and
+    /// escalations show within minutes (1 keeps the configured targets).
+    #[arg(long, default_value_t = 60.0)]
+    sla_speedup: f64,
+}
+
+/// Divides every service-level target by `speedup`.
+fn speed_up_targets(cfg: &mut ioc_config::Config, speedup: f64) {
+    let scale = |d: &mut ioc_config::Dur| d.0 = d.0.div_f64(speedup);
+    for c in &mut cfg.categories {
+        scale(&mut c.resolve_within);
+        if let Some(a) = c.acknowledge_within.as_mut() {
+            scale(a);
+        }
+        for t in c.priorities.values_mut() {
+            scale(&mut t.resolve_within);
+            if let Some(a) = t.acknowledge_within.as_mut() {
+                scale(a);
+            }
+        }
+    }
+    scale(&mut cfg.dashboard.close_after);
+    cfg.dashboard.sla_check_interval.0 = cfg
+        .dashboard
+        .sla_check_interval
+        .0
+        .min(Duration::from_secs(2));
 }
 
 /// A fresh random token.
@@ -96,6 +123,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ward: Some(ward.clone()),
         });
     }
+    let open311_key = new_token();
+    cfg.open311.keys.push(ioc_config::ApiKeyConfig {
+        name: "demo 311 client".into(),
+        sha256: token_digest(&open311_key),
+    });
+    if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
+        speed_up_targets(cfg, args.sla_speedup);
+    }
     let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
     let ward_token = unit_tokens[&first_ward].clone();
 
@@ -148,7 +183,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  router         http://{router_addr}/metrics");
     println!("  operator token {operator_token}");
     println!("  ward token     {ward_token}   (the unit of ward {first_ward}; every ward's unit is simulated)");
+    println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
+    println!(
+        "       curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/figures"
+    );
+    println!(
+        "       curl -H 'Authorization: Bearer {ward_token}' http://{dash_addr}/v1/assignments"
+    );
+    if args.sla_speedup > 1.0 {
+        println!(
+            "  service levels run {}x faster than configured (--sla-speedup), so escalations show soon",
+            args.sla_speedup
+        );
+    }
     println!(
         "  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit"
     );
@@ -157,6 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = tokio::spawn(simulate(
         settings.clone(),
         format!("http://{ingest_addr}"),
+        (format!("http://{dash_addr}/open311/v2"), open311_key),
         args.rate,
         args.camera_share.clamp(0.0, 1.0),
         stop_rx.clone(),
@@ -232,7 +281,7 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
         let routed = metrics.total("ioc_incidents_routed_total") as u64;
         let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
         let line = format!(
-            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed)",
+            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {}",
             started.elapsed().as_secs(),
             rate,
             accepted,
@@ -242,6 +291,7 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
             metrics.total("ioc_dashboard_incidents") as u64,
             metrics.dashboard_incidents.with_label_values(&["resolved"]).get(),
             metrics.dashboard_incidents.with_label_values(&["closed"]).get(),
+            metrics.total("ioc_escalations_total") as u64,
         );
         if tty {
             print!("\r{line}   ");
@@ -295,6 +345,7 @@ const CAMERA_TYPES: &[&str] = &[
 async fn simulate(
     settings: Arc<Settings>,
     base: String,
+    (open311, open311_key): (String, String),
     rate: f64,
     camera_share: f64,
     mut stop: watch::Receiver<bool>,
@@ -382,14 +433,51 @@ async fn simulate(
                 )
             };
             let client = client.clone();
-            let url = format!("{base}{path}");
+            // Some citizens use a 311 app, which files through Open311 instead.
+            let request = if path == "/v1/reports" && rng.random_bool(0.15) {
+                let form = [
+                    ("api_key", open311_key.clone()),
+                    (
+                        "service_code",
+                        body["category"].as_str().unwrap_or_default().to_string(),
+                    ),
+                    ("lat", body["location"]["lat"].to_string()),
+                    ("long", body["location"]["lon"].to_string()),
+                    (
+                        "description",
+                        body["text"].as_str().unwrap_or_default().to_string(),
+                    ),
+                    (
+                        "phone",
+                        body["reporter"]["phone"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                ];
+                client.post(format!("{open311}/requests.json")).form(&form)
+            } else {
+                client.post(format!("{base}{path}")).json(&body)
+            };
             tokio::spawn(async move {
-                if let Err(e) = client.post(&url).json(&body).send().await {
+                if let Err(e) = request.send().await {
                     tracing::debug!("simulator request failed: {e}");
                 }
             });
         }
     }
+}
+
+/// Another incident of the same ward and category in `items`, if any.
+fn items_same_ward(incident: &serde_json::Value, items: &[serde_json::Value]) -> Option<String> {
+    items
+        .iter()
+        .find(|o| {
+            o["id"] != incident["id"]
+                && o["ward"]["id"] == incident["ward"]["id"]
+                && o["category"] == incident["category"]
+        })
+        .and_then(|o| o["id"].as_str().map(str::to_string))
 }
 
 /// Plays the people after the router: ward units acknowledge, work on and resolve their
@@ -442,6 +530,7 @@ async fn play_staff(
             let Some(items) = list(status).await else {
                 continue;
             };
+            let seen = items.clone();
             for incident in items {
                 if !rng.random_bool(share) {
                     continue;
@@ -452,6 +541,17 @@ async fn play_staff(
                     .and_then(|w| units.get(w))
                     .cloned();
                 let (path, token, body) = match (status, unit) {
+                    // Now and then an operator spots two reports of one problem in a ward.
+                    ("assigned", Some(_)) if rng.random_bool(0.02) => {
+                        let Some(original) = items_same_ward(&incident, &seen) else {
+                            continue;
+                        };
+                        (
+                            "actions",
+                            Some(operator.clone()),
+                            serde_json::json!({"action": "mark_duplicate", "of": original}),
+                        )
+                    }
                     ("assigned", Some(t)) if rng.random_bool(0.05) => (
                         "actions",
                         Some(t),

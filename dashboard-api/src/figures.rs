@@ -16,7 +16,7 @@ pub struct Overdue<'a> {
     /// The target missed first.
     pub target: Target,
     pub due_at: DateTime<Utc>,
-    pub overdue_minutes: i64,
+    pub overdue_seconds: i64,
     pub incident: &'a Incident,
 }
 
@@ -31,7 +31,7 @@ pub fn overdue<'a>(
             Some(Overdue {
                 target: first.target,
                 due_at: first.due_at,
-                overdue_minutes: (now - first.due_at).num_minutes(),
+                overdue_seconds: (now - first.due_at).num_seconds(),
                 incident: i,
             })
         })
@@ -57,10 +57,10 @@ pub struct Row {
     pub open: usize,
     /// With a resolution (resolved, or closed after one).
     pub resolved: usize,
-    pub resolution_minutes_p50: Option<i64>,
-    pub resolution_minutes_p90: Option<i64>,
-    pub acknowledge_minutes_p50: Option<i64>,
-    pub acknowledge_minutes_p90: Option<i64>,
+    pub resolution_seconds_p50: Option<i64>,
+    pub resolution_seconds_p90: Option<i64>,
+    pub acknowledge_seconds_p50: Option<i64>,
+    pub acknowledge_seconds_p90: Option<i64>,
     /// Share of resolved incidents resolved by their deadline (0..1).
     pub resolved_on_time_rate: Option<f64>,
     /// Share of acknowledged incidents acknowledged by their deadline (0..1).
@@ -131,7 +131,7 @@ impl Acc {
                 "acknowledge" if !acknowledged => {
                     acknowledged = true;
                     if let Some(from) = assigned_at {
-                        self.acknowledge.push((t.at - from).num_minutes());
+                        self.acknowledge.push((t.at - from).num_seconds());
                     }
                     self.acked += 1;
                     // Late exactly when the acknowledgement target was escalated.
@@ -148,7 +148,7 @@ impl Acc {
         }
         if let Some(res) = &i.resolution {
             r.resolved += 1;
-            self.resolution.push((res.at - i.occurred_at).num_minutes());
+            self.resolution.push((res.at - i.occurred_at).num_seconds());
             if res.at <= i.sla_due_at {
                 self.on_time += 1;
             }
@@ -160,10 +160,10 @@ impl Acc {
         self.resolution.sort_unstable();
         self.acknowledge.sort_unstable();
         let r = &mut self.row;
-        r.resolution_minutes_p50 = percentile(&self.resolution, 50);
-        r.resolution_minutes_p90 = percentile(&self.resolution, 90);
-        r.acknowledge_minutes_p50 = percentile(&self.acknowledge, 50);
-        r.acknowledge_minutes_p90 = percentile(&self.acknowledge, 90);
+        r.resolution_seconds_p50 = percentile(&self.resolution, 50);
+        r.resolution_seconds_p90 = percentile(&self.resolution, 90);
+        r.acknowledge_seconds_p50 = percentile(&self.acknowledge, 50);
+        r.acknowledge_seconds_p90 = percentile(&self.acknowledge, 90);
         r.resolved_on_time_rate = rate(self.on_time, r.resolved);
         r.acknowledged_on_time_rate = rate(self.acked_on_time, self.acked);
         self.row
@@ -342,9 +342,9 @@ mod tests {
         let f = Figures::compute(all.iter(), t(1000));
         let r = &f.total;
         assert_eq!((r.received, r.open, r.resolved), (3, 1, 2));
-        assert_eq!(r.resolution_minutes_p50, Some(100));
-        assert_eq!(r.resolution_minutes_p90, Some(700));
-        assert_eq!(r.acknowledge_minutes_p50, Some(10));
+        assert_eq!(r.resolution_seconds_p50, Some(100 * 60));
+        assert_eq!(r.resolution_seconds_p90, Some(700 * 60));
+        assert_eq!(r.acknowledge_seconds_p50, Some(10 * 60));
         assert_eq!(r.resolved_on_time_rate, Some(0.5));
         assert_eq!(r.acknowledged_on_time_rate, Some(0.5));
         assert_eq!((r.rejected, r.rerouted, r.escalations), (1, 1, 2));

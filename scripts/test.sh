@@ -29,8 +29,9 @@ cargo fmt --all -- --check
 log "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Every wait inside the tests is bounded; these outer bounds only turn a hang into a failure.
 log "unit, property and end-to-end tests (embedded broker)"
-cargo test --workspace --all-targets --locked
+timeout 2400 cargo test --workspace --all-targets --locked
 
 log "doc tests"
 cargo test --workspace --doc --locked
@@ -57,6 +58,6 @@ for _ in $(seq 1 60); do
 done
 
 log "end-to-end tests against tansu"
-IOC_TEST_BROKERS="127.0.0.1:$PORT" cargo test --locked --test pipeline --test boundaries --test lifecycle
+IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle
 
 log "all tests passed"

@@ -778,3 +778,95 @@ async fn open311_clients_file_and_follow_requests_through_kafka() {
     }
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disputed_resolution_reopens_within_the_window_only() {
+    let clock = TestClock::starting_now();
+    let p = Pipeline::start_with("life-reopen", 2, 1, Some(clock.clone()), |_| {}).await;
+    let id = file_report(&p, WARD_OF_TOKEN).await;
+    for action in [
+        json!({"action": "acknowledge"}),
+        json!({"action": "resolve", "result": "Đã khơi thông cống"}),
+    ] {
+        let (status, body) = act(&p, &id, WARD_TOKEN, action).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let dispute = |reason: &'static str| {
+        p.http
+            .post(format!("{}/v1/reports/{id}/dispute", p.dashboard_url))
+            .json(&json!({ "reason": reason }))
+            .send()
+    };
+    clock.advance(chrono::Duration::days(3));
+    let resp = dispute("Nước vẫn tràn ra đường").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reopened = p.dashboard(&format!("/v1/incidents/{id}")).await;
+    assert_eq!(reopened["status"], "reopened");
+    // Both clocks restart at the dispute: acknowledge within 2 h, resolve within 48 h.
+    let due = |field: &str| -> chrono::DateTime<chrono::Utc> {
+        serde_json::from_value(reopened[field].clone()).unwrap()
+    };
+    assert_eq!(due("ack_due_at"), clock.now() + chrono::Duration::hours(2));
+    assert_eq!(due("sla_due_at"), clock.now() + chrono::Duration::hours(48));
+    // Back on the unit's work list, which it works again.
+    let (_, work) = p.dashboard_as("/v1/assignments", WARD_TOKEN).await;
+    assert!(work
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
+    for action in [
+        json!({"action": "acknowledge"}),
+        json!({"action": "resolve", "result": "Đã nạo vét toàn tuyến"}),
+    ] {
+        let (status, body) = act(&p, &id, WARD_TOKEN, action).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Past the window the dispute is refused with the current state.
+    clock.advance(chrono::Duration::days(8));
+    let resp = dispute("Lại tắc").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within 7 days"),
+        "{err}"
+    );
+    let public: Value = p
+        .http
+        .get(format!("{}/v1/reports/{id}", p.dashboard_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["result"]["text"], "Đã nạo vét toàn tuyến");
+    assert!(public["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["status"] == "reopened"));
+    assert_eq!(p.dashboard("/v1/figures").await["total"]["reopened"], 1);
+
+    // A unit that knows whose an incident is hands it straight to that ward.
+    let other = file_report(&p, WARD_OF_TOKEN).await;
+    let (status, body) = act(
+        &p,
+        &other,
+        WARD_TOKEN,
+        json!({"action": "reject", "reason": "Thuộc phường bên cạnh", "ward_id": "P002"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["ward"]["id"].as_str()),
+        (200, Some("assigned"), Some("P002")),
+        "{body}"
+    );
+    let (status, _) = act(&p, &other, WARD2_TOKEN, json!({"action": "acknowledge"})).await;
+    assert_eq!(status, 200);
+    p.stop().await;
+}

@@ -118,15 +118,17 @@ pub async fn act(
             .ok_or_else(|| not_found(id))?
     };
     let at = s.now();
-    let ward = match &action {
-        Action::Assign { ward_id, .. } => {
-            s.wards.iter().find(|w| &w.id == ward_id).map(|w| WardRef {
-                id: w.id.clone(),
-                name: w.name.clone(),
-            })
-        }
+    let named = match &action {
+        Action::Assign { ward_id, .. } => Some(ward_id),
+        Action::Reject { ward_id, .. } => ward_id.as_ref(),
         _ => None,
     };
+    let ward = named.and_then(|id| {
+        s.wards.iter().find(|w| &w.id == id).map(|w| WardRef {
+            id: w.id.clone(),
+            name: w.name.clone(),
+        })
+    });
     let category = s.settings.category(&current.category);
     let targets = category.map(|c| c.targets());
     let cx = Context {

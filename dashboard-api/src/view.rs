@@ -125,11 +125,12 @@ impl View {
                 )
             })
             .collect();
-        hits.sort_unstable_by(|a, b| {
-            a.sla_due_at
-                .cmp(&b.sla_due_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        // The earliest deadline still pending: acknowledgement while unacknowledged, else resolution.
+        let due = |i: &Incident| match (i.status, i.ack_due_at) {
+            (Status::Assigned | Status::Reopened, Some(ack)) => ack.min(i.sla_due_at),
+            _ => i.sla_due_at,
+        };
+        hits.sort_unstable_by(|a, b| due(a).cmp(&due(b)).then_with(|| a.id.cmp(&b.id)));
         hits.truncate(q.limit.unwrap_or(100).clamp(1, max_page));
         hits
     }

@@ -67,8 +67,13 @@ pub enum Action {
         #[serde(default)]
         photo_urls: Vec<String>,
     },
-    /// Ward unit: outside our jurisdiction; back to operators' triage.
-    Reject { reason: String },
+    /// Ward unit: outside our jurisdiction. Back to operators' triage, or straight to the ward
+    /// the unit names (`ward_id`) when it knows whose it is.
+    Reject {
+        reason: String,
+        #[serde(default)]
+        ward_id: Option<String>,
+    },
     /// Operator or citizen: confirmed finished.
     Close,
     /// Citizen: the resolution is disputed.
@@ -191,7 +196,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             ));
         }
     }
-    let to = action.target(from).ok_or_else(|| {
+    let mut to = action.target(from).ok_or_else(|| {
         refuse(
             "illegal_transition",
             format!(
@@ -254,7 +259,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 at: cx.at,
             });
         }
-        Action::Reject { reason } | Action::Cancel { reason } | Action::Reopen { reason } => {
+        Action::Reject { reason, .. } | Action::Cancel { reason } | Action::Reopen { reason } => {
             if reason.trim().is_empty() {
                 return Err(refuse(
                     "invalid",
@@ -277,11 +282,35 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                     ));
                 }
             }
-            if let Action::Reject { .. } = action {
-                // Back to triage: no ward until an operator routes it again.
+            if let Action::Reject { ward_id, .. } = action {
+                // Back to triage: no ward until an operator routes it again...
                 next.previous_ward = next.ward.take();
                 next.unit = None;
                 next.ack_due_at = None;
+                // ...unless the unit names the ward it belongs to.
+                if let Some(w) = ward_id {
+                    let ward = cx
+                        .ward
+                        .clone()
+                        .filter(|c| {
+                            &c.id == w && Some(w) != next.previous_ward.as_ref().map(|p| &p.id)
+                        })
+                        .ok_or_else(|| {
+                            refuse(
+                                "invalid",
+                                format!(
+                                    "Ward '{w}' is not another ward of the boundary set in force."
+                                ),
+                            )
+                        })?;
+                    next.ward = Some(ward);
+                    next.unit = cx.unit.clone();
+                    if let Some(t) = cx.targets {
+                        next.ack_due_at =
+                            sla::acknowledge_due(&t.for_priority(incident.priority), cx.at);
+                    }
+                    to = Status::Assigned;
+                }
             }
             if let (Action::Reopen { .. }, Some(t)) = (action, cx.targets) {
                 // A disputed resolution restarts both clocks.
@@ -535,15 +564,23 @@ mod tests {
     fn a_rejection_returns_to_triage_and_an_operator_reroutes() {
         let i = incident(Status::Acknowledged, "P001");
         assert_eq!(
-            apply(&i, &Action::Reject { reason: " ".into() }, &cx(unit(), 1))
-                .unwrap_err()
-                .code,
+            apply(
+                &i,
+                &Action::Reject {
+                    reason: " ".into(),
+                    ward_id: None
+                },
+                &cx(unit(), 1)
+            )
+            .unwrap_err()
+            .code,
             "invalid"
         );
         let i = apply(
             &i,
             &Action::Reject {
                 reason: "Thuộc phường bên cạnh".into(),
+                ward_id: None,
             },
             &cx(unit(), 1),
         )
@@ -674,5 +711,24 @@ mod tests {
         assert!(absorb(&merged, "dup-1", &c).unwrap().is_none());
         let closed = incident(Status::Cancelled, "P001");
         assert_eq!(absorb(&closed, "dup-1", &c).unwrap_err().code, "invalid");
+    }
+
+    #[test]
+    fn a_unit_that_knows_whose_it_is_hands_it_straight_over() {
+        let i = incident(Status::Acknowledged, "P001");
+        let reject = |w: &str| Action::Reject {
+            reason: "Bên kia đường là phường khác".into(),
+            ward_id: Some(w.into()),
+        };
+        // cx() resolves ward P002 only.
+        assert_eq!(
+            apply(&i, &reject("P009"), &cx(unit(), 1)).unwrap_err().code,
+            "invalid"
+        );
+        let next = apply(&i, &reject("P002"), &cx(unit(), 1)).unwrap();
+        assert_eq!(next.status, Status::Assigned);
+        assert_eq!(next.ward.unwrap().id, "P002");
+        assert_eq!(next.previous_ward.unwrap().id, "P001");
+        assert_eq!(next.history.last().unwrap().action, "reject");
     }
 }

@@ -520,6 +520,8 @@ async fn play_staff(
             _ = tick.tick() => {}
         }
         for (status, share) in [
+            ("new", 0.6),
+            ("verified", 0.6),
             ("assigned", 0.5),
             ("acknowledged", 0.4),
             ("in_progress", 0.3),
@@ -570,7 +572,18 @@ async fn play_staff(
                         Some(t),
                         serde_json::json!({"action": "resolve", "result": "Đã xử lý xong (handled)"}),
                     ),
-                    ("unassigned", _) => {
+                    // With router.require_verification, operators check reports first.
+                    ("new", _) => (
+                        "actions",
+                        Some(operator.clone()),
+                        serde_json::json!({"action": "verify"}),
+                    ),
+                    ("verified", _) if incident["ward"]["id"].is_string() => (
+                        "actions",
+                        Some(operator.clone()),
+                        serde_json::json!({"action": "assign", "ward_id": incident["ward"]["id"]}),
+                    ),
+                    ("verified" | "unassigned", _) => {
                         let ward = &ward_ids[rng.random_range(0..ward_ids.len())];
                         (
                             "actions",

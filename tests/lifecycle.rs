@@ -1,6 +1,8 @@
 //! Incidents through their lifecycle over HTTP and Kafka: ward units acknowledge, work, resolve
-//! or reject; operators re-route and merge; citizens confirm or dispute; and a dashboard started
-//! afresh rebuilds exactly the same state from the incident topic.
+//! or reject; operators verify, re-route and merge; citizens confirm or dispute (also through
+//! Open311); missed service levels escalate on a simulated clock; the assignments topic tells each
+//! ward its share; and router and dashboard restarted midway rebuild exactly the same state from
+//! the incident topic.
 
 mod common;
 
@@ -867,6 +869,50 @@ async fn a_disputed_resolution_reopens_within_the_window_only() {
         "{body}"
     );
     let (status, _) = act(&p, &other, WARD2_TOKEN, json!({"action": "acknowledge"})).await;
+    assert_eq!(status, 200);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_verification_required_operators_verify_before_the_ward_sees_work() {
+    let p = Pipeline::start_with("life-verify", 2, 1, None, |s| {
+        s.config.router.require_verification = ioc_config::Verification::Reports;
+    })
+    .await;
+    let id = file_report(&p, WARD_OF_TOKEN).await;
+    let fresh = p.dashboard(&format!("/v1/incidents/{id}")).await;
+    assert_eq!(fresh["status"], "new");
+    assert_eq!(fresh["ward"]["id"], WARD_OF_TOKEN, "the router's proposal");
+    let (_, work) = p.dashboard_as("/v1/assignments", WARD_TOKEN).await;
+    assert!(work.as_array().unwrap().is_empty(), "not the unit's yet");
+    let (status, _) = act(&p, &id, WARD_TOKEN, json!({"action": "acknowledge"})).await;
+    assert_eq!(status, 409);
+
+    let (status, body) = act(
+        &p,
+        &id,
+        OPERATOR_TOKEN,
+        json!({"action": "verify", "priority": "urgent"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["priority"].as_str()),
+        (200, Some("verified"), Some("urgent")),
+        "{body}"
+    );
+    let (status, body) = act(
+        &p,
+        &id,
+        OPERATOR_TOKEN,
+        json!({"action": "assign", "ward_id": WARD_OF_TOKEN}),
+    )
+    .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("assigned")));
+    assert!(
+        body["ack_due_at"].is_string(),
+        "the unit's clock starts now"
+    );
+    let (status, _) = act(&p, &id, WARD_TOKEN, json!({"action": "acknowledge"})).await;
     assert_eq!(status, 200);
     p.stop().await;
 }

@@ -117,6 +117,19 @@ pub struct RouterConfig {
     pub max_in_flight: usize,
     /// How often to check boundary files for changes (new sets are picked up without a restart).
     pub reload_interval: Dur,
+    /// Which incidents wait for an operator's verification before reaching the ward: `none`
+    /// (the router assigns directly), `reports` (citizens' reports; camera events go straight
+    /// through) or `all`. Waiting incidents are `new`, with the ward the router found as a proposal.
+    pub require_verification: Verification,
+}
+
+/// See [`RouterConfig::require_verification`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    None,
+    Reports,
+    All,
 }
 
 #[derive(Debug, Clone, Deserialize)]

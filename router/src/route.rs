@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ioc_config::load::Settings;
-use ioc_config::CategoryConfig;
+use ioc_config::{CategoryConfig, Verification};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::sla;
 use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
@@ -81,6 +81,9 @@ fn route_report(
     incident.address = r.address;
     incident.media_urls = r.photo_urls;
     assign(&mut incident, category, sets, metrics);
+    if settings.config.router.require_verification != Verification::None {
+        await_verification(&mut incident);
+    }
     Ok(incident)
 }
 
@@ -148,6 +151,9 @@ fn route_camera(
     ));
     incident.media_urls = e.snapshot_url.into_iter().collect();
     assign(&mut incident, category, sets, metrics);
+    if settings.config.router.require_verification == Verification::All {
+        await_verification(&mut incident);
+    }
     Ok(incident)
 }
 
@@ -248,6 +254,16 @@ fn assign(
     }
     count(metrics, outcome.rule);
     record_routing(incident);
+}
+
+/// Holds a located incident for operators: `new`, with the ward found kept as a proposal and no
+/// acknowledgement clock until an operator assigns it.
+fn await_verification(incident: &mut Incident) {
+    if incident.status == Status::Assigned {
+        incident.status = Status::New;
+        incident.ack_due_at = None;
+        record_routing(incident);
+    }
 }
 
 /// The first entry of the audit trail: the router's decision, timed by the input record.

@@ -402,7 +402,9 @@ impl AssignmentRecord {
                 incident: i.clone(),
             });
         }
-        if let Some(ward) = &i.ward {
+        // A ward is only a proposal until an operator has verified and assigned the incident.
+        let proposed = matches!(i.status, Status::New | Status::Verified);
+        if let Some(ward) = i.ward.as_ref().filter(|_| !proposed) {
             let assigned_now = i.status == Status::Assigned
                 && i.history
                     .last()

@@ -6,6 +6,7 @@
 //! new ─verify→ verified ─assign→ assigned ─acknowledge→ acknowledged ─start→ in_progress
 //!                                   │                        │                  │
 //!                                   └──reject (reason)──→ unassigned (triage) ←─┘   ─resolve→ resolved
+//!                                      (or, naming a ward_id, straight to that ward's assigned)
 //! resolved ─close→ closed        resolved/closed ─reopen (within the window)→ reopened → (acknowledge, start, resolve)
 //! any open ─mark_duplicate→ duplicate        any open ─cancel (reason)→ cancelled
 //! ```

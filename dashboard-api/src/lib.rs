@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::stream::Stream;
-use ioc_config::kafka::{client_config, producer_config, LagContext};
+use ioc_config::kafka::{base_consumer_config, client_config, producer_config, LagContext};
 use ioc_config::load::Settings;
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
 use ioc_schema::metrics::Metrics;
@@ -453,7 +453,7 @@ pub async fn consume(
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
     let group = format!("{}-{}", cfg.dashboard.group_prefix, uuid::Uuid::new_v4());
-    let consumer: StreamConsumer<LagContext> = client_config(cfg)
+    let consumer: StreamConsumer<LagContext> = base_consumer_config(cfg)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -268,7 +268,10 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let have = {
             let seen = arrivals.lock().unwrap();
-            accepted.iter().filter(|(id, _)| seen.contains_key(id)).count()
+            accepted
+                .iter()
+                .filter(|(id, _)| seen.contains_key(id))
+                .count()
         };
         if have == accepted.len() {
             break;

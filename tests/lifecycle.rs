@@ -710,6 +710,38 @@ async fn open311_clients_file_and_follow_requests_through_kafka() {
         assert!(started.elapsed() < WAIT, "request never appeared");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The same resource in XML, as the spec also allows.
+    let xml = p
+        .http
+        .get(format!("{base}/requests/{id}.xml"))
+        .send()
+        .await
+        .unwrap();
+    assert!(xml.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/xml"));
+    let xml = xml.text().await.unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains("<service_requests><request><address/><address_id/><agency_responsible>")
+            && xml.contains(&format!("<service_request_id>{id}</service_request_id>")),
+        "{xml}"
+    );
+    let refused = p
+        .http
+        .post(format!("{base}/requests.xml"))
+        .form(&[("service_code", "environment")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("<errors><error><code>403</code><description>"));
+
     let r = &one[0];
     assert_eq!(r["status"], "open");
     assert_eq!(r["service_code"], "environment");

@@ -1,4 +1,5 @@
-//! Open311 GeoReport v2 (JSON), so existing 311 apps and tools can file and follow reports.
+//! Open311 GeoReport v2, so existing 311 apps and tools can file and follow reports. Every
+//! resource is served as `.json` and as `.xml` (the spec's required format).
 //!
 //! - `GET /open311/v2/services.json`: the categories, as services.
 //! - `POST /open311/v2/requests.json`: form-encoded, with `api_key`; filed through the same path
@@ -15,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,22 +38,98 @@ const DEFAULT_DAYS: i64 = 90;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/services.json", get(services))
+        .route("/{file}", get(get_collection).post(post_request))
         .route("/services/{file}", get(service_definition))
-        .route("/requests.json", get(list_requests).post(post_request))
         .route("/requests/{file}", get(one_request))
 }
 
-/// An error in the spec's format.
-pub struct Open311Error(StatusCode, String);
+/// The two formats of the spec, chosen by the file extension of the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Xml,
+}
+
+impl Format {
+    /// Splits `name.json` / `name.xml` into the name and its format.
+    fn split(file: &str) -> Option<(&str, Format)> {
+        if let Some(name) = file.strip_suffix(".json") {
+            Some((name, Format::Json))
+        } else {
+            file.strip_suffix(".xml").map(|name| (name, Format::Xml))
+        }
+    }
+}
+
+/// A list answer: `root` and `item` name the XML elements; JSON is the plain array.
+fn respond(fmt: Format, status: StatusCode, root: &str, item: &str, items: Vec<Value>) -> Response {
+    match fmt {
+        Format::Json => (status, Json(items)).into_response(),
+        Format::Xml => {
+            let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+            out.push_str(&format!("<{root}>"));
+            for v in &items {
+                out.push_str(&format!("<{item}>"));
+                if let Value::Object(fields) = v {
+                    for (k, v) in fields {
+                        match v {
+                            Value::Null => out.push_str(&format!("<{k}/>")),
+                            Value::String(s) => {
+                                out.push_str(&format!("<{k}>{}</{k}>", xml_escape(s)))
+                            }
+                            other => out.push_str(&format!(
+                                "<{k}>{}</{k}>",
+                                xml_escape(&other.to_string())
+                            )),
+                        }
+                    }
+                }
+                out.push_str(&format!("</{item}>"));
+            }
+            out.push_str(&format!("</{root}>"));
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+                out,
+            )
+                .into_response()
+        }
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An error in the spec's format: `[{"code", "description"}]`, or `<errors><error>…` in XML.
+pub struct Open311Error(StatusCode, String, Format);
+
+impl Open311Error {
+    fn new(status: StatusCode, description: impl Into<String>) -> Self {
+        Open311Error(status, description.into(), Format::Json)
+    }
+
+    fn in_format(mut self, fmt: Format) -> Self {
+        self.2 = fmt;
+        self
+    }
+}
 
 impl IntoResponse for Open311Error {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.0,
-            Json(json!([{"code": self.0.as_u16(), "description": self.1}])),
-        )
-            .into_response();
+        let body = vec![json!({"code": self.0.as_u16(), "description": self.1})];
+        let mut resp = respond(self.2, self.0, "errors", "error", body);
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -62,12 +139,45 @@ impl IntoResponse for Open311Error {
 }
 
 fn bad(msg: impl Into<String>) -> Open311Error {
-    Open311Error(StatusCode::BAD_REQUEST, msg.into())
+    Open311Error::new(StatusCode::BAD_REQUEST, msg)
+}
+
+fn not_served(file: &str) -> Open311Error {
+    Open311Error::new(
+        StatusCode::NOT_FOUND,
+        format!("No resource '{file}'. Resources: services.json, requests.json, requests/{{id}}.json (or .xml)."),
+    )
+}
+
+/// `GET /services.{fmt}` and `GET /requests.{fmt}`.
+async fn get_collection(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    query: axum::extract::RawQuery,
+) -> Result<Response, Open311Error> {
+    let (name, fmt) = Format::split(&file).ok_or_else(|| not_served(&file))?;
+    let q = query.0.unwrap_or_default();
+    let result = match name {
+        "services" => services(&s, &q, fmt),
+        "requests" => list_requests(&s, &q, fmt),
+        _ => Err(not_served(&file)),
+    };
+    result.map_err(|e| e.in_format(fmt))
+}
+
+/// Decodes a query string the way the `Query` extractor would, into the spec's error format.
+fn query<T: serde::de::DeserializeOwned>(q: &str, hint: &str) -> Result<T, Open311Error> {
+    let uri: axum::http::Uri = format!("/?{q}")
+        .parse()
+        .map_err(|_| bad("Unreadable query string."))?;
+    Query::<T>::try_from_uri(&uri)
+        .map(|Query(t)| t)
+        .map_err(|e| bad(format!("{}{hint}", e.body_text())))
 }
 
 fn check_jurisdiction(s: &AppState, given: Option<&str>) -> Result<(), Open311Error> {
     match (&s.settings.config.open311.jurisdiction_id, given) {
-        (Some(ours), Some(j)) if j != ours => Err(Open311Error(
+        (Some(ours), Some(j)) if j != ours => Err(Open311Error::new(
             StatusCode::NOT_FOUND,
             format!("jurisdiction_id '{j}' is not served here; this endpoint serves '{ours}'."),
         )),
@@ -80,12 +190,9 @@ struct Jurisdiction {
     jurisdiction_id: Option<String>,
 }
 
-async fn services(
-    State(s): State<AppState>,
-    q: Result<Query<Jurisdiction>, QueryRejection>,
-) -> Result<Response, Open311Error> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    check_jurisdiction(&s, q.jurisdiction_id.as_deref())?;
+fn services(s: &AppState, q: &str, fmt: Format) -> Result<Response, Open311Error> {
+    let q: Jurisdiction = query(q, "")?;
+    check_jurisdiction(s, q.jurisdiction_id.as_deref())?;
     let list: Vec<Value> = s
         .settings
         .config
@@ -103,15 +210,16 @@ async fn services(
             })
         })
         .collect();
-    Ok(Json(list).into_response())
+    Ok(respond(fmt, StatusCode::OK, "services", "service", list))
 }
 
 async fn service_definition(Path(file): Path<String>) -> Open311Error {
-    let code = file.strip_suffix(".json").unwrap_or(&file);
-    Open311Error(
+    let (code, fmt) = Format::split(&file).unwrap_or((&file, Format::Json));
+    Open311Error::new(
         StatusCode::NOT_FOUND,
         format!("Service '{code}' has no extra attributes (metadata is false for every service)."),
     )
+    .in_format(fmt)
 }
 
 /// The fields of `POST requests.json` this endpoint uses; others (`attribute[...]`,
@@ -146,7 +254,21 @@ fn coordinate(name: &str, v: Option<String>) -> Result<f64, Open311Error> {
 
 async fn post_request(
     State(s): State<AppState>,
+    Path(file): Path<String>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Result<Response, Open311Error> {
+    match Format::split(&file) {
+        Some(("requests", fmt)) => file_request(&s, form, fmt)
+            .await
+            .map_err(|e| e.in_format(fmt)),
+        _ => Err(not_served(&file)),
+    }
+}
+
+async fn file_request(
+    s: &AppState,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    fmt: Format,
 ) -> Result<Response, Open311Error> {
     let Form(fields) = form.map_err(|e| {
         bad(format!(
@@ -164,9 +286,9 @@ async fn post_request(
         .with_label_values(&["open311", "report"])
         .inc();
     let key = non_empty(r.api_key).ok_or_else(|| {
-        Open311Error(
+        Open311Error::new(
             StatusCode::FORBIDDEN,
-            "api_key is required to file a request; the IOC issues keys to 311 clients.".into(),
+            "api_key is required to file a request; the IOC issues keys to 311 clients.",
         )
     })?;
     let digest = token_digest(&key);
@@ -178,16 +300,16 @@ async fn post_request(
         .iter()
         .any(|k| k.sha256.eq_ignore_ascii_case(&digest))
     {
-        return Err(Open311Error(
+        return Err(Open311Error::new(
             StatusCode::FORBIDDEN,
-            "api_key is not valid.".into(),
+            "api_key is not valid.",
         ));
     }
-    check_jurisdiction(&s, r.jurisdiction_id.as_deref())?;
+    check_jurisdiction(s, r.jurisdiction_id.as_deref())?;
     let code = non_empty(r.service_code)
         .ok_or_else(|| bad("service_code is required; GET services.json lists them."))?;
     let category = s.settings.category(&code).ok_or_else(|| {
-        Open311Error(
+        Open311Error::new(
             StatusCode::NOT_FOUND,
             format!("service_code '{code}' is not offered; GET services.json lists them."),
         )
@@ -223,21 +345,24 @@ async fn post_request(
         AppError::InvalidBatch(_) => bad("invalid request"),
         AppError::Unavailable(detail) => {
             tracing::warn!("refusing Open311 request, Kafka unavailable: {detail}");
-            Open311Error(
+            Open311Error::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "The request could not be stored; retry later.".into(),
+                "The request could not be stored; retry later.",
             )
         }
     })?;
-    Ok((
+    let answer = json!({
+        "service_request_id": filed.tracking_id,
+        "service_notice": format!("Routed to the responsible ward's {}; expect it to be resolved within {}.", category.unit, humantime::format_duration(category.resolve_within.0)),
+        "account_id": null,
+    });
+    Ok(respond(
+        fmt,
         StatusCode::CREATED,
-        Json(json!([{
-            "service_request_id": filed.tracking_id,
-            "service_notice": format!("Routed to the responsible ward's {}; expect it to be resolved within {}.", category.unit, humantime::format_duration(category.resolve_within.0)),
-            "account_id": null,
-        }])),
-    )
-        .into_response())
+        "service_requests",
+        "request",
+        vec![answer],
+    ))
 }
 
 /// Filters of `GET requests.json`.
@@ -260,17 +385,12 @@ fn list(v: &Option<String>) -> Option<Vec<&str>> {
     })
 }
 
-async fn list_requests(
-    State(s): State<AppState>,
-    q: Result<Query<RequestFilter>, QueryRejection>,
-) -> Result<Response, Open311Error> {
-    let Query(f) = q.map_err(|e| {
-        bad(format!(
-            "{} Dates are ISO 8601 with a time zone, e.g. 2026-01-31T00:00:00Z.",
-            e.body_text()
-        ))
-    })?;
-    check_jurisdiction(&s, f.jurisdiction_id.as_deref())?;
+fn list_requests(s: &AppState, q: &str, fmt: Format) -> Result<Response, Open311Error> {
+    let f: RequestFilter = query(
+        q,
+        " Dates are ISO 8601 with a time zone, e.g. 2026-01-31T00:00:00Z.",
+    )?;
+    check_jurisdiction(s, f.jurisdiction_id.as_deref())?;
     let statuses = list(&f.status);
     if let Some(bad_status) = statuses
         .iter()
@@ -307,33 +427,46 @@ async fn list_requests(
     hits.retain(|i| matches!(i.source, Source::Report { .. }));
     hits.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(a.id.cmp(&b.id)));
     hits.truncate(MAX_REQUESTS);
-    let out: Vec<Value> = hits.iter().map(|i| request_json(&s, i)).collect();
-    Ok(Json(out).into_response())
+    let out: Vec<Value> = hits.iter().map(|i| request_json(s, i)).collect();
+    Ok(respond(
+        fmt,
+        StatusCode::OK,
+        "service_requests",
+        "request",
+        out,
+    ))
 }
 
 async fn one_request(
     State(s): State<AppState>,
     Path(file): Path<String>,
-    q: Result<Query<Jurisdiction>, QueryRejection>,
+    q: axum::extract::RawQuery,
 ) -> Result<Response, Open311Error> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    check_jurisdiction(&s, q.jurisdiction_id.as_deref())?;
-    let Some(id) = file.strip_suffix(".json") else {
-        return Err(bad(
-            "Only the JSON format is served: ask for requests/{id}.json.",
-        ));
-    };
+    let (id, fmt) = Format::split(&file)
+        .ok_or_else(|| bad("Ask for requests/{id}.json or requests/{id}.xml."))?;
+    one(&s, id, &q.0.unwrap_or_default(), fmt).map_err(|e| e.in_format(fmt))
+}
+
+fn one(s: &AppState, id: &str, q: &str, fmt: Format) -> Result<Response, Open311Error> {
+    let q: Jurisdiction = query(q, "")?;
+    check_jurisdiction(s, q.jurisdiction_id.as_deref())?;
     let view = s.view.read().expect("view lock");
     let i = view
         .get(id)
         .filter(|i| matches!(i.source, Source::Report { .. }))
         .ok_or_else(|| {
-            Open311Error(
+            Open311Error::new(
                 StatusCode::NOT_FOUND,
                 format!("No service request {id}. One just filed may take a moment to appear."),
             )
         })?;
-    Ok(Json(vec![request_json(&s, i)]).into_response())
+    Ok(respond(
+        fmt,
+        StatusCode::OK,
+        "service_requests",
+        "request",
+        vec![request_json(s, i)],
+    ))
 }
 
 fn open_or_closed(status: Status) -> &'static str {
@@ -396,4 +529,27 @@ fn request_json(s: &AppState, i: &Incident) -> Value {
         "long": i.location.lon,
         "media_url": i.media_urls.first(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(
+            xml_escape("Rác <thải> & \"nước\" 'đọng'"),
+            "Rác &lt;thải&gt; &amp; &quot;nước&quot; &apos;đọng&apos;"
+        );
+    }
+
+    #[test]
+    fn formats_come_from_the_extension() {
+        assert_eq!(
+            Format::split("requests.json"),
+            Some(("requests", Format::Json))
+        );
+        assert_eq!(Format::split("abc.xml"), Some(("abc", Format::Xml)));
+        assert_eq!(Format::split("requests"), None);
+    }
 }

@@ -346,6 +346,18 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
     assert_eq!(body["forwarded_to"], id.as_str());
     assert_eq!(body["status"], "closed");
 
+    // A unit's figures and overdue list are its own ward's only.
+    for path in ["/v1/figures?ward=P002", "/v1/overdue?ward=P002"] {
+        assert_eq!(p.dashboard_as(path, WARD_TOKEN).await.0, 403, "{path}");
+    }
+    let (status, figures) = p.dashboard_as("/v1/figures", WARD_TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(figures["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["ward"] == WARD_OF_TOKEN));
+
     // The unit's work list holds what is open in its ward, earliest due first.
     let (_, work) = p.dashboard_as("/v1/assignments", WARD_TOKEN).await;
     assert!(work

@@ -277,8 +277,8 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                     return Err(refuse(
                         "illegal_transition",
                         format!(
-                            "The resolution can only be disputed within {} days.",
-                            cx.reopen_window.num_days()
+                            "The resolution can only be disputed within {}.",
+                            span(cx.reopen_window)
                         ),
                     ));
                 }
@@ -379,9 +379,21 @@ pub fn auto_close(i: &Incident, after: Duration, now: DateTime<Utc>) -> Option<I
         from: Some(Status::Resolved),
         to: Status::Closed,
         action: "auto_close".into(),
-        note: Some(format!("not disputed within {} days", after.num_days())),
+        note: Some(format!("not disputed within {}", span(after))),
     });
     Some(next)
+}
+
+/// A period in words: whole days when it is whole days, else hours or minutes.
+fn span(d: Duration) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if d.num_days() > 0 && d == Duration::days(d.num_days()) {
+        plural(d.num_days(), "day")
+    } else if d.num_hours() > 0 && d == Duration::hours(d.num_hours()) {
+        plural(d.num_hours(), "hour")
+    } else {
+        plural(d.num_minutes(), "minute")
+    }
 }
 
 /// When the resolution clock started: the event, or the latest reopening.

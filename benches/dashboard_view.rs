@@ -13,11 +13,9 @@ use chrono::{DateTime, Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ioc_dashboard::figures::Figures;
 use ioc_dashboard::view::{Query, View};
+use ioc_schema::fixtures::{self, transition as step};
 use ioc_schema::sla;
-use ioc_schema::{
-    Actor, AssignRule, Assignment, Channel, Incident, Location, Resolution, Source, Status,
-    Transition, WardRef, INCIDENT_SCHEMA,
-};
+use ioc_schema::{Incident, Location, Resolution, Status, WardRef};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,20 +27,6 @@ const CATEGORIES: [&str; 5] = [
     "public_safety",
     "culture_tourism",
 ];
-
-fn step(at: DateTime<Utc>, role: &str, action: &str, to: Status) -> Transition {
-    Transition {
-        at,
-        actor: Actor {
-            role: role.into(),
-            name: role.into(),
-        },
-        from: None,
-        to,
-        action: action.into(),
-        note: None,
-    }
-}
 
 /// Incidents spread over 60 days and 168 wards, a third still open, the rest resolved or
 /// closed, with the history such a life leaves.
@@ -77,47 +61,29 @@ fn incidents(now: DateTime<Utc>) -> Vec<Incident> {
                     at: resolved,
                 });
             }
-            Incident {
-                schema: INCIDENT_SCHEMA.into(),
-                id: format!("{n:08}-0000-4000-8000-000000000000"),
-                revision: history.len() as u64,
-                source: Source::Report {
-                    channel: Channel::App,
-                },
-                category: CATEGORIES[n % CATEGORIES.len()].into(),
-                text: Some("Cống thoát nước bị tắc, nước tràn ra đường sau mưa".into()),
-                location: Location {
-                    lat: 10.7 + rng.random_range(0.0..0.2),
-                    lon: 106.6 + rng.random_range(0.0..0.2),
-                    accuracy_m: Some(10.0),
-                },
-                address: None,
-                media_urls: vec!["https://app.example.vn/photos/1.jpg".into()],
-                ward: Some(WardRef {
-                    name: format!("Phường {ward}"),
-                    id: ward,
-                }),
-                assignment: Assignment {
-                    rule: AssignRule::Inside,
-                    distance_m: None,
-                    reason: None,
-                    boundary_version: Some("hcmc-2025".into()),
-                },
-                unit: Some("Environment and sanitation team".into()),
-                status,
-                priority: Default::default(),
-                occurred_at: occurred,
-                received_at: occurred,
-                ack_due_at: Some(occurred + Duration::hours(2)),
-                sla_due_at: occurred + Duration::hours(48),
-                updated_at: history.last().unwrap().at,
-                resolution,
-                duplicate_of: None,
-                merged: vec![],
-                previous_ward: None,
-                escalations: vec![],
-                history,
-            }
+            let id = format!("{n:08}-0000-4000-8000-000000000000");
+            let mut i = fixtures::incident(&id, status, &ward, occurred);
+            i.revision = history.len() as u64;
+            i.category = CATEGORIES[n % CATEGORIES.len()].into();
+            i.text = Some("Cống thoát nước bị tắc, nước tràn ra đường sau mưa".into());
+            i.location = Location {
+                lat: 10.7 + rng.random_range(0.0..0.2),
+                lon: 106.6 + rng.random_range(0.0..0.2),
+                accuracy_m: Some(10.0),
+            };
+            i.media_urls = vec!["https://app.example.vn/photos/1.jpg".into()];
+            i.ward = Some(WardRef {
+                name: format!("Phường {ward}"),
+                id: ward,
+            });
+            i.assignment.boundary_version = Some("hcmc-2025".into());
+            i.unit = Some("Environment and sanitation team".into());
+            i.ack_due_at = Some(occurred + Duration::hours(2));
+            i.sla_due_at = occurred + Duration::hours(48);
+            i.updated_at = history.last().unwrap().at;
+            i.resolution = resolution;
+            i.history = history;
+            i
         })
         .collect()
 }

@@ -125,15 +125,7 @@ async fn a_report_goes_from_assignment_to_closed_and_a_new_dashboard_rebuilds_it
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let public: Value = p
-        .http
-        .get(format!("{}/v1/reports/{id}", p.dashboard_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = p.public(&format!("/v1/reports/{id}")).await;
     assert_eq!(public["status"], "closed");
     assert_eq!(public["result"]["text"], "Đã nạo vét cống");
     let steps: Vec<&str> = public["history"]
@@ -315,15 +307,7 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
     // The original records the merge; the duplicate's citizen follows the original.
     let original = p.dashboard(&format!("/v1/incidents/{id}")).await;
     assert_eq!(original["merged"], json!([dup]));
-    let public: Value = p
-        .http
-        .get(format!("{}/v1/reports/{dup}", p.dashboard_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = p.public(&format!("/v1/reports/{dup}")).await;
     assert_eq!(public["status"], "duplicate");
     assert_eq!(public["merged_into"]["tracking_id"], id.as_str());
     // Later updates reach the original: once it is resolved, the duplicate's citizen confirms it.
@@ -636,15 +620,7 @@ async fn restarting_router_and_dashboard_midway_rebuilds_the_same_state() {
 async fn open311_clients_file_and_follow_requests_through_kafka() {
     let p = Pipeline::start("life-311", 2, 1).await;
     let base = format!("{}/open311/v2", p.dashboard_url);
-    let services: Value = p
-        .http
-        .get(format!("{base}/services.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services = p.public("/open311/v2/services.json").await;
     assert!(services
         .as_array()
         .unwrap()
@@ -796,15 +772,11 @@ async fn open311_clients_file_and_follow_requests_through_kafka() {
     )
     .await;
     assert_eq!(status, 200);
-    let r: Value = p
-        .http
-        .get(format!("{base}/requests.json?service_request_id={id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = p
+        .public(&format!(
+            "/open311/v2/requests.json?service_request_id={id}"
+        ))
+        .await;
     assert_eq!(r[0]["status"], "closed");
     assert_eq!(r[0]["status_notes"], "Resolved: Đã thu gom");
 
@@ -881,15 +853,7 @@ async fn a_disputed_resolution_reopens_within_the_window_only() {
             .contains("within 7 days"),
         "{err}"
     );
-    let public: Value = p
-        .http
-        .get(format!("{}/v1/reports/{id}", p.dashboard_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = p.public(&format!("/v1/reports/{id}")).await;
     assert_eq!(public["result"]["text"], "Đã nạo vét toàn tuyến");
     assert!(public["history"]
         .as_array()

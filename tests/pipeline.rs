@@ -151,15 +151,7 @@ async fn reports_over_http_become_incidents_in_the_brute_force_ward() {
     assert_eq!(counted as usize, assigned);
 
     // A citizen can follow their report without a token.
-    let public: Value = p
-        .http
-        .get(format!("{}/v1/reports/{}", p.dashboard_url, ids[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = p.public(&format!("/v1/reports/{}", ids[0])).await;
     assert_eq!(public["tracking_id"], ids[0].as_str());
     p.stop().await;
 }

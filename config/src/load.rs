@@ -186,13 +186,25 @@ impl Settings {
         if c.dashboard.max_page_size == 0 {
             problems.push("dashboard.max_page_size must be at least 1".into());
         }
-        for (i, t) in c.dashboard.tokens.iter().enumerate() {
-            if t.sha256.len() != 64 || !t.sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
-                problems.push(format!(
-                    "dashboard.tokens[{i}] ({}): sha256 must be 64 hex digits",
-                    t.name
-                ));
+        let digests = c
+            .dashboard
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("dashboard.tokens[{i}]"), &t.name, &t.sha256))
+            .chain(
+                c.open311
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("open311.keys[{i}]"), &k.name, &k.sha256)),
+            );
+        for (field, name, sha256) in digests {
+            if sha256.len() != 64 || !sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                problems.push(format!("{field} ({name}): sha256 must be 64 hex digits"));
             }
+        }
+        for (i, t) in c.dashboard.tokens.iter().enumerate() {
             match (t.role, &t.ward) {
                 (crate::model::Role::Ward, None) => problems.push(format!(
                     "dashboard.tokens[{i}] ({}): a ward token needs `ward`",
@@ -207,14 +219,6 @@ impl Settings {
         }
         if c.dashboard.sla_check_interval.0.is_zero() {
             problems.push("dashboard.sla_check_interval must be more than zero".into());
-        }
-        for (i, k) in c.open311.keys.iter().enumerate() {
-            if k.sha256.len() != 64 || !k.sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
-                problems.push(format!(
-                    "open311.keys[{i}] ({}): sha256 must be 64 hex digits",
-                    k.name
-                ));
-            }
         }
         if c.boundaries.is_empty() {
             problems.push("no [[boundaries]] set is configured".into());

@@ -23,6 +23,13 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+impl Dur {
+    /// As a calendar duration; saturates at the largest one for absurdly long settings.
+    pub fn to_chrono(self) -> chrono::Duration {
+        chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,14 +268,11 @@ pub struct PriorityTargets {
 impl CategoryConfig {
     /// The category's targets in the schema's terms.
     pub fn targets(&self) -> CategoryTargets {
-        fn chrono(d: Dur) -> chrono::Duration {
-            chrono::Duration::from_std(d.0).unwrap_or(chrono::Duration::MAX)
-        }
         CategoryTargets {
             default_priority: self.priority,
             default: Targets {
-                acknowledge_within: self.acknowledge_within.map(chrono),
-                resolve_within: chrono(self.resolve_within),
+                acknowledge_within: self.acknowledge_within.map(Dur::to_chrono),
+                resolve_within: self.resolve_within.to_chrono(),
             },
             by_priority: self
                 .priorities
@@ -277,8 +281,8 @@ impl CategoryConfig {
                     (
                         *p,
                         Targets {
-                            acknowledge_within: t.acknowledge_within.map(chrono),
-                            resolve_within: chrono(t.resolve_within),
+                            acknowledge_within: t.acknowledge_within.map(Dur::to_chrono),
+                            resolve_within: t.resolve_within.to_chrono(),
                         },
                     )
                 })

@@ -137,12 +137,11 @@ pub async fn act(
         at,
         ward,
         unit: category.map(|c| c.unit.clone()),
-        reopen_window: chrono_of(s.settings.config.dashboard.reopen_window.0),
+        reopen_window: s.settings.config.dashboard.reopen_window.to_chrono(),
         targets: targets.as_ref(),
     };
-    // A merge names the original's own original if that was merged too, and writes the
-    // original's record first: a retry after a failure in between finds it done.
-    let action = match action {
+    // A merge names the original's own original if that was merged too.
+    let (action, original) = match action {
         Action::MarkDuplicate { of } => {
             let original = target_of(s, &of).map_err(|_| {
                 ApiError(
@@ -151,37 +150,24 @@ pub async fn act(
                     format!("No incident {of} to merge into."),
                 )
             })?;
-            if original.id == current.id {
-                return Err(ApiError(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid",
-                    "An incident cannot duplicate itself.".into(),
-                ));
-            }
-            // Check the duplicate's own transition first, so a refused merge writes nothing.
             let of = original.id.clone();
-            lifecycle::apply(&current, &Action::MarkDuplicate { of: of.clone() }, &cx)
-                .map_err(refusal)?;
-            if let Some(absorbed) =
-                lifecycle::absorb(&original, &current.id, &cx).map_err(refusal)?
-            {
-                write(s, &absorbed).await?;
-            }
-            Action::MarkDuplicate { of }
+            (Action::MarkDuplicate { of }, Some(original))
         }
-        other => other,
+        other => (other, None),
     };
     let next = lifecycle::apply(&current, &action, &cx).map_err(refusal)?;
+    // The original's record goes first: a retry after a failure in between finds it done.
+    if let Some(original) = original {
+        if let Some(absorbed) = lifecycle::absorb(&original, &current.id, &cx).map_err(refusal)? {
+            write(s, &absorbed).await?;
+        }
+    }
     write(s, &next).await?;
     s.metrics
         .lifecycle_actions
         .with_label_values(&[action.name()])
         .inc();
     Ok(next)
-}
-
-pub(crate) fn chrono_of(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// `POST /v1/incidents/{id}/actions`: an operator's or ward unit's action.
@@ -257,7 +243,7 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
     if !s.is_caught_up() {
         return Ok(Sweep::default());
     }
-    let close_after = chrono_of(s.settings.config.dashboard.close_after.0);
+    let close_after = s.settings.config.dashboard.close_after.to_chrono();
     let due: Vec<Incident> = {
         let view = s.view.read().expect("view lock");
         view.iter()

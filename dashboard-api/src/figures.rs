@@ -212,78 +212,31 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ioc_schema::fixtures;
     use ioc_schema::sla::Escalation;
-    use ioc_schema::{
-        Actor, AssignRule, Assignment, Location, Resolution, Source, Transition, WardRef,
-        INCIDENT_SCHEMA,
-    };
+    use ioc_schema::{Resolution, Transition};
 
     fn t(h: i64) -> DateTime<Utc> {
         "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::minutes(h)
     }
 
     fn step(at: i64, action: &str, to: Status) -> Transition {
-        Transition {
-            at: t(at),
-            actor: Actor {
-                role: "x".into(),
-                name: "x".into(),
-            },
-            from: None,
-            to,
-            action: action.into(),
-            note: None,
-        }
+        fixtures::transition(t(at), "x", action, to)
     }
 
     /// An incident that occurred at minute 0, due at `due` minutes, with these steps.
     fn incident(id: &str, due: i64, steps: Vec<Transition>, resolved_at: Option<i64>) -> Incident {
         let status = steps.last().map_or(Status::Assigned, |s| s.to);
-        Incident {
-            schema: INCIDENT_SCHEMA.into(),
-            id: id.into(),
-            revision: 1,
-            source: Source::Report {
-                channel: ioc_schema::Channel::App,
-            },
-            category: "environment".into(),
-            text: None,
-            location: Location {
-                lat: 0.0,
-                lon: 0.0,
-                accuracy_m: None,
-            },
-            address: None,
-            media_urls: vec![],
-            ward: Some(WardRef {
-                id: "P001".into(),
-                name: "One".into(),
-            }),
-            assignment: Assignment {
-                rule: AssignRule::Inside,
-                distance_m: None,
-                reason: None,
-                boundary_version: None,
-            },
-            unit: None,
-            status,
-            priority: Default::default(),
-            occurred_at: t(0),
-            received_at: t(0),
-            ack_due_at: Some(t(30)),
-            sla_due_at: t(due),
-            updated_at: t(0),
-            resolution: resolved_at.map(|m| Resolution {
-                text: "done".into(),
-                photo_urls: vec![],
-                at: t(m),
-            }),
-            duplicate_of: None,
-            merged: vec![],
-            previous_ward: None,
-            escalations: vec![],
-            history: steps,
-        }
+        let mut i = fixtures::incident(id, status, "P001", t(0));
+        i.ack_due_at = Some(t(30));
+        i.sla_due_at = t(due);
+        i.resolution = resolved_at.map(|m| Resolution {
+            text: "done".into(),
+            photo_urls: vec![],
+            at: t(m),
+        });
+        i.history = steps;
+        i
     }
 
     #[test]

@@ -14,10 +14,8 @@
 //! format: a JSON array of `{"code", "description"}`. Only citizens' reports are served here,
 //! never camera events, and nothing about reporters.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -165,14 +163,9 @@ async fn get_collection(
     result.map_err(|e| e.in_format(fmt))
 }
 
-/// Decodes a query string the way the `Query` extractor would, into the spec's error format.
+/// Decodes a query string, refusing it in the spec's error format.
 fn query<T: serde::de::DeserializeOwned>(q: &str, hint: &str) -> Result<T, Open311Error> {
-    let uri: axum::http::Uri = format!("/?{q}")
-        .parse()
-        .map_err(|_| bad("Unreadable query string."))?;
-    Query::<T>::try_from_uri(&uri)
-        .map(|Query(t)| t)
-        .map_err(|e| bad(format!("{}{hint}", e.body_text())))
+    serde_urlencoded::from_str(q).map_err(|e| bad(format!("Bad query string: {e}.{hint}")))
 }
 
 fn check_jurisdiction(s: &AppState, given: Option<&str>) -> Result<(), Open311Error> {
@@ -255,7 +248,7 @@ fn coordinate(name: &str, v: Option<String>) -> Result<f64, Open311Error> {
 async fn post_request(
     State(s): State<AppState>,
     Path(file): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<NewRequest>, FormRejection>,
 ) -> Result<Response, Open311Error> {
     match Format::split(&file) {
         Some(("requests", fmt)) => file_request(&s, form, fmt)
@@ -267,20 +260,15 @@ async fn post_request(
 
 async fn file_request(
     s: &AppState,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<NewRequest>, FormRejection>,
     fmt: Format,
 ) -> Result<Response, Open311Error> {
-    let Form(fields) = form.map_err(|e| {
+    let Form(r) = form.map_err(|e| {
         bad(format!(
             "{} Send application/x-www-form-urlencoded fields.",
             e.body_text()
         ))
     })?;
-    let fields: HashMap<String, Value> = fields
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    let r: NewRequest = serde_json::from_value(json!(fields)).map_err(|e| bad(e.to_string()))?;
     s.metrics
         .events_in
         .with_label_values(&["open311", "report"])

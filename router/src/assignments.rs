@@ -17,11 +17,11 @@ use ioc_config::load::Settings;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::decode_json;
 use ioc_schema::{AssignmentRecord, Incident};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 
-use crate::pipeline::{deliver, store, Settled};
+use crate::pipeline::{deliver, drain, store, Settled};
 
 const STAGE: &str = "assignments";
 
@@ -87,19 +87,6 @@ pub async fn forward(
             }
         }
     }
-    let drained = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-        while let Some(done) = inflight.next().await {
-            store(&consumer, done);
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "assignment forwarder: drain deadline passed; the rest is redone after restart"
-        );
-    }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
-    }
+    drain(&consumer, inflight, STAGE).await;
     Ok(())
 }

@@ -263,22 +263,33 @@ async fn consume(
             }
         }
     }
-    tracing::info!(in_flight = inflight.len(), "router draining");
+    drain(&consumer, inflight, STAGE).await;
+    Ok(())
+}
+
+/// At shutdown: waits up to [`DRAIN_DEADLINE`] for the outputs still in flight, stores the offsets
+/// they settle and commits. Whatever is not acknowledged by then is processed again after a
+/// restart.
+pub(crate) async fn drain(
+    consumer: &StreamConsumer<LagContext>,
+    mut inflight: FuturesOrdered<impl Future<Output = Settled>>,
+    stage: &str,
+) {
+    tracing::info!(in_flight = inflight.len(), "{stage} draining");
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
         while let Some(done) = inflight.next().await {
-            store(&consumer, done);
+            store(consumer, done);
         }
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            "drain deadline passed; unacknowledged inputs will be processed again after restart"
+            "{stage}: drain deadline passed; unacknowledged inputs will be processed again after restart"
         );
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final commit");
     }
-    Ok(())
 }
 
 pub(crate) fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {

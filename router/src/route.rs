@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use ioc_config::load::Settings;
 use ioc_config::{CategoryConfig, Verification};
 use ioc_schema::metrics::Metrics;
-use ioc_schema::sla;
+use ioc_schema::sla::{self, CategoryTargets};
 use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
 use ioc_schema::{
     Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status,
@@ -69,10 +69,12 @@ fn route_report(
         )
     })?;
     check_location(&r.location)?;
+    let targets = category.targets();
     let mut incident = incident_skeleton(
         r.tracking_id,
         Source::Report { channel: r.channel },
         category,
+        &targets,
         r.location,
         r.submitted_at,
         received_at,
@@ -80,10 +82,8 @@ fn route_report(
     incident.text = Some(r.text);
     incident.address = r.address;
     incident.media_urls = r.photo_urls;
-    assign(&mut incident, category, sets, metrics);
-    if settings.config.router.require_verification != Verification::None {
-        await_verification(&mut incident);
-    }
+    let hold = settings.config.router.require_verification != Verification::None;
+    assign(&mut incident, category, &targets, sets, metrics, hold);
     Ok(incident)
 }
 
@@ -127,6 +127,7 @@ fn route_camera(
         lon: camera.lon,
         accuracy_m: None,
     };
+    let targets = category.targets();
     let mut incident = incident_skeleton(
         e.id(),
         Source::Camera {
@@ -135,6 +136,7 @@ fn route_camera(
             confidence: e.confidence,
         },
         category,
+        &targets,
         location,
         e.detected_at,
         received_at,
@@ -150,10 +152,8 @@ fn route_camera(
         }
     ));
     incident.media_urls = e.snapshot_url.into_iter().collect();
-    assign(&mut incident, category, sets, metrics);
-    if settings.config.router.require_verification == Verification::All {
-        await_verification(&mut incident);
-    }
+    let hold = settings.config.router.require_verification == Verification::All;
+    assign(&mut incident, category, &targets, sets, metrics, hold);
     Ok(incident)
 }
 
@@ -161,11 +161,11 @@ fn incident_skeleton(
     id: String,
     source: Source,
     category: &CategoryConfig,
+    targets: &CategoryTargets,
     location: Location,
     occurred_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Incident {
-    let targets = category.targets();
     let priority = targets.default_priority;
     Incident {
         schema: INCIDENT_SCHEMA.to_string(),
@@ -201,12 +201,16 @@ fn incident_skeleton(
     }
 }
 
-/// Picks the boundary set in force at the incident's time and applies the ward rule.
+/// Picks the boundary set in force at the incident's time and applies the ward rule. With `hold`,
+/// a located incident waits for operators as `new`, the ward found kept as a proposal and no
+/// acknowledgement clock until an operator assigns it.
 fn assign(
     incident: &mut Incident,
     category: &CategoryConfig,
+    targets: &CategoryTargets,
     sets: &BoundarySets,
     metrics: Option<&Metrics>,
+    hold: bool,
 ) {
     let Some(set) = sets.select(incident.occurred_at) else {
         incident.assignment.reason = Some(format!(
@@ -238,11 +242,15 @@ fn assign(
                 id: ward.id.clone(),
                 name: ward.name.clone(),
             });
-            incident.status = Status::Assigned;
             incident.unit = Some(category.unit.clone());
-            // The unit's acknowledgement clock starts when the record reached Kafka.
-            let targets = category.targets().for_priority(incident.priority);
-            incident.ack_due_at = sla::acknowledge_due(&targets, incident.received_at);
+            if hold {
+                incident.status = Status::New;
+            } else {
+                incident.status = Status::Assigned;
+                // The unit's acknowledgement clock starts when the record reached Kafka.
+                let t = targets.for_priority(incident.priority);
+                incident.ack_due_at = sla::acknowledge_due(&t, incident.received_at);
+            }
         }
         None => {
             incident.assignment.reason = Some(format!(
@@ -254,16 +262,6 @@ fn assign(
     }
     count(metrics, outcome.rule);
     record_routing(incident);
-}
-
-/// Holds a located incident for operators: `new`, with the ward found kept as a proposal and no
-/// acknowledgement clock until an operator assigns it.
-fn await_verification(incident: &mut Incident) {
-    if incident.status == Status::Assigned {
-        incident.status = Status::New;
-        incident.ack_due_at = None;
-        record_routing(incident);
-    }
 }
 
 /// The first entry of the audit trail: the router's decision, timed by the input record.

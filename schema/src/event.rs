@@ -390,8 +390,8 @@ pub struct AssignmentRecord {
 }
 
 impl AssignmentRecord {
-    /// The records one incident revision gives, as `(key, record)`: one for the ward that holds
-    /// it, and one for the ward it was taken from. A pure function of the revision.
+    /// The records one incident revision gives (each keyed by its `ward_id`): one for the ward
+    /// that holds it, and one for the ward it was taken from. A pure function of the revision.
     pub fn for_revision(i: &Incident) -> Vec<AssignmentRecord> {
         let mut out = Vec::new();
         if let Some(old) = &i.previous_ward {

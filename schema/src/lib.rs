@@ -17,6 +17,8 @@
 
 pub mod boundary;
 pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;

@@ -448,51 +448,10 @@ pub fn absorb(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AssignRule, Assignment, Location, Source, INCIDENT_SCHEMA};
 
     fn incident(status: Status, ward: &str) -> Incident {
         let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        Incident {
-            schema: INCIDENT_SCHEMA.into(),
-            id: "i1".into(),
-            revision: 1,
-            source: Source::Report {
-                channel: crate::Channel::App,
-            },
-            category: "environment".into(),
-            text: None,
-            location: Location {
-                lat: 0.0,
-                lon: 0.0,
-                accuracy_m: None,
-            },
-            address: None,
-            media_urls: vec![],
-            ward: Some(WardRef {
-                id: ward.into(),
-                name: ward.into(),
-            }),
-            assignment: Assignment {
-                rule: AssignRule::Inside,
-                distance_m: None,
-                reason: None,
-                boundary_version: None,
-            },
-            unit: Some("unit".into()),
-            status,
-            priority: Priority::Normal,
-            occurred_at: t,
-            received_at: t,
-            ack_due_at: None,
-            sla_due_at: t,
-            updated_at: t,
-            resolution: None,
-            duplicate_of: None,
-            merged: vec![],
-            previous_ward: None,
-            escalations: vec![],
-            history: vec![],
-        }
+        crate::fixtures::incident("i1", status, ward, t)
     }
 
     fn cx(role: Role, days: i64) -> Context<'static> {

@@ -181,54 +181,17 @@ pub fn escalate(i: &Incident, e: Escalation) -> Incident {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AssignRule, Assignment, Location, Source, WardRef, INCIDENT_SCHEMA};
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
+    /// Occurred 08:00, acknowledgement due 09:00, resolution due the next day at 08:00.
     fn incident(status: Status) -> Incident {
-        Incident {
-            schema: INCIDENT_SCHEMA.into(),
-            id: "i1".into(),
-            revision: 1,
-            source: Source::Report {
-                channel: crate::Channel::App,
-            },
-            category: "environment".into(),
-            text: None,
-            location: Location {
-                lat: 0.0,
-                lon: 0.0,
-                accuracy_m: None,
-            },
-            address: None,
-            media_urls: vec![],
-            ward: Some(WardRef {
-                id: "P001".into(),
-                name: "One".into(),
-            }),
-            assignment: Assignment {
-                rule: AssignRule::Inside,
-                distance_m: None,
-                reason: None,
-                boundary_version: None,
-            },
-            unit: None,
-            status,
-            priority: Priority::Normal,
-            occurred_at: t("2026-01-01T08:00:00Z"),
-            received_at: t("2026-01-01T08:00:00Z"),
-            ack_due_at: Some(t("2026-01-01T09:00:00Z")),
-            sla_due_at: t("2026-01-02T08:00:00Z"),
-            updated_at: t("2026-01-01T08:00:00Z"),
-            resolution: None,
-            duplicate_of: None,
-            merged: vec![],
-            previous_ward: None,
-            escalations: vec![],
-            history: vec![],
-        }
+        let mut i = crate::fixtures::incident("i1", status, "P001", t("2026-01-01T08:00:00Z"));
+        i.ack_due_at = Some(t("2026-01-01T09:00:00Z"));
+        i.sla_due_at = t("2026-01-02T08:00:00Z");
+        i
     }
 
     #[test]

@@ -265,6 +265,18 @@ impl Pipeline {
         }
     }
 
+    /// GET on the dashboard without a token (the citizen's and Open311's endpoints), as JSON.
+    pub async fn public(&self, path_and_query: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path_and_query}", self.dashboard_url))
+            .send()
+            .await
+            .expect("dashboard answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     /// GET on the dashboard with the operator token, as JSON.
     pub async fn dashboard(&self, path_and_query: &str) -> serde_json::Value {
         self.dashboard_as(path_and_query, OPERATOR_TOKEN).await.1

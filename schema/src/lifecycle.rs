@@ -211,6 +211,17 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
     next.previous_ward = None;
     let mut note = None;
     let mut priority = None;
+    if let Action::Reject { reason, .. } | Action::Cancel { reason } | Action::Reopen { reason } =
+        action
+    {
+        if reason.trim().is_empty() {
+            return Err(refuse(
+                "invalid",
+                format!("To {} an incident, give a reason.", action.name()),
+            ));
+        }
+        note = Some(reason.clone());
+    }
     match action {
         Action::Verify {
             note: n,
@@ -224,26 +235,16 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             note: n,
             priority: p,
         } => {
-            let ward = cx
-                .ward
-                .clone()
-                .filter(|w| &w.id == ward_id)
-                .ok_or_else(|| {
-                    refuse(
-                        "invalid",
-                        format!("Ward '{ward_id}' is not in the boundary set in force."),
-                    )
-                })?;
+            let ward = named_ward(cx, ward_id).ok_or_else(|| {
+                refuse(
+                    "invalid",
+                    format!("Ward '{ward_id}' is not in the boundary set in force."),
+                )
+            })?;
             if incident.ward.as_ref().is_some_and(|old| old.id != ward.id) {
                 next.previous_ward = incident.ward.clone();
             }
-            next.ward = Some(ward);
-            next.unit = cx.unit.clone();
-            // The new unit's acknowledgement clock starts now.
-            if let Some(t) = cx.targets {
-                let p = p.unwrap_or(incident.priority);
-                next.ack_due_at = sla::acknowledge_due(&t.for_priority(p), cx.at);
-            }
+            hand_over(&mut next, ward, p.unwrap_or(incident.priority), cx);
             note = n.clone();
             priority = *p;
         }
@@ -260,66 +261,47 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 at: cx.at,
             });
         }
-        Action::Reject { reason, .. } | Action::Cancel { reason } | Action::Reopen { reason } => {
-            if reason.trim().is_empty() {
+        Action::Reject { ward_id, .. } => {
+            // Back to triage: no ward until an operator routes it again...
+            next.previous_ward = next.ward.take();
+            next.unit = None;
+            next.ack_due_at = None;
+            // ...unless the unit names the ward it belongs to.
+            if let Some(w) = ward_id {
+                let own = next.previous_ward.as_ref().map(|p| &p.id);
+                let ward = named_ward(cx, w)
+                    .filter(|_| Some(w) != own)
+                    .ok_or_else(|| {
+                        refuse(
+                            "invalid",
+                            format!("Ward '{w}' is not another ward of the boundary set in force."),
+                        )
+                    })?;
+                hand_over(&mut next, ward, incident.priority, cx);
+                to = Status::Assigned;
+            }
+        }
+        Action::Reopen { .. } => {
+            let resolved_at = incident
+                .resolution
+                .as_ref()
+                .map(|r| r.at)
+                .unwrap_or(incident.updated_at);
+            if cx.at > resolved_at + cx.reopen_window {
                 return Err(refuse(
-                    "invalid",
-                    format!("To {} an incident, give a reason.", action.name()),
+                    "illegal_transition",
+                    format!(
+                        "The resolution can only be disputed within {}.",
+                        span(cx.reopen_window)
+                    ),
                 ));
             }
-            if let Action::Reopen { .. } = action {
-                let resolved_at = incident
-                    .resolution
-                    .as_ref()
-                    .map(|r| r.at)
-                    .unwrap_or(incident.updated_at);
-                if cx.at > resolved_at + cx.reopen_window {
-                    return Err(refuse(
-                        "illegal_transition",
-                        format!(
-                            "The resolution can only be disputed within {}.",
-                            span(cx.reopen_window)
-                        ),
-                    ));
-                }
-            }
-            if let Action::Reject { ward_id, .. } = action {
-                // Back to triage: no ward until an operator routes it again...
-                next.previous_ward = next.ward.take();
-                next.unit = None;
-                next.ack_due_at = None;
-                // ...unless the unit names the ward it belongs to.
-                if let Some(w) = ward_id {
-                    let ward = cx
-                        .ward
-                        .clone()
-                        .filter(|c| {
-                            &c.id == w && Some(w) != next.previous_ward.as_ref().map(|p| &p.id)
-                        })
-                        .ok_or_else(|| {
-                            refuse(
-                                "invalid",
-                                format!(
-                                    "Ward '{w}' is not another ward of the boundary set in force."
-                                ),
-                            )
-                        })?;
-                    next.ward = Some(ward);
-                    next.unit = cx.unit.clone();
-                    if let Some(t) = cx.targets {
-                        next.ack_due_at =
-                            sla::acknowledge_due(&t.for_priority(incident.priority), cx.at);
-                    }
-                    to = Status::Assigned;
-                }
-            }
-            if let (Action::Reopen { .. }, Some(t)) = (action, cx.targets) {
+            if let Some(t) = cx.targets {
                 // A disputed resolution restarts both clocks.
                 let t = t.for_priority(incident.priority);
                 next.ack_due_at = sla::acknowledge_due(&t, cx.at);
                 next.sla_due_at = sla::resolve_due(&t, cx.at);
             }
-            note = Some(reason.clone());
         }
         Action::MarkDuplicate { of } => {
             if of == &incident.id {
@@ -331,7 +313,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             next.duplicate_of = Some(of.clone());
             note = Some(format!("duplicate of {of}"));
         }
-        Action::Acknowledge | Action::Start | Action::Close => {}
+        Action::Acknowledge | Action::Start | Action::Close | Action::Cancel { .. } => {}
     }
     if let (Some(p), Some(t)) = (priority.filter(|p| *p != incident.priority), cx.targets) {
         next.priority = p;
@@ -355,6 +337,20 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         note,
     });
     Ok(next)
+}
+
+/// The ward an action names, as the caller resolved it from the boundary set in force.
+fn named_ward(cx: &Context<'_>, id: &str) -> Option<WardRef> {
+    cx.ward.clone().filter(|w| w.id == id)
+}
+
+/// Gives the incident to `ward` and its unit; the unit's acknowledgement clock starts now.
+fn hand_over(next: &mut Incident, ward: WardRef, priority: Priority, cx: &Context<'_>) {
+    next.ward = Some(ward);
+    next.unit = cx.unit.clone();
+    if let Some(t) = cx.targets {
+        next.ack_due_at = sla::acknowledge_due(&t.for_priority(priority), cx.at);
+    }
 }
 
 /// The revision that closes a resolution nobody disputed within `after`, once `now` is past that

@@ -158,7 +158,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("GET /v1/incidents page (one ward, open)", |b| {
         let q = Query {
             ward: Some("W042".into()),
-            status: Some("assigned".into()),
+            status: Some(Status::Assigned),
             ..Query::default()
         };
         b.iter(|| black_box(view.query(&q, 500).total))

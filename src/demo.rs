@@ -128,6 +128,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         name: "demo 311 client".into(),
         sha256: token_digest(&open311_key),
     });
+    let camera_key = new_token();
+    cfg.ingest.camera_keys.push(ioc_config::CameraKeyConfig {
+        name: "demo camera system".into(),
+        sha256: token_digest(&camera_key),
+        cameras: Vec::new(),
+    });
     if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
         speed_up_targets(cfg, args.sla_speedup);
     }
@@ -184,6 +190,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  operator token {operator_token}");
     println!("  ward token     {ward_token}   (the unit of ward {first_ward}; every ward's unit is simulated)");
     println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
+    println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
     println!(
         "       curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/figures"
@@ -206,6 +213,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         settings.clone(),
         format!("http://{ingest_addr}"),
         (format!("http://{dash_addr}/open311/v2"), open311_key),
+        camera_key,
         args.rate,
         args.camera_share.clamp(0.0, 1.0),
         stop_rx.clone(),
@@ -346,6 +354,7 @@ async fn simulate(
     settings: Arc<Settings>,
     base: String,
     (open311, open311_key): (String, String),
+    camera_key: String,
     rate: f64,
     camera_share: f64,
     mut stop: watch::Receiver<bool>,
@@ -456,6 +465,11 @@ async fn simulate(
                     ),
                 ];
                 client.post(format!("{open311}/requests.json")).form(&form)
+            } else if path == "/v1/camera-events" {
+                client
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&camera_key)
+                    .json(&body)
             } else {
                 client.post(format!("{base}{path}")).json(&body)
             };

@@ -56,7 +56,8 @@ enum Command {
     /// Ward boundary tools.
     #[command(subcommand)]
     Wards(wards_cmd::WardsCommand),
-    /// Generate a dashboard access token and the digest to put in `dashboard.tokens`.
+    /// Generate a secret and the config lines that accept it: a dashboard token
+    /// (`dashboard.tokens`), a camera system's key (`ingest.camera_keys`) or an Open311 key.
     Token,
 }
 
@@ -160,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
             println!("\nAdd to the config file, for an operator:\n");
             println!("[[dashboard.tokens]]\nname = \"IOC operators\"\nrole = \"operator\"\nsha256 = \"{}\"", ioc_config::load::token_digest(&token));
             println!("\nor for a ward unit: role = \"ward\" and ward = \"<ward id>\".");
+            println!("\nAs a camera system's key (POST /v1/camera-events):\n");
+            println!("[[ingest.camera_keys]]\nname = \"<camera system>\"\nsha256 = \"{}\"\n# cameras = [\"CAM-0001\"]   (optional: only these cameras)", ioc_config::load::token_digest(&token));
+            println!("\nor as an Open311 client's key: [[open311.keys]] with name and sha256.");
             Ok(())
         }
     }

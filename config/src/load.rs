@@ -106,6 +106,14 @@ impl Settings {
         FileRef::resolve(name, self.base_dir.as_deref())
     }
 
+    /// The window of acceptable event times around the time an event is received.
+    pub fn time_window(&self) -> ioc_schema::validate::TimeWindow {
+        ioc_schema::validate::TimeWindow {
+            max_age: self.config.ingest.max_event_age.to_chrono(),
+            max_skew: self.config.ingest.max_clock_skew.to_chrono(),
+        }
+    }
+
     pub fn category(&self, id: &str) -> Option<&CategoryConfig> {
         self.config.categories.iter().find(|c| c.id == id)
     }
@@ -198,6 +206,13 @@ impl Settings {
                     .iter()
                     .enumerate()
                     .map(|(i, k)| (format!("open311.keys[{i}]"), &k.name, &k.sha256)),
+            )
+            .chain(
+                c.ingest
+                    .camera_keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("ingest.camera_keys[{i}]"), &k.name, &k.sha256)),
             );
         for (field, name, sha256) in digests {
             if sha256.len() != 64 || !sha256.chars().all(|ch| ch.is_ascii_hexdigit()) {
@@ -289,7 +304,34 @@ impl Settings {
             }
             Err(e) => problems.push(format!("camera_registry: {e}")),
         }
+        if !self.cameras.is_empty() {
+            for (i, k) in c.ingest.camera_keys.iter().enumerate() {
+                for cam in k
+                    .cameras
+                    .iter()
+                    .filter(|cam| !self.cameras.contains_key(*cam))
+                {
+                    problems.push(format!(
+                        "ingest.camera_keys[{i}] ({}): camera '{cam}' is not in the camera registry",
+                        k.name
+                    ));
+                }
+            }
+        }
     }
+}
+
+/// The configured credential whose digest matches `secret`, if any. Every kind of key (dashboard
+/// tokens, Open311 keys, camera systems' keys) is stored as a digest and checked through here.
+pub fn find_by_digest<'a, T>(
+    items: &'a [T],
+    digest_of: impl Fn(&T) -> &str,
+    secret: &str,
+) -> Option<&'a T> {
+    let digest = token_digest(secret.trim());
+    items
+        .iter()
+        .find(|item| digest_of(item).eq_ignore_ascii_case(&digest))
 }
 
 /// SHA-256 of a token as lowercase hex, the form tokens are configured in.

@@ -107,6 +107,35 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Most camera events in one `POST /v1/camera-events` batch.
     pub max_batch: usize,
+    /// How old an event's own time (`submitted_at`, `detected_at`) may be when it reaches us;
+    /// older ones are refused with `invalid_time` (a broken clock or a forged record).
+    pub max_event_age: Dur,
+    /// How far ahead of the server's clock an event's own time may be.
+    pub max_clock_skew: Dur,
+    /// Camera systems allowed to post camera events (`Authorization: Bearer <key>` or
+    /// `X-Api-Key: <key>`). Without any, camera intake over HTTP refuses everything.
+    #[serde(default)]
+    pub camera_keys: Vec<CameraKeyConfig>,
+}
+
+/// One camera system's key for `POST /v1/camera-events`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraKeyConfig {
+    /// The system that holds it, e.g. "District 1 traffic analytics".
+    pub name: String,
+    /// SHA-256 of the key, lowercase hex (`ioc token` makes one).
+    pub sha256: String,
+    /// Camera ids this system may post for; empty means every camera in the registry.
+    #[serde(default)]
+    pub cameras: Vec<String>,
+}
+
+impl CameraKeyConfig {
+    /// Whether this system may post events of `camera_id`.
+    pub fn covers(&self, camera_id: &str) -> bool {
+        self.cameras.is_empty() || self.cameras.iter().any(|c| c == camera_id)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,16 +75,39 @@ fn target_of(s: &AppState, id: &str) -> Result<Incident, ApiError> {
 }
 
 fn refusal(r: lifecycle::Refusal) -> ApiError {
-    let status = match r.code {
-        "forbidden" => StatusCode::FORBIDDEN,
-        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::CONFLICT,
-    };
-    ApiError(
-        status,
-        r.code,
-        format!("{} The incident is {}.", r.message, r.current.as_str()),
-    )
+    match r.code {
+        // Nothing about the incident's state: it may be another ward's.
+        "forbidden" => ApiError(StatusCode::FORBIDDEN, r.code, r.message),
+        "invalid" => ApiError(StatusCode::UNPROCESSABLE_ENTITY, r.code, r.message),
+        _ => ApiError(
+            StatusCode::CONFLICT,
+            r.code,
+            format!("{} The incident is {}.", r.message, r.current.as_str()),
+        ),
+    }
+}
+
+/// A request body within the dashboard's limit, or a 413 that says so.
+fn body(raw: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    raw.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "The body is larger than {} bytes; texts are limited to {} characters.",
+                    crate::MAX_BODY_BYTES,
+                    ioc_schema::validate::MAX_TEXT_CHARS
+                ),
+            )
+        } else {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                rejection.body_text(),
+            )
+        }
+    })
 }
 
 /// Applies a lifecycle action to incident `id` (or, if it was merged, to its original), writes
@@ -175,10 +200,10 @@ pub async fn post_action(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = caller(&s, &headers, &Query::default())?;
-    let action: Action = decode_json(&body)
+    let action: Action = decode_json(&body(raw)?)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
     let (role, name) = match who {
         Caller::Operator => (Role::Operator, "operator"),
@@ -214,9 +239,9 @@ struct Dispute {
 pub async fn citizen_dispute(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let d: Dispute = decode_json(&body)
+    let d: Dispute = decode_json(&body(raw)?)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
     let next = act(
         &s,

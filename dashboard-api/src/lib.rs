@@ -43,7 +43,7 @@ use ioc_config::load::Settings;
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::decode_json;
-use ioc_schema::Incident;
+use ioc_schema::{Incident, Status};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -60,6 +60,9 @@ const STAGE: &str = "dashboard";
 /// A topic without new records for this long counts as read to its end.
 const CATCH_UP_QUIET: Duration = Duration::from_secs(10);
 const MAP_PAGE: &str = include_str!("../assets/map.html");
+/// Largest request body the dashboard reads: lifecycle actions, disputes and Open311 forms are
+/// small, and every text in them is limited to 4,000 characters.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// State shared by the handlers and the consumer.
 #[derive(Clone)]
@@ -191,24 +194,37 @@ pub fn app(state: AppState) -> Router {
             "/metrics",
             get(|State(s): State<AppState>| async move { s.metrics.render() }),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
+/// Who is asking, from the `Authorization` header. A token in the URL is refused here: only the
+/// event stream takes one (see [`stream`]).
 fn caller(s: &AppState, headers: &HeaderMap, q: &Query) -> Result<Caller, ApiError> {
-    s.tokens.authenticate(headers, q.access_token.as_deref())
+    if q.access_token.is_some() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "token_in_url",
+            "access_token in the URL is accepted only by /v1/stream; send 'Authorization: Bearer <token>' instead.".into(),
+        ));
+    }
+    s.tokens.authenticate(headers, None)
+}
+
+/// The refusal a ward unit gets for anything outside its ward: it says no more than that.
+fn not_yours() -> ApiError {
+    ApiError(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "This is not in your ward.".into(),
+    )
 }
 
 /// Narrows a query to what the caller may see: a ward unit only its own ward.
 fn scope(caller: &Caller, mut q: Query) -> Result<Query, ApiError> {
     if let Caller::Ward(own) = caller {
         match &q.ward {
-            Some(w) if w != own => {
-                return Err(ApiError(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    format!("This token may only see ward {own}."),
-                ))
-            }
+            Some(w) if w != own => return Err(not_yours()),
             _ => q.ward = Some(own.clone()),
         }
     }
@@ -229,7 +245,11 @@ fn bad_query(e: impl std::fmt::Display) -> ApiError {
     ApiError(
         StatusCode::BAD_REQUEST,
         "invalid_query",
-        format!("Bad query parameter: {e}. Filters: ward, status, category, since, until (RFC 3339), limit, offset."),
+        format!(
+            "Bad query parameter: {}. Filters: ward, status ({}), category, since, until (RFC 3339), limit, offset.",
+            e.to_string().replace(['\n', '\r'], " "),
+            Status::ALL.map(Status::as_str).join(", ")
+        ),
     )
 }
 
@@ -253,11 +273,7 @@ async fn get_incident(
     let incident = view.get(&id).ok_or_else(|| not_found(&id))?;
     if let Caller::Ward(own) = &who {
         if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("This token may only see ward {own}."),
-            ));
+            return Err(not_yours());
         }
     }
     Ok(Json(incident).into_response())
@@ -316,6 +332,19 @@ async fn get_stats(
     Ok(Json(view.stats(&q)).into_response())
 }
 
+/// One incident as a Server-Sent Event. Ids are made by us from a safe alphabet; the check is
+/// kept anyway because axum panics on a line break in an event id, which would cut the stream.
+fn incident_event(incident: &Incident) -> Event {
+    let event = Event::default().event("incident");
+    let event = if ioc_schema::validate::check_id("id", &incident.id).is_ok() {
+        event.id(format!("{}:{}", incident.id, incident.revision))
+    } else {
+        event
+    };
+    // JSON escapes every control character, so the data line cannot be broken either.
+    event.data(serde_json::to_string(incident).unwrap_or_else(|_| "{}".into()))
+}
+
 async fn get_wards(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let who = caller(&s, &headers, &Query::default())?;
     let view = s.view.read().expect("view lock");
@@ -355,13 +384,13 @@ async fn stream(
     headers: HeaderMap,
     q: Result<QueryParams<Query>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let q = scoped(&s, &headers, q)?;
+    let QueryParams(mut q) = q.map_err(bad_query)?;
+    let who = s
+        .tokens
+        .authenticate(&headers, q.access_token.take().as_deref())?;
+    let q = scope(&who, q)?;
     let events = BroadcastStream::new(s.changes.subscribe()).filter_map(move |item| match item {
-        Ok(incident) if q.matches(&incident) => Some(Ok(Event::default()
-            .event("incident")
-            .id(format!("{}:{}", incident.id, incident.revision))
-            .json_data(&*incident)
-            .expect("incident serializes"))),
+        Ok(incident) if q.matches(&incident) => Some(Ok(incident_event(&incident))),
         Ok(_) => None,
         // The client fell behind; it should reload the list.
         Err(BroadcastStreamRecvError::Lagged(n)) => {
@@ -412,7 +441,13 @@ async fn get_figures(
     let mut q = scoped(&s, &headers, q)?;
     let now = s.now();
     let until = q.until.unwrap_or(now);
-    q.since = Some(q.since.unwrap_or(until - chrono::Duration::days(30)));
+    let since = match q.since {
+        Some(t) => t,
+        None => until
+            .checked_sub_signed(chrono::Duration::days(30))
+            .ok_or_else(|| bad_query("until is too early to count 30 days back from"))?,
+    };
+    q.since = Some(since);
     q.until = Some(until);
     let view = s.view.read().expect("view lock");
     let report = figures::Figures::compute(view.iter().filter(|i| q.matches(i)), now);

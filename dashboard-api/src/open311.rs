@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use ioc_config::load::token_digest;
-use ioc_ingest::AppError;
+use ioc_config::load::find_by_digest;
+use ioc_ingest::FileError;
 use ioc_schema::{Channel, Contact, Incident, Location, ReportSubmission, Source, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -95,9 +95,11 @@ fn respond(fmt: Format, status: StatusCode, root: &str, item: &str, items: Vec<V
     }
 }
 
+/// Escapes text for XML 1.0 and drops what it cannot carry at all (control characters other
+/// than tab and line breaks, U+FFFE, U+FFFF), so the feed stays well-formed whatever was stored.
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in s.chars().filter(|c| xml_char(*c)) {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -108,6 +110,11 @@ fn xml_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether XML 1.0 can carry `c` (its `Char` production; Rust's `char` has no surrogates).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// An error in the spec's format: `[{"code", "description"}]`, or `<errors><error>…` in XML.
@@ -264,6 +271,15 @@ async fn file_request(
     fmt: Format,
 ) -> Result<Response, Open311Error> {
     let Form(r) = form.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Open311Error::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request is larger than {} bytes.",
+                    crate::MAX_BODY_BYTES
+                ),
+            );
+        }
         bad(format!(
             "{} Send application/x-www-form-urlencoded fields.",
             e.body_text()
@@ -279,15 +295,7 @@ async fn file_request(
             "api_key is required to file a request; the IOC issues keys to 311 clients.",
         )
     })?;
-    let digest = token_digest(&key);
-    if !s
-        .settings
-        .config
-        .open311
-        .keys
-        .iter()
-        .any(|k| k.sha256.eq_ignore_ascii_case(&digest))
-    {
+    if find_by_digest(&s.settings.config.open311.keys, |k| &k.sha256, &key).is_none() {
         return Err(Open311Error::new(
             StatusCode::FORBIDDEN,
             "api_key is not valid.",
@@ -329,9 +337,8 @@ async fn file_request(
         submitted_at: Utc::now(),
     };
     let filed = s.intake.file_report(sub).await.map_err(|e| match e {
-        AppError::Invalid(_, e) => bad(e.message),
-        AppError::InvalidBatch(_) => bad("invalid request"),
-        AppError::Unavailable(detail) => {
+        FileError::Invalid(e) => bad(e.message),
+        FileError::Unavailable(detail) => {
             tracing::warn!("refusing Open311 request, Kafka unavailable: {detail}");
             Open311Error::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -395,7 +402,14 @@ fn list_requests(s: &AppState, q: &str, fmt: Format) -> Result<Response, Open311
         Some(ids) => ids.iter().filter_map(|id| view.get(id)).collect(),
         None => {
             let end = f.end_date.unwrap_or_else(|| s.now());
-            let start = f.start_date.unwrap_or(end - Duration::days(DEFAULT_DAYS));
+            let start = match f.start_date {
+                Some(t) => t,
+                None => end
+                    .checked_sub_signed(Duration::days(DEFAULT_DAYS))
+                    .ok_or_else(|| {
+                        bad("end_date is too early to count back from; give start_date as well.")
+                    })?,
+            };
             let codes = list(&f.service_code);
             view.iter()
                 .filter(|i| i.occurred_at >= start && i.occurred_at <= end)

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Query {
     pub ward: Option<String>,
-    pub status: Option<String>,
+    /// One status; an unknown name is refused (400) rather than matching nothing.
+    pub status: Option<Status>,
     pub category: Option<String>,
     /// Only incidents that occurred at or after this instant.
     pub since: Option<DateTime<Utc>>,
@@ -20,7 +21,8 @@ pub struct Query {
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
-    /// Accepted for the stream endpoint, where browsers cannot send headers.
+    /// Accepted by the stream endpoint only, where browsers cannot send headers; refused
+    /// elsewhere, so tokens stay out of URLs (and so out of logs and browser histories).
     pub access_token: Option<String>,
 }
 
@@ -28,7 +30,7 @@ impl Query {
     pub fn matches(&self, i: &Incident) -> bool {
         self.ward.as_ref().is_none_or(|w| {
             i.ward.as_ref().map(|r| &r.id) == Some(w) || (w == "unassigned" && i.ward.is_none())
-        }) && self.status.as_ref().is_none_or(|s| i.status.as_str() == s)
+        }) && self.status.is_none_or(|s| i.status == s)
             && self.category.as_ref().is_none_or(|c| &i.category == c)
             && self.since.is_none_or(|t| i.occurred_at >= t)
             && self.until.is_none_or(|t| i.occurred_at < t)

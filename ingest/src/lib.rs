@@ -18,15 +18,18 @@ use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use ioc_config::kafka::producer_config;
-use ioc_config::load::Settings;
+use ioc_config::load::{find_by_digest, Settings};
+use ioc_config::CameraKeyConfig;
 use ioc_schema::metrics::Metrics;
-use ioc_schema::validate::{check_camera_event, check_report, decode_json, InvalidInput};
+use ioc_schema::validate::{
+    check_camera_event, check_report, decode_json, decode_json_list, InvalidInput,
+};
 use ioc_schema::{ids, CameraEvent, Report, ReportSubmission, CAMERA_EVENT_SCHEMA, REPORT_SCHEMA};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -94,6 +97,8 @@ pub enum AppError {
     Invalid(StatusCode, InvalidInput),
     /// Several items of a batch were bad; each with its index.
     InvalidBatch(Vec<(usize, InvalidInput)>),
+    /// The caller has no valid credential.
+    Unauthorized(&'static str, String),
     /// Kafka did not acknowledge in time.
     Unavailable(String),
 }
@@ -115,6 +120,12 @@ impl IntoResponse for AppError {
                         "items": items.iter().map(|(i, e)| json!({"index": i, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
                     }
                 })),
+            )
+                .into_response(),
+            AppError::Unauthorized(code, message) => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "error": { "code": code, "message": message } })),
             )
                 .into_response(),
             AppError::Unavailable(detail) => {
@@ -223,17 +234,43 @@ pub struct Filed {
     pub duplicate: bool,
 }
 
+/// Why a report was not filed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The report breaks a rule; resending it unchanged cannot help.
+    #[error("{0}")]
+    Invalid(InvalidInput),
+    /// Kafka did not take it in time; the same report may be sent again later.
+    #[error("the event store did not acknowledge the report: {0}")]
+    Unavailable(String),
+}
+
+impl From<FileError> for AppError {
+    fn from(e: FileError) -> AppError {
+        match e {
+            FileError::Invalid(e) => bad_request(e),
+            FileError::Unavailable(detail) => AppError::Unavailable(detail),
+        }
+    }
+}
+
 impl AppState {
     /// Validates a citizen's report and writes it to the reports topic, returning once the
     /// broker has acknowledged it. Every way in (`POST /v1/reports`, Open311) goes through here.
-    pub async fn file_report(&self, sub: ReportSubmission) -> Result<Filed, AppError> {
+    pub async fn file_report(&self, sub: ReportSubmission) -> Result<Filed, FileError> {
         file_report(self, sub).await
     }
 }
 
-async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, AppError> {
+async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, FileError> {
     let now = Utc::now();
-    check_report(&sub, |c| s.settings.category(c).is_some(), now).map_err(bad_request)?;
+    check_report(
+        &sub,
+        |c| s.settings.category(c).is_some(),
+        now,
+        &s.settings.time_window(),
+    )
+    .map_err(FileError::Invalid)?;
     if let Some(key) = &sub.idempotency_key {
         if let Some(id) = s.seen_keys.lock().expect("key memory").get(key) {
             return Ok(Filed {
@@ -260,7 +297,9 @@ async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, AppEr
         received_at: now,
     };
     let payload = serde_json::to_vec(&report).expect("report serializes");
-    produce(s, &s.settings.config.topics.reports, &tracking_id, &payload).await?;
+    produce(s, &s.settings.config.topics.reports, &tracking_id, &payload)
+        .await
+        .map_err(FileError::Unavailable)?;
     if let Some(key) = sub.idempotency_key {
         s.seen_keys
             .lock()
@@ -290,12 +329,43 @@ fn accepted_report(id: &str, duplicate: bool) -> Response {
         .into_response()
 }
 
+/// The camera system posting, by its key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`).
+fn camera_system<'a>(
+    s: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a CameraKeyConfig, AppError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let Some(key) = presented else {
+        return Err(AppError::Unauthorized(
+            "unauthenticated",
+            "Camera systems send their key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'; the IOC issues one per camera system.".into(),
+        ));
+    };
+    find_by_digest(&s.settings.config.ingest.camera_keys, |k| &k.sha256, key).ok_or_else(|| {
+        AppError::Unauthorized(
+            "invalid_key",
+            "The camera system's key is not valid.".into(),
+        )
+    })
+}
+
 async fn post_camera_events(
     State(s): State<AppState>,
+    headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
+    let system = camera_system(&s, &headers).inspect_err(|_| {
+        s.metrics
+            .rejected
+            .with_label_values(&[STAGE, "unauthenticated"])
+            .inc();
+    })?;
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
-    let events: Vec<CameraEvent> = decode_json(&bytes).map_err(|e| {
+    let events: Vec<CameraEvent> = decode_json_list(&bytes).map_err(|e| {
         s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
         bad_request(e)
     })?;
@@ -317,7 +387,11 @@ async fn post_camera_events(
     let bad: Vec<(usize, InvalidInput)> = events
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| check_camera(&s.settings, e, now).err().map(|err| (i, err)))
+        .filter_map(|(i, e)| {
+            check_camera(&s.settings, system, e, now)
+                .err()
+                .map(|err| (i, err))
+        })
         .collect();
     if !bad.is_empty() {
         for (_, e) in &bad {
@@ -329,14 +403,20 @@ async fn post_camera_events(
     let topic = &s.settings.config.topics.camera_events;
     let mut sends = Vec::with_capacity(events.len());
     let mut event_ids = Vec::with_capacity(events.len());
+    let mut incident_ids = Vec::with_capacity(events.len());
     for mut e in events {
         let id = e.id();
         e.event_id = Some(id.clone());
         e.schema = Some(CAMERA_EVENT_SCHEMA.to_string());
+        incident_ids.push(e.incident_id());
         event_ids.push(id);
         let payload = serde_json::to_vec(&e).expect("camera event serializes");
         let key = e.camera_id;
-        sends.push(async move { produce(s, topic, &key, &payload).await });
+        sends.push(async move {
+            produce(s, topic, &key, &payload)
+                .await
+                .map_err(AppError::Unavailable)
+        });
     }
     // All or nothing from the client's view: on any failure it resends the batch, and the
     // deterministic event ids make the records already written harmless repeats.
@@ -349,17 +429,31 @@ async fn post_camera_events(
         .inc_by(event_ids.len() as u64);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": event_ids.len(), "event_ids": event_ids })),
+        Json(json!({
+            "accepted": event_ids.len(),
+            "event_ids": event_ids,
+            "incident_ids": incident_ids,
+        })),
     )
         .into_response())
 }
 
 fn check_camera(
     settings: &Settings,
+    system: &CameraKeyConfig,
     e: &CameraEvent,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), InvalidInput> {
-    check_camera_event(e, now)?;
+    check_camera_event(e, now, &settings.time_window())?;
+    if !system.covers(&e.camera_id) {
+        return Err(InvalidInput::new(
+            "camera_not_allowed",
+            format!(
+                "The key of '{}' does not cover camera '{}'; ask the IOC to add it to that system's cameras.",
+                system.name, e.camera_id
+            ),
+        ));
+    }
     if !settings.cameras.contains_key(&e.camera_id) {
         return Err(InvalidInput::new(
             "unknown_camera",
@@ -386,7 +480,7 @@ fn check_camera(
 }
 
 /// Writes one record and waits for the broker's acknowledgement.
-async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result<(), AppError> {
+async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result<(), String> {
     let started = Instant::now();
     let record = FutureRecord::to(topic).key(key).payload(payload);
     s.producer
@@ -395,7 +489,7 @@ async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result
             Timeout::After(s.settings.config.kafka.produce_timeout.0),
         )
         .await
-        .map_err(|(e, _)| AppError::Unavailable(e.to_string()))?;
+        .map_err(|(e, _)| e.to_string())?;
     s.metrics
         .produce_seconds
         .with_label_values(&[STAGE])
@@ -446,20 +540,43 @@ mod tests {
                 "\"1s\"".to_string(),
             ),
         ];
-        AppState::new(Arc::new(Settings::load(None, env).unwrap()), Metrics::new()).unwrap()
+        let mut settings = Settings::load(None, env).unwrap();
+        settings.config.ingest.camera_keys = vec![
+            CameraKeyConfig {
+                name: "test cameras".into(),
+                sha256: ioc_config::load::token_digest(CAMERA_KEY),
+                cameras: vec![],
+            },
+            CameraKeyConfig {
+                name: "one camera".into(),
+                sha256: ioc_config::load::token_digest(ONE_CAMERA_KEY),
+                cameras: vec!["CAM-0002".into()],
+            },
+        ];
+        AppState::new(Arc::new(settings), Metrics::new()).unwrap()
     }
+
+    const CAMERA_KEY: &str = "test-camera-key";
+    const ONE_CAMERA_KEY: &str = "test-one-camera-key";
 
     async fn post(
         path: &str,
         body: impl Into<Body>,
     ) -> (StatusCode, serde_json::Value, Option<String>) {
+        post_as(path, Some(CAMERA_KEY), body).await
+    }
+
+    async fn post_as(
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, serde_json::Value, Option<String>) {
+        let mut req = Request::post(path).header("content-type", "application/json");
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
         let resp = app(state())
-            .oneshot(
-                Request::post(path)
-                    .header("content-type", "application/json")
-                    .body(body.into())
-                    .unwrap(),
-            )
+            .oneshot(req.body(body.into()).unwrap())
             .await
             .unwrap();
         let status = resp.status();
@@ -478,8 +595,12 @@ mod tests {
     }
 
     fn report(lat: f64) -> String {
+        report_at(lat, &Utc::now().to_rfc3339())
+    }
+
+    fn report_at(lat: f64, at: &str) -> String {
         format!(
-            r#"{{"channel":"app","category":"traffic_order","text":"Đèn tín hiệu hỏng","location":{{"lat":{lat},"lon":105.91}},"submitted_at":"2026-01-01T00:00:00Z"}}"#
+            r#"{{"channel":"app","category":"traffic_order","text":"Đèn tín hiệu hỏng","location":{{"lat":{lat},"lon":105.91}},"submitted_at":"{at}"}}"#
         )
     }
 
@@ -531,9 +652,10 @@ mod tests {
     #[tokio::test]
     async fn camera_batches_name_each_bad_event() {
         let body = r#"[
-            {"camera_id":"CAM-0001","event_type":"accident","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"},
-            {"camera_id":"CAM-9999","event_type":"accident","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"},
-            {"camera_id":"CAM-0001","event_type":"alien_landing","confidence":0.9,"detected_at":"2026-01-01T00:00:00Z"}]"#;
+            {"camera_id":"CAM-0001","event_type":"accident","confidence":0.9,"detected_at":"NOW"},
+            {"camera_id":"CAM-9999","event_type":"accident","confidence":0.9,"detected_at":"NOW"},
+            {"camera_id":"CAM-0001","event_type":"alien_landing","confidence":0.9,"detected_at":"NOW"}]"#
+            .replace("NOW", &Utc::now().to_rfc3339());
         let (status, json, _) = post("/v1/camera-events", body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let items = json["error"]["items"].as_array().unwrap();
@@ -549,5 +671,96 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
         assert_eq!(json["error"]["code"], "unavailable");
         assert_eq!(retry.as_deref(), Some("5"));
+    }
+
+    fn camera(extra: &str) -> String {
+        camera_at(&Utc::now().to_rfc3339(), extra)
+    }
+
+    fn camera_at(now: &str, extra: &str) -> String {
+        format!(
+            r#"[{{"camera_id":"CAM-0001","event_type":"accident","confidence":0.9,"detected_at":"{now}"{extra}}}]"#
+        )
+    }
+
+    #[tokio::test]
+    async fn camera_intake_needs_a_camera_systems_key() {
+        for key in [None, Some("wrong-key"), Some("")] {
+            let (status, json, _) = post_as("/v1/camera-events", key, camera("")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}: {json}");
+            assert!(json["error"]["message"].as_str().unwrap().len() > 10);
+        }
+        // A key limited to other cameras cannot post for this one.
+        let (status, json, _) =
+            post_as("/v1/camera-events", Some(ONE_CAMERA_KEY), camera("")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+        assert_eq!(json["error"]["items"][0]["code"], "camera_not_allowed");
+        // With the right key the event is valid and only Kafka (down here) stops it.
+        let (status, _, _) = post("/v1/camera-events", camera("")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn hostile_ids_times_and_shapes_are_refused() {
+        let cases = [
+            (
+                "/v1/camera-events",
+                camera(r#","event_id":"x\ny""#),
+                "invalid_id",
+            ),
+            (
+                "/v1/camera-events",
+                camera(r#","event_id":"x\r""#),
+                "invalid_id",
+            ),
+            (
+                "/v1/camera-events",
+                camera(r#","event_id":"x\u0000""#),
+                "invalid_id",
+            ),
+            (
+                "/v1/camera-events",
+                camera(r#","event_id":"""#),
+                "invalid_id",
+            ),
+            (
+                "/v1/camera-events",
+                camera(r#","event_id":"  ""#),
+                "invalid_id",
+            ),
+            (
+                "/v1/camera-events",
+                camera_at("-262143-01-01T00:00:00Z", ""),
+                "invalid_time",
+            ),
+            (
+                "/v1/reports",
+                report_at(20.5, "0000-01-01T00:00:00Z"),
+                "invalid_time",
+            ),
+            (
+                "/v1/reports",
+                report(20.5).replace(r#"{"lat":20.5,"lon":105.91}"#, "[20.5, 105.91]"),
+                "invalid_field",
+            ),
+            (
+                "/v1/reports",
+                report(20.5).replace(r#""submitted_at""#, r#""reporter":[],"submitted_at""#),
+                "invalid_field",
+            ),
+            (
+                "/v1/reports",
+                report(20.5).replace("Đèn tín hiệu hỏng", "a\\u0001b"),
+                "invalid_field",
+            ),
+        ];
+        for (path, body, code) in cases {
+            let (status, json, _) = post(path, body.clone()).await;
+            assert!(status.is_client_error(), "{body}: {status} {json}");
+            let got = json["error"]["items"][0]["code"]
+                .as_str()
+                .or(json["error"]["code"].as_str());
+            assert_eq!(got, Some(code), "{body}: {json}");
+        }
     }
 }

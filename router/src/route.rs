@@ -9,7 +9,9 @@ use ioc_config::load::Settings;
 use ioc_config::{CategoryConfig, Verification};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::sla::{self, CategoryTargets};
-use ioc_schema::validate::{check_camera_event, check_location, decode_json, InvalidInput};
+use ioc_schema::validate::{
+    check_camera_event, check_id, check_location, decode_json, InvalidInput,
+};
 use ioc_schema::{
     Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status,
     Transition, WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
@@ -69,6 +71,8 @@ fn route_report(
         )
     })?;
     check_location(&r.location)?;
+    // Ingest makes tracking ids; anything else on the topic was not written by it.
+    check_id("tracking_id", &r.tracking_id)?;
     let targets = category.targets();
     let mut incident = incident_skeleton(
         r.tracking_id,
@@ -104,7 +108,7 @@ fn route_camera(
         }
     }
     // The record's own Kafka time stands in for "now", so the verdict does not change on replay.
-    check_camera_event(&e, received_at)?;
+    check_camera_event(&e, received_at, &settings.time_window())?;
     let camera = settings.cameras.get(&e.camera_id).ok_or_else(|| {
         InvalidInput::new(
             "unknown_camera",
@@ -129,7 +133,7 @@ fn route_camera(
     };
     let targets = category.targets();
     let mut incident = incident_skeleton(
-        e.id(),
+        e.incident_id(),
         Source::Camera {
             camera_id: e.camera_id.clone(),
             event_type: e.event_type.clone(),

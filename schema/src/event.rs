@@ -61,12 +61,13 @@ pub struct ReportSubmission {
     pub channel: Channel,
     pub category: String,
     pub text: String,
+    #[serde(deserialize_with = "crate::validate::object")]
     pub location: Location,
     #[serde(default)]
     pub address: Option<String>,
     #[serde(default)]
     pub photo_urls: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::validate::optional_object")]
     pub reporter: Option<Contact>,
     pub submitted_at: DateTime<Utc>,
 }
@@ -113,7 +114,14 @@ pub struct CameraEvent {
 }
 
 impl CameraEvent {
-    /// The event's id, derived when the sender did not give one.
+    /// The id of the incident this event becomes: derived on our side from the camera and the
+    /// event's id, and namespaced (`cam-`) so that no sender can choose it, or take the id a
+    /// citizen's report will get.
+    pub fn incident_id(&self) -> String {
+        crate::ids::camera_incident_id(&self.camera_id, &self.id())
+    }
+
+    /// The event's id as the sender gave it, or derived when the sender did not give one.
     pub fn id(&self) -> String {
         match &self.event_id {
             Some(id) => id.clone(),
@@ -298,7 +306,8 @@ pub struct Resolution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub schema: String,
-    /// Equal to the source event's id (for a report: its tracking id).
+    /// For a report: its tracking id; for a camera event: `cam-` and an id derived from the
+    /// camera and the event's id (see [`crate::ids`]).
     pub id: String,
     /// Increases with every change of this incident; consumers keep the highest.
     pub revision: u64,

@@ -3,6 +3,11 @@
 //! The router is at-least-once: after a crash it may see an input again. Because an incident's id is
 //! a pure function of its source event, a replay rewrites the same incident instead of creating a
 //! second one, and the dashboard's upsert by id absorbs it.
+//!
+//! Every incident id is made here, never taken from a sender: a report's is a UUID (from the
+//! client's idempotency key, or random), a camera event's is `cam-` and a UUID derived from the
+//! camera and the event. The two namespaces cannot meet, so no camera system can take the id a
+//! citizen's report will get.
 
 use uuid::Uuid;
 
@@ -34,6 +39,18 @@ pub fn camera_event_id(camera_id: &str, event_type: &str, detected_at_rfc3339: &
     .to_string()
 }
 
+/// Prefix of every incident id that comes from a camera.
+pub const CAMERA_INCIDENT_PREFIX: &str = "cam-";
+
+/// Id of the incident a camera event becomes.
+pub fn camera_incident_id(camera_id: &str, event_id: &str) -> String {
+    let derived = Uuid::new_v5(
+        &NAMESPACE,
+        format!("camera-incident:{camera_id}:{event_id}").as_bytes(),
+    );
+    format!("{CAMERA_INCIDENT_PREFIX}{derived}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +69,17 @@ mod tests {
             a,
             camera_event_id("CAM-2", "accident", "2026-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn camera_incident_ids_cannot_take_a_report_id() {
+        let report = report_id_for_key("k-42");
+        // A camera system sending the report's predictable id as its event id gets another id.
+        let cam = camera_incident_id("CAM-1", &report);
+        assert!(cam.starts_with(CAMERA_INCIDENT_PREFIX));
+        assert_ne!(cam, report);
+        assert!(!report.starts_with(CAMERA_INCIDENT_PREFIX));
+        assert_eq!(cam, camera_incident_id("CAM-1", &report));
+        assert_ne!(cam, camera_incident_id("CAM-2", &report));
     }
 }

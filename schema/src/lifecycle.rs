@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::sla::{self, CategoryTargets, Priority};
+use crate::validate::{self, InvalidInput};
 use crate::{Actor, Incident, Resolution, Status, Transition, WardRef};
 
 /// Who may act, and on what.
@@ -98,6 +99,33 @@ impl Action {
             Action::Reopen { .. } => "reopen",
             Action::MarkDuplicate { .. } => "mark_duplicate",
             Action::Cancel { .. } => "cancel",
+        }
+    }
+
+    /// Bounds every field a person typed: texts by length and alphabet, links by scheme, ids by
+    /// alphabet. A record that breaks these could not be stored (Kafka's record size) or served
+    /// (a `javascript:` link on the citizen's page), so it is refused before anything else.
+    pub fn check_fields(&self) -> Result<(), InvalidInput> {
+        let text = |field: &str, t: &str| validate::check_text(field, t, validate::MAX_TEXT_CHARS);
+        match self {
+            Action::Verify { note, .. } => note.as_deref().map_or(Ok(()), |n| text("note", n)),
+            Action::Assign { ward_id, note, .. } => {
+                validate::check_id("ward_id", ward_id)?;
+                note.as_deref().map_or(Ok(()), |n| text("note", n))
+            }
+            Action::Resolve { result, photo_urls } => {
+                text("result", result)?;
+                validate::check_photos("photo_urls", photo_urls)
+            }
+            Action::Reject { reason, ward_id } => {
+                text("reason", reason)?;
+                ward_id
+                    .as_deref()
+                    .map_or(Ok(()), |w| validate::check_id("ward_id", w))
+            }
+            Action::Reopen { reason } | Action::Cancel { reason } => text("reason", reason),
+            Action::MarkDuplicate { of } => validate::check_id("of", of),
+            Action::Acknowledge | Action::Start | Action::Close => Ok(()),
         }
     }
 
@@ -207,6 +235,9 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
             ),
         )
     })?;
+    action
+        .check_fields()
+        .map_err(|e| refuse("invalid", e.message))?;
     let mut next = incident.clone();
     next.previous_ward = None;
     let mut note = None;
@@ -287,7 +318,10 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 .as_ref()
                 .map(|r| r.at)
                 .unwrap_or(incident.updated_at);
-            if cx.at > resolved_at + cx.reopen_window {
+            let window_ends = resolved_at
+                .checked_add_signed(cx.reopen_window)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if cx.at > window_ends {
                 return Err(refuse(
                     "illegal_transition",
                     format!(

@@ -23,6 +23,8 @@ pub const WARD_OF_TOKEN: &str = "P001";
 pub const WARD2_TOKEN: &str = "test-ward-p002";
 pub const WARD2: &str = "P002";
 pub const OPEN311_KEY: &str = "test-open311-key";
+/// A camera system's key for `POST /v1/camera-events`.
+pub const CAMERA_KEY: &str = "test-camera-system-key";
 
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -93,6 +95,11 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
     s.config.open311.keys = vec![ioc_config::ApiKeyConfig {
         name: "test 311 client".into(),
         sha256: token_digest(OPEN311_KEY),
+    }];
+    s.config.ingest.camera_keys = vec![ioc_config::CameraKeyConfig {
+        name: "test camera system".into(),
+        sha256: token_digest(CAMERA_KEY),
+        cameras: Vec::new(),
     }];
     s
 }

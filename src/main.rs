@@ -1,6 +1,7 @@
 //! `ioc`: the operator's binary. Each pipeline stage as a subcommand, the whole pipeline on an
 //! embedded broker (`ioc demo`), and ward-map tools (`ioc wards ...`).
 
+mod contracts;
 mod demo;
 mod wards_cmd;
 
@@ -59,6 +60,14 @@ enum Command {
     /// Generate a secret and the config lines that accept it: a dashboard token
     /// (`dashboard.tokens`), a camera system's key (`ingest.camera_keys`) or an Open311 key.
     Token,
+    /// Write the published contracts: the OpenAPI 3.1 description of each stage's HTTP API and
+    /// the JSON Schema of each record type on each Kafka topic (the repository keeps a copy in
+    /// `contracts/`; a test fails when it is out of date).
+    Contracts {
+        /// Folder to write into (`openapi/<stage>.json`, `records/<schema>.json`).
+        #[arg(long, default_value = "contracts")]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(default: &str) {
@@ -153,6 +162,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Wards(cmd) => {
             init_logging("warn");
             wards_cmd::run(cmd)
+        }
+        Command::Contracts { out } => {
+            for (path, doc) in contracts::all() {
+                let file = out.join(&path);
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                std::fs::write(&file, doc)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                println!("wrote {}", file.display());
+            }
+            Ok(())
         }
         Command::Token => {
             let token = demo::new_token();

@@ -10,9 +10,11 @@
 //! - [`model`]: the configuration structs, each field documented.
 //! - [`load`]: layering and validation.
 //! - [`assets`]: files bundled in the binary (`embedded:` paths), such as the demo city.
+//! - [`http`]: the router every stage builds its documented HTTP API with, and the ops routes.
 //! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
 
 pub mod assets;
+pub mod http;
 pub mod kafka;
 pub mod load;
 pub mod model;

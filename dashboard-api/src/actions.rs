@@ -20,7 +20,6 @@ use ioc_schema::sla;
 use ioc_schema::validate::decode_json;
 use ioc_schema::{Incident, Status, WardRef};
 use rdkafka::producer::FutureRecord;
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::view::Query;
@@ -212,12 +211,23 @@ pub async fn post_action(
     Ok(Json(act(&s, &id, action, role, name).await?).into_response())
 }
 
+/// What a citizen's confirmation or dispute answers.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct CitizenAnswer {
+    pub tracking_id: String,
+    pub status: Status,
+    /// The report this one was merged into, which took the answer instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+}
+
 fn citizen_answer(asked: &str, next: &Incident) -> Response {
-    let mut body = json!({"tracking_id": asked, "status": next.status});
-    if next.id != asked {
-        body["forwarded_to"] = json!(next.id);
-    }
-    Json(body).into_response()
+    Json(CitizenAnswer {
+        tracking_id: asked.to_string(),
+        status: next.status,
+        forwarded_to: (next.id != asked).then(|| next.id.clone()),
+    })
+    .into_response()
 }
 
 /// `POST /v1/reports/{id}/confirm`: the citizen accepts the resolution.
@@ -229,10 +239,12 @@ pub async fn citizen_confirm(
     Ok(citizen_answer(&id, &next))
 }
 
-#[derive(serde::Deserialize)]
+/// Why the citizen disputes a resolution.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Dispute {
-    reason: String,
+pub struct Dispute {
+    /// What is still wrong.
+    pub reason: String,
 }
 
 /// `POST /v1/reports/{id}/dispute`: the citizen says the problem is not solved.

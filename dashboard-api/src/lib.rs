@@ -38,15 +38,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::stream::Stream;
+use ioc_config::http::Documented;
 use ioc_config::kafka::{base_consumer_config, client_config, producer_config, LagContext};
 use ioc_config::load::Settings;
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
+use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
+use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::decode_json;
-use ioc_schema::{Incident, Status};
+use ioc_schema::{Incident, Resolution, Status, WardRef};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -174,28 +179,170 @@ impl IntoResponse for ApiError {
 
 /// The dashboard HTTP application.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(|| async { Html(MAP_PAGE) }))
-        .route("/v1/incidents", get(list_incidents))
-        .route("/v1/incidents/{id}", get(get_incident))
-        .route("/v1/reports/{id}", get(get_report_status))
-        .route("/v1/reports/{id}/confirm", post(actions::citizen_confirm))
-        .route("/v1/reports/{id}/dispute", post(actions::citizen_dispute))
-        .route("/v1/incidents/{id}/actions", post(actions::post_action))
-        .route("/v1/assignments", get(get_assignments))
-        .route("/v1/overdue", get(get_overdue))
-        .route("/v1/figures", get(get_figures))
-        .nest("/open311/v2", open311::routes())
-        .route("/v1/stats", get(get_stats))
-        .route("/v1/wards", get(get_wards))
-        .route("/v1/stream", get(stream))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(|State(s): State<AppState>| async move { s.metrics.render() }),
-        )
+    let (router, _) = routes(state.metrics.clone());
+    router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of the dashboard API (served at `/openapi.json`).
+pub fn openapi() -> serde_json::Value {
+    routes(Metrics::new()).1
+}
+
+fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
+    let mut api = Api::new(
+        "ioc dashboard",
+        "What IOC operators and ward units watch and work with, the citizen's view of a report, and Open311 GeoReport v2. A ward unit's token sees only its own ward.",
+    );
+    api.security_scheme(
+        "token",
+        json!({"type": "http", "scheme": "bearer", "description": "An operator's or a ward unit's token (`ioc token` makes one)."}),
+    );
+    let read: &[(u16, &str)] = &[
+        (400, "A bad query parameter, or a token in the URL"),
+        (401, "No token, or an invalid one"),
+        (403, "Not in this ward unit's ward"),
+    ];
+    let id = "The incident's id (a report's tracking id, or `cam-…` for a camera event)";
+    let docs = Documented::new(api)
+        .route("/", get(|| async { Html(MAP_PAGE) }), |_| {
+            vec![Op::get("The live map page (sign in with a token)")
+                .tag("operators")
+                .answers(200, "HTML", Some(("text/html", json!({"type": "string"}))))]
+        })
+        .route("/v1/incidents", get(list_incidents), |api| {
+            let params = api.query::<Query>();
+            let page = api.response::<view::Page<'static>>();
+            vec![Op::get("Incidents, newest first, filtered and paginated")
+                .tag("operators")
+                .security(&["token"])
+                .params(params)
+                .json(200, "One page", page)
+                .errors(api, read)]
+        })
+        .route("/v1/incidents/{id}", get(get_incident), |api| {
+            let incident = api.response::<Incident>();
+            vec![Op::get("One incident with its full history")
+                .tag("operators")
+                .security(&["token"])
+                .path_param("id", id)
+                .json(200, "The incident", incident)
+                .errors(api, read)
+                .errors(api, &[(404, "No such incident")])]
+        })
+        .route("/v1/incidents/{id}/actions", post(actions::post_action), |api| {
+            let body = api.request::<Action>();
+            let incident = api.response::<Incident>();
+            vec![Op::post("A lifecycle action by an operator or a ward unit")
+                .tag("ward units")
+                .security(&["token"])
+                .path_param("id", id)
+                .json_body(body)
+                .json(200, "The incident's new revision", incident)
+                .errors(api, read)
+                .errors(
+                    api,
+                    &[
+                        (404, "No such incident"),
+                        (409, "Not allowed in the incident's current state (the message names it)"),
+                        (413, "The body is too large"),
+                        (422, "A field breaks a rule"),
+                        (503, "The change could not be stored; retry"),
+                    ],
+                )]
+        })
+        .route("/v1/reports/{id}", get(get_report_status), |api| {
+            let status = api.response::<PublicStatus>();
+            vec![Op::get("A citizen's view of their report: status, ward and result")
+                .tag("citizens")
+                .path_param("id", "The tracking id")
+                .json(200, "The report's status", status)
+                .errors(api, &[(404, "No such report")])]
+        })
+        .route("/v1/reports/{id}/confirm", post(actions::citizen_confirm), |api| {
+            let answer = api.response::<actions::CitizenAnswer>();
+            vec![Op::post("The citizen accepts the resolution")
+                .tag("citizens")
+                .path_param("id", "The tracking id")
+                .json(200, "Closed", answer)
+                .errors(api, &[(404, "No such report"), (409, "Not resolved"), (503, "Retry")])]
+        })
+        .route("/v1/reports/{id}/dispute", post(actions::citizen_dispute), |api| {
+            let body = api.request::<actions::Dispute>();
+            let answer = api.response::<actions::CitizenAnswer>();
+            vec![Op::post("The citizen disputes the resolution (within the reopen window)")
+                .tag("citizens")
+                .path_param("id", "The tracking id")
+                .json_body(body)
+                .json(200, "Reopened", answer)
+                .errors(
+                    api,
+                    &[
+                        (404, "No such report"),
+                        (409, "Not resolved, or the window has passed"),
+                        (413, "The body is too large"),
+                        (422, "No reason given"),
+                        (503, "Retry"),
+                    ],
+                )]
+        })
+        .route("/v1/assignments", get(get_assignments), |api| {
+            let params = api.query::<Query>();
+            let list = json!({"type": "array", "items": api.response::<Incident>()});
+            vec![Op::get("A ward unit's open work, earliest due first")
+                .tag("ward units")
+                .security(&["token"])
+                .params(params)
+                .json(200, "Open assignments", list)
+                .errors(api, read)]
+        })
+        .route("/v1/overdue", get(get_overdue), |api| {
+            let params = api.query::<Query>();
+            vec![Op::get("Open incidents past a deadline now, most overdue first")
+                .tag("operators")
+                .security(&["token"])
+                .params(params)
+                .json(200, "Overdue incidents", json!({"type": "object", "required": ["at", "total", "items"]}))
+                .errors(api, read)]
+        })
+        .route("/v1/figures", get(get_figures), |api| {
+            let params = api.query::<Query>();
+            vec![Op::get("Per ward and category over since..until (default the last 30 days)")
+                .tag("operators")
+                .security(&["token"])
+                .params(params)
+                .json(200, "Figures", json!({"type": "object", "required": ["since", "until", "at", "total", "rows"]}))
+                .errors(api, read)]
+        })
+        .route("/v1/stats", get(get_stats), |api| {
+            let params = api.query::<Query>();
+            let stats = api.response::<view::Stats>();
+            vec![Op::get("Counts by ward, status and category")
+                .tag("operators")
+                .security(&["token"])
+                .params(params)
+                .json(200, "Counts", stats)
+                .errors(api, read)]
+        })
+        .route("/v1/wards", get(get_wards), |api| {
+            vec![Op::get("The wards in force as an RFC 7946 FeatureCollection, with live counts")
+                .tag("operators")
+                .security(&["token"])
+                .answers(200, "GeoJSON", Some(("application/json", json!({"type": "object", "required": ["type", "features"]}))))
+                .errors(api, read)]
+        })
+        .route("/v1/stream", get(stream), |api| {
+            let params = api.query::<Query>();
+            vec![Op::get("Server-Sent Events: one `incident` event per change")
+                .tag("operators")
+                .describe("Browsers cannot set headers on an EventSource, so this endpoint alone also takes the token as `access_token` in the query.")
+                .security(&["token"])
+                .params(params)
+                .answers(200, "An endless event stream", Some(("text/event-stream", json!({"type": "string"}))))
+                .errors(api, read)]
+        });
+    open311::document(docs).with_ops(metrics).finish()
 }
 
 /// Who is asking, from the `Authorization` header. A token in the URL is refused here: only the
@@ -291,35 +438,70 @@ fn not_found(id: &str) -> ApiError {
 async fn get_report_status(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<PublicStatus>, ApiError> {
     let view = s.view.read().expect("view lock");
     let i = view.get(&id).ok_or_else(|| not_found(&id))?;
-    let mut body = public_status(i);
+    let mut body = PublicStatus::of(i);
     // A report merged into another follows the original from then on.
     if let Some(original) = i.duplicate_of.as_deref().and_then(|o| view.get(o)) {
-        body["merged_into"] = public_status(original);
+        body.merged_into = Some(Box::new(PublicStatus::of(original)));
     }
-    Ok(Json(body).into_response())
+    Ok(Json(body))
 }
 
 /// What a citizen may see of an incident: status, ward and result; who acted and internal notes
 /// stay inside.
-pub fn public_status(i: &Incident) -> serde_json::Value {
-    json!({
-        "tracking_id": i.id,
-        "category": i.category,
-        "status": i.status,
-        "ward": i.ward,
-        "unit": i.unit,
-        "submitted_at": i.occurred_at,
-        "expected_by": i.sla_due_at,
-        "updated_at": i.updated_at,
-        "result": i.resolution,
-        "history": i.history.iter()
-            .filter(|t| t.from != Some(t.to))
-            .map(|t| json!({"at": t.at, "status": t.to}))
-            .collect::<Vec<_>>(),
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PublicStatus {
+    pub tracking_id: String,
+    pub category: String,
+    pub status: Status,
+    pub ward: Option<WardRef>,
+    pub unit: Option<String>,
+    pub submitted_at: DateTime<Utc>,
+    /// The service-level deadline.
+    pub expected_by: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The unit's result, once resolved.
+    pub result: Option<Resolution>,
+    /// Each change of status, oldest first.
+    pub history: Vec<PublicStep>,
+    /// The report this one was merged into, which it follows from then on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<Box<PublicStatus>>,
+}
+
+/// One change of status, as a citizen sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PublicStep {
+    pub at: DateTime<Utc>,
+    pub status: Status,
+}
+
+impl PublicStatus {
+    pub fn of(i: &Incident) -> PublicStatus {
+        PublicStatus {
+            tracking_id: i.id.clone(),
+            category: i.category.clone(),
+            status: i.status,
+            ward: i.ward.clone(),
+            unit: i.unit.clone(),
+            submitted_at: i.occurred_at,
+            expected_by: i.sla_due_at,
+            updated_at: i.updated_at,
+            result: i.resolution.clone(),
+            history: i
+                .history
+                .iter()
+                .filter(|t| t.from != Some(t.to))
+                .map(|t| PublicStep {
+                    at: t.at,
+                    status: t.to,
+                })
+                .collect(),
+            merged_into: None,
+        }
+    }
 }
 
 async fn get_stats(

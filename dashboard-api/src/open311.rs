@@ -19,10 +19,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Json};
 use chrono::{DateTime, Duration, Utc};
+use ioc_config::http::Documented;
 use ioc_config::load::find_by_digest;
 use ioc_ingest::FileError;
+use ioc_schema::openapi::Op;
 use ioc_schema::{Channel, Contact, Incident, Location, ReportSubmission, Source, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,11 +36,79 @@ const MAX_REQUESTS: usize = 1000;
 /// Default window of `GET requests.json` without dates.
 const DEFAULT_DAYS: i64 = 90;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/{file}", get(get_collection).post(post_request))
-        .route("/services/{file}", get(service_definition))
-        .route("/requests/{file}", get(one_request))
+/// Adds the Open311 routes, documented, under `/open311/v2`.
+pub fn document(docs: Documented<AppState>) -> Documented<AppState> {
+    let file = "`services.json` or `requests.json`, or the same in `.xml`";
+    // Every answer comes in the format the path's extension names, errors included.
+    let fmt_answers = |op: Op, ok: u16, ok_text: &str| {
+        [ok, 400, 403, 404, 413, 503]
+            .into_iter()
+            .fold(op, |op, status| {
+                let description = if status == ok {
+                    ok_text
+                } else {
+                    "Refused, in the spec's error format"
+                };
+                op.answers_in(
+                    status,
+                    description,
+                    json!({
+                        "application/json": {"schema": {"type": "array"}},
+                        "text/xml": {"schema": {"type": "string"}},
+                    }),
+                )
+            })
+    };
+    docs.route(
+        "/open311/v2/{file}",
+        get(get_collection).post(post_request),
+        |_| {
+            vec![
+                fmt_answers(
+                    Op::get("Open311: the services (categories) or the requests, with the spec's filters")
+                        .tag("open311")
+                        .path_param("file", file),
+                    200,
+                    "Services or requests",
+                ),
+                fmt_answers(
+                    Op::post("Open311: file a request (form-encoded, with api_key)")
+                        .tag("open311")
+                        .path_param("file", "`requests.json` or `requests.xml`")
+                        .body(
+                            "application/x-www-form-urlencoded",
+                            json!({"type": "object", "properties": {
+                                "api_key": {"type": "string"}, "service_code": {"type": "string"},
+                                "lat": {"type": "string"}, "long": {"type": "string"},
+                                "description": {"type": "string"}, "address_string": {"type": "string"},
+                                "media_url": {"type": "string"}, "email": {"type": "string"},
+                                "first_name": {"type": "string"}, "last_name": {"type": "string"},
+                                "phone": {"type": "string"}, "jurisdiction_id": {"type": "string"}}}),
+                        ),
+                    201,
+                    "Filed: durably in Kafka",
+                ),
+            ]
+        },
+    )
+    .route("/open311/v2/services/{file}", get(service_definition), |_| {
+        vec![fmt_answers(
+            Op::get("Open311 service definitions (none are offered: every service is realtime without attributes)")
+                .tag("open311")
+                .path_param("file", "`{service_code}.json` or `.xml`"),
+            200,
+            "Never: answered 404",
+        )]
+    })
+    .route("/open311/v2/requests/{file}", get(one_request), |_| {
+        vec![fmt_answers(
+            Op::get("Open311: one request")
+                .tag("open311")
+                .path_param("file", "`{service_request_id}.json` or `.xml`"),
+            200,
+            "The request",
+        )]
+    })
 }
 
 /// The two formats of the spec, chosen by the file extension of the resource.

@@ -5,21 +5,27 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use ioc_schema::{Incident, Status};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Filters of `GET /v1/incidents` (and of the live stream).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
+    /// A ward id, or `unassigned` for incidents without a ward. A ward unit's token is held to
+    /// its own ward.
     pub ward: Option<String>,
     /// One status; an unknown name is refused (400) rather than matching nothing.
     pub status: Option<Status>,
+    /// A category id (`GET /v1/categories` on ingest lists them).
     pub category: Option<String>,
     /// Only incidents that occurred at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Only incidents that occurred before this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Page size (default 100, at most `dashboard.max_page_size`).
     pub limit: Option<usize>,
+    /// How many matching incidents to skip.
     pub offset: Option<usize>,
     /// Accepted by the stream endpoint only, where browsers cannot send headers; refused
     /// elsewhere, so tokens stay out of URLs (and so out of logs and browser histories).
@@ -38,7 +44,7 @@ impl Query {
 }
 
 /// One page of incidents, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Page<'a> {
     pub total: usize,
     pub offset: usize,
@@ -47,7 +53,7 @@ pub struct Page<'a> {
 }
 
 /// Counts for `GET /v1/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Stats {
     pub total: usize,
     pub by_status: BTreeMap<&'static str, usize>,

@@ -23,16 +23,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use ioc_config::http::Documented;
 use ioc_config::kafka::producer_config;
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::CameraKeyConfig;
 use ioc_schema::metrics::Metrics;
+use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::{
     check_camera_event, check_report, decode_json, decode_json_list, InvalidInput,
 };
 use ioc_schema::{ids, CameraEvent, Report, ReportSubmission, CAMERA_EVENT_SCHEMA, REPORT_SCHEMA};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 
 const STAGE: &str = "ingest";
@@ -174,30 +178,118 @@ fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, AppE
     })
 }
 
-/// The ingest HTTP application.
-pub fn app(state: AppState) -> Router {
-    let limit = state.settings.config.ingest.max_body_bytes;
-    Router::new()
-        .route("/v1/reports", post(post_report))
-        .route("/v1/camera-events", post(post_camera_events))
-        .route("/v1/categories", get(get_categories))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(|State(s): State<AppState>| async move { s.metrics.render() }),
-        )
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+/// The answer to an accepted report.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReportAccepted {
+    /// The report's id, which is also its incident's id, and the citizen's credential to
+    /// confirm or dispute the result.
+    pub tracking_id: String,
+    /// Always `accepted`: the report is durably in Kafka.
+    pub status: String,
+    /// Whether an earlier submission with the same idempotency key was answered instead.
+    pub duplicate: bool,
+    /// Where the report's progress can be followed.
+    pub status_url: String,
 }
 
-async fn get_categories(State(s): State<AppState>) -> impl IntoResponse {
+/// The answer to an accepted batch of camera events.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CameraAccepted {
+    pub accepted: usize,
+    /// Each event's id, as sent or derived from camera, type and time.
+    pub event_ids: Vec<String>,
+    /// The id of the incident each event becomes.
+    pub incident_ids: Vec<String>,
+}
+
+/// A configured category.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Category {
+    pub id: String,
+    pub name: String,
+    pub unit: String,
+    pub camera_event_types: Vec<String>,
+}
+
+/// The ingest HTTP application: its routes and their OpenAPI description.
+pub fn app(state: AppState) -> Router {
+    let limit = state.settings.config.ingest.max_body_bytes;
+    let (router, _) = routes(state.metrics.clone());
+    router.layer(DefaultBodyLimit::max(limit)).with_state(state)
+}
+
+/// The OpenAPI 3.1 description of the ingest API (served at `/openapi.json`).
+pub fn openapi() -> serde_json::Value {
+    routes(Metrics::new()).1
+}
+
+fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
+    let mut api = Api::new(
+        "ioc ingest",
+        "The front door for citizens' reports and camera systems. 202 means the event is durably in Kafka; 4xx says what to fix; 503 with Retry-After means retry later.",
+    );
+    api.security_scheme(
+        "cameraKey",
+        json!({"type": "http", "scheme": "bearer", "description": "A camera system's key (also accepted as an X-Api-Key header)."}),
+    );
+    let refusals: &[(u16, &str)] = &[
+        (400, "Not JSON, or an unreadable body"),
+        (413, "The body is larger than ingest.max_body_bytes"),
+        (
+            422,
+            "The event breaks a rule: the error's code and message say which",
+        ),
+        (
+            503,
+            "Kafka did not acknowledge; nothing was accepted, retry later",
+        ),
+    ];
+    Documented::new(api)
+        .route("/v1/reports", post(post_report), |api| {
+            let body = api.request::<ReportSubmission>();
+            let ok = api.response::<ReportAccepted>();
+            vec![Op::post("File a citizen's report")
+                .tag("citizens")
+                .describe("Validated, written to the reports topic and answered 202 only after Kafka acknowledged it. Resending with the same idempotency_key returns the same tracking id.")
+                .json_body(body)
+                .json(202, "Accepted: durably in Kafka", ok)
+                .errors(api, refusals)]
+        })
+        .route("/v1/camera-events", post(post_camera_events), |api| {
+            let body = json!({"type": "array", "minItems": 1, "items": api.request::<CameraEvent>()});
+            let ok = api.response::<CameraAccepted>();
+            vec![Op::post("Post a batch of camera events")
+                .tag("cameras")
+                .describe("All events valid or none accepted (422 lists each bad index).")
+                .security(&["cameraKey"])
+                .json_body(body)
+                .json(202, "Accepted: durably in Kafka", ok)
+                .errors(api, refusals)
+                .errors(api, &[(401, "No or an invalid camera system's key")])]
+        })
+        .route("/v1/categories", get(get_categories), |api| {
+            let list = json!({"type": "array", "items": api.response::<Category>()});
+            vec![Op::get("The configured categories, their units and camera event types")
+                .tag("citizens")
+                .json(200, "Categories", list)]
+        })
+        .with_ops(metrics)
+        .finish()
+}
+
+async fn get_categories(State(s): State<AppState>) -> Json<Vec<Category>> {
     Json(
         s.settings
             .config
             .categories
             .iter()
-            .map(|c| json!({"id": c.id, "name": c.name, "unit": c.unit, "camera_event_types": c.camera_event_types}))
-            .collect::<Vec<_>>(),
+            .map(|c| Category {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                unit: c.unit.clone(),
+                camera_event_types: c.camera_event_types.clone(),
+            })
+            .collect(),
     )
 }
 
@@ -319,12 +411,12 @@ async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, FileE
 fn accepted_report(id: &str, duplicate: bool) -> Response {
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "tracking_id": id,
-            "status": "accepted",
-            "duplicate": duplicate,
-            "status_url": format!("/v1/incidents/{id}"),
-        })),
+        Json(ReportAccepted {
+            tracking_id: id.to_string(),
+            status: "accepted".into(),
+            duplicate,
+            status_url: format!("/v1/incidents/{id}"),
+        }),
     )
         .into_response()
 }
@@ -429,11 +521,11 @@ async fn post_camera_events(
         .inc_by(event_ids.len() as u64);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "accepted": event_ids.len(),
-            "event_ids": event_ids,
-            "incident_ids": incident_ids,
-        })),
+        Json(CameraAccepted {
+            accepted: event_ids.len(),
+            event_ids,
+            incident_ids,
+        }),
     )
         .into_response())
 }

@@ -11,9 +11,11 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
+use ioc_config::http::Documented;
 use ioc_config::kafka::{consumer_config, producer_config, LagContext};
 use ioc_config::load::Settings;
 use ioc_schema::metrics::Metrics;
+use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -71,37 +73,61 @@ pub async fn run(
     result.and(forwarded)
 }
 
-fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State((m, _)): State<(Metrics, SharedSets)>| async move { m.render() }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
+/// The router's HTTP application: `/v1/boundary-sets`, `/healthz`, `/metrics`, `/openapi.json`.
+pub fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
+    routes(metrics).0.with_state(sets)
+}
+
+/// The OpenAPI 3.1 description of the router's HTTP endpoints (served at `/openapi.json`).
+pub fn openapi() -> serde_json::Value {
+    routes(Metrics::new()).1
+}
+
+/// One boundary set as `GET /v1/boundary-sets` lists it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct BoundarySetInfo {
+    pub version: String,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    pub wards: usize,
+    pub edges: usize,
+    /// The file it was read from.
+    pub source: String,
+}
+
+fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
+    let api = Api::new(
+        "ioc router",
+        "The spatial router's operations endpoints: health, metrics and the boundary sets it routes with.",
+    );
+    Documented::new(api)
         .route(
             "/v1/boundary-sets",
-            get(
-                |State((_, sets)): State<(Metrics, SharedSets)>| async move {
-                    let sets = sets.read().expect("sets lock").clone();
-                    Json(
-                        sets.sets
-                            .iter()
-                            .map(|s| {
-                                serde_json::json!({
-                                    "version": s.version,
-                                    "valid_from": s.valid_from,
-                                    "valid_to": s.valid_to,
-                                    "wards": s.index.wards().len(),
-                                    "edges": s.index.edge_count(),
-                                    "source": s.source,
-                                })
-                            })
-                            .collect::<Vec<_>>(),
-                    )
-                },
-            ),
+            get(|State(sets): State<SharedSets>| async move {
+                let sets = sets.read().expect("sets lock").clone();
+                Json(
+                    sets.sets
+                        .iter()
+                        .map(|s| BoundarySetInfo {
+                            version: s.version.clone(),
+                            valid_from: s.valid_from,
+                            valid_to: s.valid_to,
+                            wards: s.index.wards().len(),
+                            edges: s.index.edge_count(),
+                            source: s.source.clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            |api| {
+                let list = serde_json::json!({"type": "array", "items": api.response::<BoundarySetInfo>()});
+                vec![Op::get("The boundary sets loaded, with their validity periods")
+                    .tag("operations")
+                    .json(200, "Boundary sets", list)]
+            },
         )
-        .with_state((metrics, sets))
+        .with_ops(metrics)
+        .finish()
 }
 
 /// Re-reads the configuration file and boundary files every `reload_interval`; when something

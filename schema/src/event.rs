@@ -6,6 +6,7 @@
 //! them. Those fields exist only on the internal input topics.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::sla::{Escalation, Priority};
@@ -17,7 +18,7 @@ pub const DEAD_LETTER_SCHEMA: &str = "ioc.dead-letter.v1";
 pub const ASSIGNMENT_SCHEMA: &str = "ioc.assignment.v1";
 
 /// A position in WGS84 degrees.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
     pub lat: f64,
@@ -28,7 +29,7 @@ pub struct Location {
 }
 
 /// How a citizen reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     App,
@@ -40,7 +41,7 @@ pub enum Channel {
 
 /// Reporter's contact details. Private: kept on the reports topic for the IOC's own follow-up,
 /// never copied into an incident.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +53,7 @@ pub struct Contact {
 }
 
 /// What a citizen sends to `POST /v1/reports`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSubmission {
     /// Client-chosen key; resubmitting with the same key returns the same tracking id.
@@ -73,7 +74,7 @@ pub struct ReportSubmission {
 }
 
 /// A validated report as stored on the reports topic (keyed by `tracking_id`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     pub schema: String,
     pub tracking_id: String,
@@ -93,7 +94,7 @@ pub struct Report {
 
 /// A detection from a CCTV analytics system, as posted to `POST /v1/camera-events` or published
 /// straight to the camera topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CameraEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +138,7 @@ impl CameraEvent {
 }
 
 /// Where an incident came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     Report {
@@ -151,7 +152,9 @@ pub enum Source {
 }
 
 /// Which rule decided the ward (see the README's "Ward assignment rule").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignRule {
     /// Strictly inside exactly one ward.
@@ -179,14 +182,14 @@ impl AssignRule {
 }
 
 /// The ward an incident was assigned to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WardRef {
     pub id: String,
     pub name: String,
 }
 
 /// How the ward was chosen, kept on the incident so an operator can see why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Assignment {
     pub rule: AssignRule,
     /// Distance to the chosen ward, for `nearest` (metres).
@@ -201,7 +204,9 @@ pub struct Assignment {
 }
 
 /// Where an incident stands. See [`crate::lifecycle`] for the allowed transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Received, waiting for an operator to verify it.
@@ -270,7 +275,7 @@ impl Status {
 }
 
 /// Who changed an incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Actor {
     /// `router`, `operator`, `ward_unit` or `citizen`.
     pub role: String,
@@ -279,7 +284,7 @@ pub struct Actor {
 }
 
 /// One entry of an incident's audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Transition {
     pub at: DateTime<Utc>,
     pub actor: Actor,
@@ -293,7 +298,7 @@ pub struct Transition {
 }
 
 /// The unit's result, shown to the citizen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Resolution {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -303,7 +308,7 @@ pub struct Resolution {
 
 /// The public view of an incident, as stored on the incident topic (keyed by `id`). A record is a
 /// pure function of its source record, so replaying an input writes identical bytes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Incident {
     pub schema: String,
     /// For a report: its tracking id; for a camera event: `cam-` and an id derived from the
@@ -361,7 +366,7 @@ pub struct Incident {
 }
 
 /// What the router writes to the dead-letter topic for input it cannot use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeadLetter {
     pub schema: String,
     /// Short machine-readable reason, e.g. `malformed_json`, `unknown_camera`.
@@ -377,7 +382,7 @@ pub struct DeadLetter {
 }
 
 /// What an assignment record tells a ward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignmentChange {
     /// This revision handed the incident to the ward.
@@ -390,7 +395,7 @@ pub enum AssignmentChange {
 
 /// A record of the assignments topic, keyed by ward id: every incident revision that concerns a
 /// ward, for systems that integrate with their ward directly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssignmentRecord {
     pub schema: String,
     pub ward_id: String,

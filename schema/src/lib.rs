@@ -14,6 +14,8 @@
 //! - [`validate`]: field rules with machine-readable error codes.
 //! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
 //! - [`metrics`]: every `ioc_` metric, declared once.
+//! - [`openapi`]: JSON Schemas of the records on every topic and the OpenAPI builder the stages
+//!   describe their HTTP endpoints with, both generated from these types.
 
 pub mod boundary;
 pub mod event;
@@ -22,6 +24,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod openapi;
 pub mod sla;
 pub mod validate;
 

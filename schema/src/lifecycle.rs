@@ -12,6 +12,7 @@
 //! ```
 
 use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::sla::{self, CategoryTargets, Priority};
@@ -40,7 +41,7 @@ impl Role {
 }
 
 /// Something someone does to an incident, as posted to the API.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Operator: the report is genuine.

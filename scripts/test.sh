@@ -36,6 +36,10 @@ timeout 2400 cargo test --workspace --all-targets --locked
 log "doc tests"
 cargo test --workspace --doc --locked
 
+log "schema-driven fuzzing of every HTTP API (schemathesis against ioc demo)"
+cargo build --locked
+bash scripts/schemathesis.sh target/debug/ioc
+
 if [ -n "$INSTALL_PID" ]; then
   log "waiting for the tansu install to finish"
   if ! wait "$INSTALL_PID"; then
@@ -58,6 +62,6 @@ for _ in $(seq 1 60); do
 done
 
 log "end-to-end tests against tansu"
-IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle
+IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle --test contracts
 
 log "all tests passed"

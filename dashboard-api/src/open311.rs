@@ -67,14 +67,14 @@ pub fn document(docs: Documented<AppState>) -> Documented<AppState> {
                 fmt_answers(
                     Op::get("Open311: the services (categories) or the requests, with the spec's filters")
                         .tag("open311")
-                        .path_param("file", file),
+                        .path_param_of("file", file, json!({"enum": ["services.json", "services.xml", "requests.json", "requests.xml"]})),
                     200,
                     "Services or requests",
                 ),
                 fmt_answers(
                     Op::post("Open311: file a request (form-encoded, with api_key)")
                         .tag("open311")
-                        .path_param("file", "`requests.json` or `requests.xml`")
+                        .path_param_of("file", "`requests.json` or `requests.xml`", json!({"enum": ["requests.json", "requests.xml"]}))
                         .body(
                             "application/x-www-form-urlencoded",
                             json!({"type": "object", "properties": {

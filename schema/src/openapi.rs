@@ -235,9 +235,14 @@ impl Op {
 
     /// A path parameter (every `{name}` in the path needs one).
     pub fn path_param(self, name: &str, description: &str) -> Op {
+        self.path_param_of(name, description, json!({"type": "string"}))
+    }
+
+    /// A path parameter with its own schema (say, an `enum` of the resources it names).
+    pub fn path_param_of(self, name: &str, description: &str, schema: Value) -> Op {
         self.param(json!({
             "name": name, "in": "path", "required": true, "description": description,
-            "schema": {"type": "string"},
+            "schema": schema,
         }))
     }
 

@@ -731,3 +731,34 @@ async fn fuzzed_requests_never_crash_a_stage_and_what_is_served_stays_well_forme
     }
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_live_streams_stay_open_while_incidents_flow() {
+    let p = Pipeline::start("hostile-streams", 2, 1).await;
+    let mut readers = Vec::new();
+    for _ in 0..100 {
+        readers.push(StreamReader::open(&p).await);
+    }
+    let filings = (0..150).map(|i| {
+        let body = report_body(WARD_OF_TOKEN, &format!("tải {i}"));
+        let http = p.http.clone();
+        let url = format!("{}/v1/reports", p.ingest_url);
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    for status in futures::future::join_all(filings).await {
+        assert_eq!(status.expect("ingest answers"), 202);
+    }
+    let sentinel = file(&p, &report_body(WARD_OF_TOKEN, "sentinel")).await;
+    for r in &readers {
+        // A reader that fell behind is told ("lagged") and carries on; none is cut.
+        r.wait_for(&sentinel).await;
+        r.check_well_formed();
+    }
+    p.stop().await;
+}

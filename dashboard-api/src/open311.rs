@@ -616,6 +616,15 @@ mod tests {
     }
 
     #[test]
+    fn what_xml_cannot_carry_is_dropped() {
+        // Stored before the edge refused them, or by another writer: the feed stays well-formed.
+        assert_eq!(
+            xml_escape("a\u{0}b\u{7}c\u{1b}d\u{FFFE}\u{FFFF}e\tf\ng\rh😀"),
+            "abcde\tf\ng\rh😀"
+        );
+    }
+
+    #[test]
     fn formats_come_from_the_extension() {
         assert_eq!(
             Format::split("requests.json"),

@@ -15,7 +15,7 @@ use ioc_dashboard::figures::Figures;
 use ioc_dashboard::view::{Query, View};
 use ioc_schema::fixtures::{self, transition as step};
 use ioc_schema::sla;
-use ioc_schema::{Incident, Location, Resolution, Status, WardRef};
+use ioc_schema::{ActorRole, Incident, Location, Resolution, Status, Step, WardRef};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -36,7 +36,12 @@ fn incidents(now: DateTime<Utc>) -> Vec<Incident> {
         .map(|n| {
             let occurred = now - Duration::minutes(rng.random_range(0..60 * 24 * 60));
             let ward = format!("W{:03}", rng.random_range(0..168));
-            let mut history = vec![step(occurred, "router", "route", Status::Assigned)];
+            let mut history = vec![step(
+                occurred,
+                ActorRole::Router,
+                Step::Route,
+                Status::Assigned,
+            )];
             let mut status = Status::Assigned;
             let mut resolution = None;
             if rng.random_bool(0.66) {
@@ -44,13 +49,23 @@ fn incidents(now: DateTime<Utc>) -> Vec<Incident> {
                 let resolved = acked + Duration::minutes(rng.random_range(10..4000));
                 history.push(step(
                     acked,
-                    "ward_unit",
-                    "acknowledge",
+                    ActorRole::WardUnit,
+                    Step::Acknowledge,
                     Status::Acknowledged,
                 ));
-                history.push(step(resolved, "ward_unit", "resolve", Status::Resolved));
+                history.push(step(
+                    resolved,
+                    ActorRole::WardUnit,
+                    Step::Resolve,
+                    Status::Resolved,
+                ));
                 status = if rng.random_bool(0.5) {
-                    history.push(step(resolved, "citizen", "close", Status::Closed));
+                    history.push(step(
+                        resolved,
+                        ActorRole::Citizen,
+                        Step::Close,
+                        Status::Closed,
+                    ));
                     Status::Closed
                 } else {
                     Status::Resolved

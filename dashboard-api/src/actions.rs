@@ -15,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use ioc_schema::lifecycle::{self, Action, Context, Role};
+use ioc_schema::lifecycle::{self, Action, Context, RefusalCode, Role};
 use ioc_schema::sla;
 use ioc_schema::validate::decode_json;
-use ioc_schema::{Incident, Status, WardRef};
+use ioc_schema::{Incident, Status, Step, WardRef};
 use rdkafka::producer::FutureRecord;
 
 use crate::auth::Caller;
@@ -74,13 +74,14 @@ fn target_of(s: &AppState, id: &str) -> Result<Incident, ApiError> {
 }
 
 fn refusal(r: lifecycle::Refusal) -> ApiError {
+    let code = r.code.as_str();
     match r.code {
         // Nothing about the incident's state: it may be another ward's.
-        "forbidden" => ApiError(StatusCode::FORBIDDEN, r.code, r.message),
-        "invalid" => ApiError(StatusCode::UNPROCESSABLE_ENTITY, r.code, r.message),
-        _ => ApiError(
+        RefusalCode::Forbidden => ApiError(StatusCode::FORBIDDEN, code, r.message),
+        RefusalCode::Invalid => ApiError(StatusCode::UNPROCESSABLE_ENTITY, code, r.message),
+        RefusalCode::IllegalTransition => ApiError(
             StatusCode::CONFLICT,
-            r.code,
+            code,
             format!("{} The incident is {}.", r.message, r.current.as_str()),
         ),
     }
@@ -296,8 +297,8 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
         // Several targets may have passed since the last pass; record each in turn.
         loop {
             write(s, &next).await?;
-            match next.history.last().map(|t| t.action.as_str()) {
-                Some("escalate") => {
+            match next.history.last().map(|t| t.action) {
+                Some(Step::Escalate) => {
                     let e = next.escalations.last().expect("escalation recorded");
                     s.metrics
                         .escalations
@@ -305,14 +306,14 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
                         .inc();
                     s.metrics
                         .lifecycle_actions
-                        .with_label_values(&["escalate"])
+                        .with_label_values(&[Step::Escalate.as_str()])
                         .inc();
                     done.escalated += 1;
                 }
                 _ => {
                     s.metrics
                         .lifecycle_actions
-                        .with_label_values(&["auto_close"])
+                        .with_label_values(&[Step::AutoClose.as_str()])
                         .inc();
                     done.closed += 1;
                 }

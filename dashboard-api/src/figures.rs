@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ioc_schema::sla::{self, Target};
-use ioc_schema::{Incident, Status};
+use ioc_schema::{Incident, Status, Step};
 use serde::Serialize;
 
 /// An overdue incident in `GET /v1/overdue`.
@@ -115,20 +115,20 @@ impl Acc {
         let mut assigned_at = None;
         let mut acknowledged = false;
         for t in &i.history {
-            match t.action.as_str() {
-                "route" | "assign" if t.to == Status::Assigned => {
-                    if t.action == "assign" && rejected_before {
+            match t.action {
+                Step::Route | Step::Assign if t.to == Status::Assigned => {
+                    if t.action == Step::Assign && rejected_before {
                         r.rerouted += 1;
                         rejected_before = false;
                     }
                     assigned_at = Some(t.at);
                 }
-                "reject" => {
+                Step::Reject => {
                     r.rejected += 1;
                     rejected_before = true;
                 }
-                "reopen" => r.reopened += 1,
-                "acknowledge" if !acknowledged => {
+                Step::Reopen => r.reopened += 1,
+                Step::Acknowledge if !acknowledged => {
                     acknowledged = true;
                     if let Some(from) = assigned_at {
                         self.acknowledge.push((t.at - from).num_seconds());
@@ -214,14 +214,14 @@ mod tests {
     use super::*;
     use ioc_schema::fixtures;
     use ioc_schema::sla::Escalation;
-    use ioc_schema::{Resolution, Transition};
+    use ioc_schema::{ActorRole, Resolution, Transition};
 
     fn t(h: i64) -> DateTime<Utc> {
         "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::minutes(h)
     }
 
-    fn step(at: i64, action: &str, to: Status) -> Transition {
-        fixtures::transition(t(at), "x", action, to)
+    fn step(at: i64, action: Step, to: Status) -> Transition {
+        fixtures::transition(t(at), ActorRole::Operator, action, to)
     }
 
     /// An incident that occurred at minute 0, due at `due` minutes, with these steps.
@@ -250,14 +250,14 @@ mod tests {
 
     #[test]
     fn figures_count_times_compliance_and_reroutes() {
-        let route = |m| step(m, "route", Status::Assigned);
+        let route = |m| step(m, Step::Route, Status::Assigned);
         let on_time = incident(
             "a",
             600,
             vec![
                 route(0),
-                step(10, "acknowledge", Status::Acknowledged),
-                step(100, "resolve", Status::Resolved),
+                step(10, Step::Acknowledge, Status::Acknowledged),
+                step(100, Step::Resolve, Status::Resolved),
             ],
             Some(100),
         );
@@ -266,8 +266,8 @@ mod tests {
             600,
             vec![
                 route(0),
-                step(40, "acknowledge", Status::Acknowledged),
-                step(700, "resolve", Status::Resolved),
+                step(40, Step::Acknowledge, Status::Acknowledged),
+                step(700, Step::Resolve, Status::Resolved),
             ],
             Some(700),
         );
@@ -286,8 +286,8 @@ mod tests {
             600,
             vec![
                 route(0),
-                step(5, "reject", Status::Unassigned),
-                step(20, "assign", Status::Assigned),
+                step(5, Step::Reject, Status::Unassigned),
+                step(20, Step::Assign, Status::Assigned),
             ],
             None,
         );

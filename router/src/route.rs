@@ -13,8 +13,8 @@ use ioc_schema::validate::{
     check_camera_event, check_id, check_location, decode_json, InvalidInput,
 };
 use ioc_schema::{
-    Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status,
-    Transition, WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status, Step,
+    WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
 };
 
 use crate::wards::BoundarySets;
@@ -270,17 +270,14 @@ fn assign(
 
 /// The first entry of the audit trail: the router's decision, timed by the input record.
 fn record_routing(incident: &mut Incident) {
-    incident.history = vec![Transition {
-        at: incident.received_at,
-        actor: Actor {
-            role: "router".into(),
-            name: "ioc router".into(),
-        },
-        from: None,
-        to: incident.status,
-        action: "route".into(),
-        note: incident.assignment.reason.clone(),
-    }];
+    let note = incident.assignment.reason.clone();
+    incident.record(
+        incident.received_at,
+        Actor::router(),
+        Step::Route,
+        incident.status,
+        note,
+    );
 }
 
 fn count(metrics: Option<&Metrics>, rule: AssignRule) {

@@ -274,13 +274,100 @@ impl Status {
     }
 }
 
+/// The kind of actor that changed an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorRole {
+    /// The router's first decision.
+    Router,
+    Operator,
+    WardUnit,
+    Citizen,
+    /// The service-level monitor: escalations and automatic closes.
+    System,
+}
+
+impl ActorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorRole::Router => "router",
+            ActorRole::Operator => "operator",
+            ActorRole::WardUnit => "ward_unit",
+            ActorRole::Citizen => "citizen",
+            ActorRole::System => "system",
+        }
+    }
+}
+
 /// Who changed an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Actor {
-    /// `router`, `operator`, `ward_unit` or `citizen`.
-    pub role: String,
+    pub role: ActorRole,
     /// Name of the token holder (internal; not shown to citizens).
     pub name: String,
+}
+
+impl Actor {
+    /// The router, deciding where an incident goes.
+    pub fn router() -> Actor {
+        Actor {
+            role: ActorRole::Router,
+            name: "ioc router".into(),
+        }
+    }
+
+    /// The service-level monitor.
+    pub fn monitor() -> Actor {
+        Actor {
+            role: ActorRole::System,
+            name: "service level monitor".into(),
+        }
+    }
+}
+
+/// What happened to an incident: one step of its audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The router's decision: a ward, a proposal, or triage.
+    Route,
+    Verify,
+    Assign,
+    Acknowledge,
+    Start,
+    Resolve,
+    Reject,
+    Close,
+    Reopen,
+    MarkDuplicate,
+    Cancel,
+    /// A duplicate was merged into this incident.
+    Merge,
+    /// A service-level target was missed.
+    Escalate,
+    /// A resolution nobody disputed was closed.
+    AutoClose,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Route => "route",
+            Step::Verify => "verify",
+            Step::Assign => "assign",
+            Step::Acknowledge => "acknowledge",
+            Step::Start => "start",
+            Step::Resolve => "resolve",
+            Step::Reject => "reject",
+            Step::Close => "close",
+            Step::Reopen => "reopen",
+            Step::MarkDuplicate => "mark_duplicate",
+            Step::Cancel => "cancel",
+            Step::Merge => "merge",
+            Step::Escalate => "escalate",
+            Step::AutoClose => "auto_close",
+        }
+    }
 }
 
 /// One entry of an incident's audit trail.
@@ -290,8 +377,8 @@ pub struct Transition {
     pub actor: Actor,
     pub from: Option<Status>,
     pub to: Status,
-    /// What happened, e.g. `acknowledge`, `reject`.
-    pub action: String,
+    /// What happened.
+    pub action: Step,
     /// Why, or the result text (internal unless it is a resolution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -365,6 +452,41 @@ pub struct Incident {
     pub history: Vec<Transition>,
 }
 
+impl Incident {
+    /// The start of this incident's next revision: the revision number moved on and the fields
+    /// that describe one revision only (`previous_ward`) cleared. Every change is built from
+    /// here and finished with [`Incident::record`], so no path forgets either half.
+    pub fn next_revision(&self) -> Incident {
+        let mut next = self.clone();
+        next.revision += 1;
+        next.previous_ward = None;
+        next
+    }
+
+    /// Records a step at `at`: the status it leads to, the time of the change and the audit
+    /// trail's entry (from the status the incident had until now).
+    pub fn record(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: Actor,
+        step: Step,
+        to: Status,
+        note: Option<String>,
+    ) {
+        let from = (!self.history.is_empty()).then_some(self.status);
+        self.status = to;
+        self.updated_at = at;
+        self.history.push(Transition {
+            at,
+            actor,
+            from,
+            to,
+            action: step,
+            note,
+        });
+    }
+}
+
 /// What the router writes to the dead-letter topic for input it cannot use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeadLetter {
@@ -422,7 +544,7 @@ impl AssignmentRecord {
             let assigned_now = i.status == Status::Assigned
                 && i.history
                     .last()
-                    .is_some_and(|t| matches!(t.action.as_str(), "route" | "assign"));
+                    .is_some_and(|t| matches!(t.action, Step::Route | Step::Assign));
             out.push(AssignmentRecord {
                 schema: ASSIGNMENT_SCHEMA.into(),
                 ward_id: ward.id.clone(),

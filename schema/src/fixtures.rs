@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::sla::Priority;
 use crate::{
-    Actor, AssignRule, Assignment, Channel, Incident, Location, Source, Status, Transition,
-    WardRef, INCIDENT_SCHEMA,
+    Actor, ActorRole, AssignRule, Assignment, Channel, Incident, Location, Source, Status, Step,
+    Transition, WardRef, INCIDENT_SCHEMA,
 };
 
 /// An environment report located inside `ward` (id and name alike), everything dated `at`,
@@ -56,16 +56,16 @@ pub fn incident(id: &str, status: Status, ward: &str, at: DateTime<Utc>) -> Inci
 }
 
 /// An audit-trail entry by someone of `role` (named alike).
-pub fn transition(at: DateTime<Utc>, role: &str, action: &str, to: Status) -> Transition {
+pub fn transition(at: DateTime<Utc>, role: ActorRole, action: Step, to: Status) -> Transition {
     Transition {
         at,
         actor: Actor {
-            role: role.into(),
-            name: role.into(),
+            role,
+            name: role.as_str().into(),
         },
         from: None,
         to,
-        action: action.into(),
+        action,
         note: None,
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::sla::{self, CategoryTargets, Priority};
 use crate::validate::{self, InvalidInput};
-use crate::{Actor, Incident, Resolution, Status, Transition, WardRef};
+use crate::{Actor, ActorRole, Incident, Resolution, Status, Step, WardRef};
 
 /// Who may act, and on what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +31,17 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(&self) -> &'static str {
+    /// The role as the audit trail records it.
+    pub fn actor_role(&self) -> ActorRole {
         match self {
-            Role::Operator => "operator",
-            Role::WardUnit(_) => "ward_unit",
-            Role::Citizen => "citizen",
+            Role::Operator => ActorRole::Operator,
+            Role::WardUnit(_) => ActorRole::WardUnit,
+            Role::Citizen => ActorRole::Citizen,
         }
+    }
+
+    fn name(&self) -> &'static str {
+        self.actor_role().as_str()
     }
 }
 
@@ -88,19 +93,24 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn name(&self) -> &'static str {
+    /// The step this action records in the audit trail.
+    pub fn step(&self) -> Step {
         match self {
-            Action::Verify { .. } => "verify",
-            Action::Assign { .. } => "assign",
-            Action::Acknowledge => "acknowledge",
-            Action::Start => "start",
-            Action::Resolve { .. } => "resolve",
-            Action::Reject { .. } => "reject",
-            Action::Close => "close",
-            Action::Reopen { .. } => "reopen",
-            Action::MarkDuplicate { .. } => "mark_duplicate",
-            Action::Cancel { .. } => "cancel",
+            Action::Verify { .. } => Step::Verify,
+            Action::Assign { .. } => Step::Assign,
+            Action::Acknowledge => Step::Acknowledge,
+            Action::Start => Step::Start,
+            Action::Resolve { .. } => Step::Resolve,
+            Action::Reject { .. } => Step::Reject,
+            Action::Close => Step::Close,
+            Action::Reopen { .. } => Step::Reopen,
+            Action::MarkDuplicate { .. } => Step::MarkDuplicate,
+            Action::Cancel { .. } => Step::Cancel,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.step().as_str()
     }
 
     /// Bounds every field a person typed: texts by length and alphabet, links by scheme, ids by
@@ -174,12 +184,44 @@ impl Action {
     }
 }
 
+/// Why an action was refused, for a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCode {
+    /// Not allowed in the incident's current state (HTTP 409).
+    IllegalTransition,
+    /// Not this caller's to do: another role, or another ward (HTTP 403).
+    Forbidden,
+    /// The action itself is wrong: a missing reason, an unknown ward (HTTP 422).
+    Invalid,
+}
+
+impl RefusalCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::IllegalTransition => "illegal_transition",
+            RefusalCode::Forbidden => "forbidden",
+            RefusalCode::Invalid => "invalid",
+        }
+    }
+}
+
+impl PartialEq<&str> for RefusalCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why an action was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Refusal {
-    /// `illegal_transition` (409), `forbidden` (403) or `invalid` (422).
-    pub code: &'static str,
+    pub code: RefusalCode,
     pub message: String,
     pub current: Status,
 }
@@ -200,17 +242,27 @@ pub struct Context<'a> {
     pub targets: Option<&'a CategoryTargets>,
 }
 
+impl Context<'_> {
+    /// Who acts, as the audit trail records it.
+    fn actor(&self) -> Actor {
+        Actor {
+            role: self.role.actor_role(),
+            name: self.actor_name.into(),
+        }
+    }
+}
+
 /// Applies an action, giving the next revision of the incident.
 pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<Incident, Refusal> {
     let from = incident.status;
-    let refuse = |code, message: String| Refusal {
+    let refuse = |code: RefusalCode, message: String| Refusal {
         code,
         message,
         current: from,
     };
     if !action.allowed_for(&cx.role) {
         return Err(refuse(
-            "forbidden",
+            RefusalCode::Forbidden,
             format!(
                 "A {} may not {} an incident.",
                 cx.role.name(),
@@ -221,14 +273,14 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
     if let Role::WardUnit(own) = &cx.role {
         if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
             return Err(refuse(
-                "forbidden",
+                RefusalCode::Forbidden,
                 format!("Incident {} is not assigned to ward {own}.", incident.id),
             ));
         }
     }
     let mut to = action.target(from).ok_or_else(|| {
         refuse(
-            "illegal_transition",
+            RefusalCode::IllegalTransition,
             format!(
                 "Cannot {} an incident that is {}.",
                 action.name(),
@@ -238,9 +290,8 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
     })?;
     action
         .check_fields()
-        .map_err(|e| refuse("invalid", e.message))?;
-    let mut next = incident.clone();
-    next.previous_ward = None;
+        .map_err(|e| refuse(RefusalCode::Invalid, e.message))?;
+    let mut next = incident.next_revision();
     let mut note = None;
     let mut priority = None;
     if let Action::Reject { reason, .. } | Action::Cancel { reason } | Action::Reopen { reason } =
@@ -248,7 +299,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
     {
         if reason.trim().is_empty() {
             return Err(refuse(
-                "invalid",
+                RefusalCode::Invalid,
                 format!("To {} an incident, give a reason.", action.name()),
             ));
         }
@@ -269,7 +320,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         } => {
             let ward = named_ward(cx, ward_id).ok_or_else(|| {
                 refuse(
-                    "invalid",
+                    RefusalCode::Invalid,
                     format!("Ward '{ward_id}' is not in the boundary set in force."),
                 )
             })?;
@@ -283,7 +334,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         Action::Resolve { result, photo_urls } => {
             if result.trim().is_empty() {
                 return Err(refuse(
-                    "invalid",
+                    RefusalCode::Invalid,
                     "A resolution needs a result text for the citizen.".into(),
                 ));
             }
@@ -305,7 +356,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                     .filter(|_| Some(w) != own)
                     .ok_or_else(|| {
                         refuse(
-                            "invalid",
+                            RefusalCode::Invalid,
                             format!("Ward '{w}' is not another ward of the boundary set in force."),
                         )
                     })?;
@@ -324,7 +375,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
             if cx.at > window_ends {
                 return Err(refuse(
-                    "illegal_transition",
+                    RefusalCode::IllegalTransition,
                     format!(
                         "The resolution can only be disputed within {}.",
                         span(cx.reopen_window)
@@ -341,7 +392,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         Action::MarkDuplicate { of } => {
             if of == &incident.id {
                 return Err(refuse(
-                    "invalid",
+                    RefusalCode::Invalid,
                     "An incident cannot duplicate itself.".into(),
                 ));
             }
@@ -357,20 +408,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
         let p = format!("priority {}", p.as_str());
         note = Some(note.map_or(p.clone(), |n| format!("{n} ({p})")));
     }
-    next.status = to;
-    next.revision = incident.revision + 1;
-    next.updated_at = cx.at;
-    next.history.push(Transition {
-        at: cx.at,
-        actor: Actor {
-            role: cx.role.name().into(),
-            name: cx.actor_name.into(),
-        },
-        from: Some(from),
-        to,
-        action: action.name().into(),
-        note,
-    });
+    next.record(cx.at, cx.actor(), action.step(), to, note);
     Ok(next)
 }
 
@@ -396,22 +434,14 @@ pub fn auto_close(i: &Incident, after: Duration, now: DateTime<Utc>) -> Option<I
     if i.status != Status::Resolved || now < due {
         return None;
     }
-    let mut next = i.clone();
-    next.previous_ward = None;
-    next.status = Status::Closed;
-    next.revision += 1;
-    next.updated_at = due.max(i.updated_at);
-    next.history.push(Transition {
-        at: next.updated_at,
-        actor: Actor {
-            role: "system".into(),
-            name: "service level monitor".into(),
-        },
-        from: Some(Status::Resolved),
-        to: Status::Closed,
-        action: "auto_close".into(),
-        note: Some(format!("not disputed within {}", span(after))),
-    });
+    let mut next = i.next_revision();
+    next.record(
+        due.max(i.updated_at),
+        Actor::monitor(),
+        Step::AutoClose,
+        Status::Closed,
+        Some(format!("not disputed within {}", span(after))),
+    );
     Some(next)
 }
 
@@ -432,7 +462,7 @@ fn resolution_clock_start(i: &Incident) -> DateTime<Utc> {
     i.history
         .iter()
         .rev()
-        .find(|t| t.action == "reopen")
+        .find(|t| t.action == Step::Reopen)
         .map_or(i.occurred_at, |t| t.at)
 }
 
@@ -448,7 +478,7 @@ pub fn absorb(
     }
     if !original.status.is_open() || original.id == duplicate_id {
         return Err(Refusal {
-            code: "invalid",
+            code: RefusalCode::Invalid,
             message: format!(
                 "Incident {} is {} and cannot take duplicates.",
                 original.id,
@@ -457,22 +487,15 @@ pub fn absorb(
             current: original.status,
         });
     }
-    let mut next = original.clone();
-    next.previous_ward = None;
-    next.revision += 1;
-    next.updated_at = cx.at;
+    let mut next = original.next_revision();
     next.merged.push(duplicate_id.to_string());
-    next.history.push(Transition {
-        at: cx.at,
-        actor: Actor {
-            role: cx.role.name().into(),
-            name: cx.actor_name.into(),
-        },
-        from: Some(original.status),
-        to: original.status,
-        action: "merge".into(),
-        note: Some(format!("merged duplicate {duplicate_id}")),
-    });
+    next.record(
+        cx.at,
+        cx.actor(),
+        Step::Merge,
+        original.status,
+        Some(format!("merged duplicate {duplicate_id}")),
+    );
     Ok(Some(next))
 }
 
@@ -732,6 +755,6 @@ mod tests {
         assert_eq!(next.status, Status::Assigned);
         assert_eq!(next.ward.unwrap().id, "P002");
         assert_eq!(next.previous_ward.unwrap().id, "P001");
-        assert_eq!(next.history.last().unwrap().action, "reject");
+        assert_eq!(next.history.last().unwrap().action, Step::Reject);
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Actor, Incident, Status, Transition};
+use crate::{Actor, Incident, Status, Step};
 
 /// How urgent an incident is; picks the category's targets.
 #[derive(
@@ -166,28 +166,22 @@ pub fn next_escalation(i: &Incident, now: DateTime<Utc>) -> Option<Escalation> {
 /// target was missed. The entry is dated at the deadline (or the incident's last change, if that
 /// came later), so it depends only on the incident.
 pub fn escalate(i: &Incident, e: Escalation) -> Incident {
-    let mut next = i.clone();
-    let at = e.due_at.max(i.updated_at);
-    next.revision += 1;
-    next.updated_at = at;
-    next.history.push(Transition {
-        at,
-        actor: Actor {
-            role: "system".into(),
-            name: "service level monitor".into(),
+    let mut next = i.next_revision();
+    let note = format!(
+        "not {} by {}",
+        match e.target {
+            Target::Acknowledge => "acknowledged",
+            Target::Resolve => "resolved",
         },
-        from: Some(i.status),
-        to: i.status,
-        action: "escalate".into(),
-        note: Some(format!(
-            "not {} by {}",
-            match e.target {
-                Target::Acknowledge => "acknowledged",
-                Target::Resolve => "resolved",
-            },
-            e.due_at.to_rfc3339()
-        )),
-    });
+        e.due_at.to_rfc3339()
+    );
+    next.record(
+        e.due_at.max(i.updated_at),
+        Actor::monitor(),
+        Step::Escalate,
+        i.status,
+        Some(note),
+    );
     next.escalations.push(e);
     next
 }
@@ -206,6 +200,24 @@ mod tests {
         i.ack_due_at = Some(t("2026-01-01T09:00:00Z"));
         i.sla_due_at = t("2026-01-02T08:00:00Z");
         i
+    }
+
+    #[test]
+    fn an_escalation_does_not_carry_the_ward_a_previous_revision_took_it_from() {
+        // Reassigned from P009 to P001 (that revision told P009 "withdrawn"), then it misses
+        // its acknowledgement: the escalation concerns P001 alone.
+        let mut i = incident(Status::Assigned);
+        i.previous_ward = Some(crate::WardRef {
+            id: "P009".into(),
+            name: "Nine".into(),
+        });
+        let e = next_escalation(&i, t("2026-01-01T10:30:00Z")).unwrap();
+        let next = escalate(&i, e);
+        assert_eq!(next.previous_ward, None);
+        let records = crate::AssignmentRecord::for_revision(&next);
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].ward_id, "P001");
+        assert_eq!(records[0].change, crate::AssignmentChange::Updated);
     }
 
     #[test]

@@ -12,13 +12,13 @@ use anyhow::Context as _;
 use chrono::Utc;
 use ioc_config::kafka::{producer_config, EmbeddedBroker};
 use ioc_config::load::{token_digest, Settings};
+use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_config::{Role, TokenConfig};
 use ioc_schema::metrics::Metrics;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -144,41 +144,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dash_l = bind(&cfg.dashboard.listen, "dashboard API", "--dashboard-listen").await?;
     let ingest_addr = ingest_l.local_addr()?;
     let dash_addr = dash_l.local_addr()?;
-    // The router binds its own listener from config; resolve port 0 here so we can print it.
-    let router_l = std::net::TcpListener::bind(&cfg.router.listen).with_context(|| {
-        format!(
-            "cannot listen on {} for router metrics; pass --router-listen 127.0.0.1:0",
-            cfg.router.listen
-        )
-    })?;
+    let router_l = bind(&cfg.router.listen, "router endpoints", "--router-listen").await?;
     let router_addr = router_l.local_addr()?;
-    drop(router_l);
-    cfg.router.listen = router_addr.to_string();
 
     let settings = Arc::new(settings);
     let metrics = Metrics::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let ingest = tokio::spawn(ioc_ingest::serve(
-        ingest_l,
-        settings.clone(),
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let router = tokio::spawn(ioc_router::run(
-        settings.clone(),
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let dashboard = tokio::spawn(ioc_dashboard::serve(
-        dash_l,
-        settings.clone(),
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    // Stages and simulators under one supervisor: Ctrl-C (or --duration) stops them all, and
+    // if any stage fails the demo stops with its error instead of running on without it.
+    let mut tasks = Supervisor::new();
+    let token = tasks.token();
+    tasks.spawn(
+        "ingest",
+        ioc_ingest::serve(
+            ingest_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(
+        "router",
+        ioc_router::serve(
+            router_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(
+        "dashboard",
+        ioc_dashboard::serve(
+            dash_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
 
     println!("ioc demo: the whole pipeline in one process on an embedded Kafka broker");
     println!("  ingest API     http://{ingest_addr}   POST /v1/reports, POST /v1/camera-events");
@@ -209,48 +210,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  simulating {:.0} events/s; Ctrl-C to stop", args.rate);
 
-    let sim = tokio::spawn(simulate(
-        settings.clone(),
-        format!("http://{ingest_addr}"),
-        (format!("http://{dash_addr}/open311/v2"), open311_key),
-        camera_key,
-        args.rate,
-        args.camera_share.clamp(0.0, 1.0),
-        stop_rx.clone(),
-    ));
-    let staff = tokio::spawn(play_staff(
-        format!("http://{dash_addr}"),
-        operator_token.clone(),
-        unit_tokens,
-        stop_rx.clone(),
-    ));
-    let status = tokio::spawn(status_line(metrics.clone(), stop_rx.clone()));
+    tasks.spawn(
+        "citizen and camera simulator",
+        simulate(
+            settings.clone(),
+            format!("http://{ingest_addr}"),
+            (format!("http://{dash_addr}/open311/v2"), open311_key),
+            camera_key,
+            args.rate,
+            args.camera_share.clamp(0.0, 1.0),
+            token.clone(),
+        ),
+    );
+    tasks.spawn(
+        "staff simulator",
+        play_staff(
+            format!("http://{dash_addr}"),
+            operator_token.clone(),
+            unit_tokens,
+            token.clone(),
+        ),
+    );
+    tasks.spawn("status line", status_line(metrics.clone(), token));
 
-    match args.duration {
-        Some(secs) => {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
-                _ = crate::shutdown_signal() => {}
+    let duration = args.duration;
+    let stop = async move {
+        match duration {
+            Some(secs) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                    _ = crate::shutdown_signal() => {}
+                }
             }
+            None => crate::shutdown_signal().await,
         }
-        None => crate::shutdown_signal().await,
-    }
-    let _ = stop_tx.send(true);
-    let _ = sim.await;
-    let _ = staff.await;
-    let _ = status.await;
-    for (name, task) in [
-        ("ingest", ingest),
-        ("router", router),
-        ("dashboard", dashboard),
-    ] {
-        match tokio::time::timeout(Duration::from_secs(20), task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("{name} stopped with an error: {e:#}"),
-            Ok(Err(e)) => eprintln!("{name} task failed: {e}"),
-            Err(_) => eprintln!("{name} did not stop within 20 s"),
-        }
-    }
+    };
+    let result = tasks.run("demo", stop, Duration::from_secs(30)).await;
     drop(broker);
     println!(
         "\nstopped: {} accepted, {} routed, {} dead-lettered",
@@ -258,7 +253,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         metrics.total("ioc_incidents_routed_total") as u64,
         metrics.total("ioc_dead_lettered_total") as u64
     );
-    Ok(())
+    result
 }
 
 /// Events the ingest API has accepted (acknowledged by Kafka).
@@ -273,14 +268,14 @@ fn accepted(metrics: &Metrics) -> u64 {
             .get()
 }
 
-async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
+async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Result<()> {
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
     let mut last = (Instant::now(), 0u64);
     let mut tick = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 10 }));
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
         let accepted = accepted(&metrics);
@@ -308,6 +303,7 @@ async fn status_line(metrics: Metrics, mut stop: watch::Receiver<bool>) {
             println!("{line}");
         }
     }
+    Ok(())
 }
 
 const REPORT_TEXTS: &[(&str, &str)] = &[
@@ -357,8 +353,8 @@ async fn simulate(
     camera_key: String,
     rate: f64,
     camera_share: f64,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -372,7 +368,7 @@ async fn simulate(
     let mut sent = 0u64;
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
         budget += rate * tick.as_secs_f64();
@@ -502,8 +498,8 @@ async fn play_staff(
     base: String,
     operator: String,
     units: HashMap<String, String>,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -530,7 +526,7 @@ async fn play_staff(
     };
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
         for (status, share) in [

@@ -11,6 +11,7 @@
 //! - [`load`]: layering and validation.
 //! - [`assets`]: files bundled in the binary (`embedded:` paths), such as the demo city.
 //! - [`http`]: the router every stage builds its documented HTTP API with, and the ops routes.
+//! - [`supervise`]: one cancellation token per stage; a failing task stops the stage.
 //! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
 
 pub mod assets;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod kafka;
 pub mod load;
 pub mod model;
+pub mod supervise;
 
 pub use load::{ConfigError, DEFAULT_TOML};
 pub use model::*;

@@ -25,6 +25,7 @@ use crate::auth::Caller;
 use crate::view::Query;
 use crate::ApiError;
 use crate::{caller, not_found, AppState};
+use ioc_config::supervise::CancellationToken;
 
 /// How long an action waits for a starting dashboard to finish reading the topic.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
@@ -294,6 +295,10 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
     };
     let mut done = Sweep::default();
     for mut next in due {
+        // A pass can have thousands to write; at shutdown the rest waits for the next monitor.
+        if s.stopping.is_cancelled() {
+            break;
+        }
         // Several targets may have passed since the last pass; record each in turn.
         loop {
             write(s, &next).await?;
@@ -327,13 +332,13 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
     Ok(done)
 }
 
-/// Runs [`sweep`] every `dashboard.sla_check_interval` until `shutdown`.
-pub async fn monitor(s: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Runs [`sweep`] every `dashboard.sla_check_interval` until `shutdown` is cancelled.
+pub async fn monitor(s: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(s.settings.config.dashboard.sla_check_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {
                 match sweep(&s, s.now()).await {
                     Ok(Sweep { escalated: 0, closed: 0 }) => {}

@@ -41,6 +41,7 @@ use futures::stream::Stream;
 use ioc_config::http::Documented;
 use ioc_config::kafka::{base_consumer_config, client_config, producer_config, LagContext};
 use ioc_config::load::Settings;
+use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
 use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
@@ -89,6 +90,8 @@ pub struct AppState {
     clock: Clock,
     /// Files Open311 requests through the same path as `POST /v1/reports`.
     intake: ioc_ingest::AppState,
+    /// Cancelled when the dashboard stops: live streams end and the monitor stops writing.
+    stopping: CancellationToken,
 }
 
 /// Where "now" comes from: the system clock, or a test's.
@@ -138,6 +141,7 @@ impl AppState {
             acting: Arc::default(),
             caught_up: Arc::default(),
             clock,
+            stopping: CancellationToken::new(),
         })
     }
 
@@ -579,6 +583,8 @@ async fn stream(
             Some(Ok(Event::default().event("lagged").data(n.to_string())))
         }
     });
+    // A stream never ends by itself; at shutdown it must, or the server waits for it.
+    let events = futures::StreamExt::take_until(events, s.stopping.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -755,34 +761,30 @@ pub async fn serve_with_clock(
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(settings.clone(), metrics, clock)?;
+    let mut state = AppState::new(settings.clone(), metrics, clock)?;
     if state.tokens.is_empty() {
         tracing::warn!("dashboard.tokens is empty: every request except /v1/reports/{{id}} will be refused; add a token (see README)");
     }
     tracing::info!("dashboard API on http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let server =
-        axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let server = tokio::spawn(async move { server.await });
-    let monitor = settings
-        .config
-        .dashboard
-        .monitor
-        .then(|| tokio::spawn(actions::monitor(state.clone(), stop_rx.clone())));
-    let consumed = consume(&settings, state, async {
-        shutdown.await;
-    })
-    .await;
-    let _ = stop_tx.send(true);
-    if let Some(m) = monitor {
-        let _ = m.await;
+    let mut tasks = Supervisor::new();
+    let token = tasks.token();
+    state.stopping = token.clone();
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+    tasks.spawn("HTTP server", async move {
+        server.await.context("serving the dashboard")
+    });
+    if settings.config.dashboard.monitor {
+        tasks.spawn(
+            "service-level monitor",
+            actions::monitor(state.clone(), token.clone()),
+        );
     }
-    // Open SSE streams never end on their own; give the server a moment, then move on.
-    let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
-    consumed
+    let consumed = settings.clone();
+    tasks.spawn("incident consumer", async move {
+        consume(&consumed, state, token.cancelled_owned()).await
+    });
+    tasks.run(STAGE, shutdown, Duration::from_secs(10)).await
 }
 
 /// Serves the dashboard on `dashboard.listen` until `shutdown`.

@@ -22,14 +22,15 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 
 use crate::pipeline::{deliver, drain, store, Settled};
+use ioc_config::supervise::CancellationToken;
 
 const STAGE: &str = "assignments";
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` is cancelled.
 pub async fn forward(
     settings: Arc<Settings>,
     metrics: Metrics,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
     let group = format!("{}-assignments", cfg.router.group_id);
@@ -50,7 +51,7 @@ pub async fn forward(
     loop {
         tokio::select! {
             biased;
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            _ = stop.cancelled() => break,
             Some(done) = inflight.next(), if !inflight.is_empty() => store(&consumer, done),
             msg = consumer.recv(), if inflight.len() < max_in_flight => {
                 let msg = match msg {

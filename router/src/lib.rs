@@ -17,4 +17,4 @@ pub mod pipeline;
 pub mod route;
 pub mod wards;
 
-pub use pipeline::run;
+pub use pipeline::{run, serve};

@@ -14,6 +14,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use ioc_config::http::Documented;
 use ioc_config::kafka::{consumer_config, producer_config, LagContext};
 use ioc_config::load::Settings;
+use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
@@ -33,44 +34,59 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 /// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
 pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;
 
-/// Runs a router until `shutdown` completes: loads boundary sets, serves `/metrics`, `/healthz`
-/// and `/v1/boundary-sets` on `router.listen`, watches the configuration for new boundary sets,
-/// and processes input records.
+/// Runs a router until `shutdown` completes, serving its HTTP endpoints on `router.listen`.
 pub async fn run(
     settings: Arc<Settings>,
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let sets: SharedSets = Arc::new(RwLock::new(Arc::new(
-        BoundarySets::load(&settings, None).context("loading boundary sets")?,
-    )));
     let listener = ioc_config::bind("router.listen", &settings.config.router.listen).await?;
+    serve(listener, settings, metrics, shutdown).await
+}
+
+/// Runs a router on an already bound listener until `shutdown` completes: loads boundary sets,
+/// serves `/metrics`, `/healthz`, `/openapi.json` and `/v1/boundary-sets`, watches the
+/// configuration for new boundary sets, forwards assignments and processes input records. If
+/// any of these tasks fails, the others are stopped and the error is returned.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Arc<Settings>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    // Indexing a large map takes a while: off the async workers.
+    let loading = settings.clone();
+    let sets = tokio::task::spawn_blocking(move || BoundarySets::load(&loading, None))
+        .await
+        .context("the boundary loader panicked")?
+        .context("loading boundary sets")?;
+    let sets: SharedSets = Arc::new(RwLock::new(Arc::new(sets)));
+    tracing::info!("router endpoints on http://{}", listener.local_addr()?);
+    let mut tasks = Supervisor::new();
+    let token = tasks.token();
     let app = http_app(metrics.clone(), sets.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut stop_http = stop_rx.clone();
-    let http = tokio::spawn(async move {
+    let stop = token.clone();
+    tasks.spawn("HTTP server", async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.wait_for(|s| *s).await;
-            })
+            .with_graceful_shutdown(stop.cancelled_owned())
             .await
+            .context("serving the router's endpoints")
     });
-    let reload = tokio::spawn(watch_boundaries(
-        settings.clone(),
-        sets.clone(),
-        stop_rx.clone(),
-    ));
-    let forward = tokio::spawn(crate::assignments::forward(
-        settings.clone(),
-        metrics.clone(),
-        stop_rx,
-    ));
-    let result = consume(settings, metrics, sets, shutdown).await;
-    let _ = stop_tx.send(true);
-    reload.abort();
-    let forwarded = forward.await.context("assignment forwarder panicked")?;
-    let _ = http.await;
-    result.and(forwarded)
+    tasks.spawn(
+        "boundary watcher",
+        watch_boundaries(settings.clone(), sets.clone(), token.clone()),
+    );
+    tasks.spawn(
+        "assignment forwarder",
+        crate::assignments::forward(settings.clone(), metrics.clone(), token.clone()),
+    );
+    tasks.spawn(
+        "input consumer",
+        consume(settings, metrics, sets, token.cancelled_owned()),
+    );
+    tasks
+        .run(STAGE, shutdown, DRAIN_DEADLINE + Duration::from_secs(5))
+        .await
 }
 
 /// The router's HTTP application: `/v1/boundary-sets`, `/healthz`, `/metrics`, `/openapi.json`.
@@ -136,17 +152,17 @@ fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
 async fn watch_boundaries(
     settings: Arc<Settings>,
     sets: SharedSets,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let Some(path) = settings.config_path.clone() else {
-        return;
+        return Ok(());
     };
     let interval = settings.config.router.reload_interval.0;
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut config_mtime = mtime(&path);
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(interval) => {}
         }
         let current = sets.read().expect("sets lock").clone();
@@ -379,5 +395,37 @@ impl RateLimit {
         } else {
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task that cannot start stops the whole router with its reason, instead of the router
+    /// running on without it until someone notices.
+    #[tokio::test]
+    async fn a_router_whose_kafka_clients_cannot_start_stops_with_the_reason() {
+        let env = [("IOC_KAFKA__BROKERS".to_string(), "127.0.0.1:9".to_string())];
+        let mut settings = Settings::load(None, env).unwrap();
+        settings
+            .config
+            .kafka
+            .options
+            .insert("fetch.wait.max.ms".into(), "soon".into());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(30),
+            serve(
+                listener,
+                Arc::new(settings),
+                Metrics::new(),
+                std::future::pending(),
+            ),
+        )
+        .await
+        .expect("the router stops by itself");
+        let err = format!("{:#}", ended.unwrap_err());
+        assert!(err.contains("consumer"), "{err}");
     }
 }

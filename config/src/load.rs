@@ -114,6 +114,47 @@ impl Settings {
         }
     }
 
+    /// Checks a camera event against the deployment: its own fields (see
+    /// [`ioc_schema::validate::check_camera_event`]), a registered camera and a configured event
+    /// type. Ingest answers the refusal with a 422, the router dead-letters it; both say the
+    /// same. `now` is when the event was received.
+    pub fn check_camera_event(
+        &self,
+        e: &ioc_schema::CameraEvent,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(&Camera, &CategoryConfig), ioc_schema::validate::InvalidInput> {
+        use ioc_schema::validate::{check_camera_event, InvalidInput};
+        check_camera_event(e, now, &self.time_window())?;
+        let camera = self.cameras.get(&e.camera_id).ok_or_else(|| {
+            InvalidInput::new(
+                "unknown_camera",
+                format!(
+                    "Camera '{}' is not in the camera registry; register it in the configuration first.",
+                    e.camera_id
+                ),
+            )
+        })?;
+        let category = self
+            .category_for_camera_type(&e.event_type)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .config
+                    .categories
+                    .iter()
+                    .flat_map(|c| c.camera_event_types.iter().map(String::as_str))
+                    .collect();
+                InvalidInput::new(
+                    "unknown_event_type",
+                    format!(
+                        "Event type '{}' is not configured; known types: {}.",
+                        e.event_type,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        Ok((camera, category))
+    }
+
     pub fn category(&self, id: &str) -> Option<&CategoryConfig> {
         self.config.categories.iter().find(|c| c.id == id)
     }

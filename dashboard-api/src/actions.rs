@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use ioc_config::kafka::SinkError;
 use ioc_schema::lifecycle::{self, Action, Context, RefusalCode, Role};
 use ioc_schema::sla;
 use ioc_schema::validate::decode_json;
 use ioc_schema::{Incident, Status, Step, WardRef};
-use rdkafka::producer::FutureRecord;
 
 use crate::auth::Caller;
 use crate::view::Query;
@@ -41,18 +41,34 @@ fn unavailable(detail: &str) -> ApiError {
     )
 }
 
-/// Writes one incident revision and waits for the broker's acknowledgement.
+/// Writes one incident revision and waits for the broker's acknowledgement; applies it to the
+/// view only then.
 async fn write(s: &AppState, next: &Incident) -> Result<(), ApiError> {
     let payload = serde_json::to_vec(next).expect("incident serializes");
-    let record = FutureRecord::to(&s.settings.config.topics.incidents)
-        .key(&next.id)
-        .payload(&payload);
-    s.producer
-        .send(record, s.settings.config.kafka.produce_timeout.0)
+    s.sink
+        .send(&s.settings.config.topics.incidents, &next.id, &payload)
         .await
-        .map_err(|(e, _)| {
-            tracing::warn!("cannot write incident change: {e}");
-            unavailable("The change could not be stored.")
+        .map_err(|e| match e {
+            SinkError::Unavailable(detail) => {
+                tracing::warn!("cannot write incident change: {detail}");
+                unavailable("The change could not be stored.")
+            }
+            SinkError::TooLarge(detail) => {
+                tracing::error!(incident = %next.id, "incident revision too large to store: {detail}");
+                ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "incident_too_large",
+                    "The incident's record has grown larger than the event store accepts; no further change can be stored. Tell the IOC administrator.".into(),
+                )
+            }
+            SinkError::Refused(detail) => {
+                tracing::error!("the event store refuses incident changes: {detail}");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "The event store refused the change; retrying will not help until the IOC administrator fixes it.".into(),
+                )
+            }
         })?;
     s.apply(next.clone());
     Ok(())

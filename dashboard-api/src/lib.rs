@@ -39,7 +39,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::stream::Stream;
 use ioc_config::http::Documented;
-use ioc_config::kafka::{base_consumer_config, client_config, producer_config, LagContext};
+use ioc_config::kafka::{client_config, dashboard_consumer_config, LagContext, Sink};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::boundary::{multipolygon_to_geojson, WardFeature};
@@ -50,7 +50,6 @@ use ioc_schema::validate::decode_json;
 use ioc_schema::{Incident, Resolution, Status, WardRef};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -81,7 +80,7 @@ pub struct AppState {
     metrics: Metrics,
     max_page: usize,
     settings: Arc<Settings>,
-    producer: FutureProducer,
+    sink: Sink,
     /// Serialises lifecycle actions so two of them never build on the same revision.
     acting: Arc<tokio::sync::Mutex<()>>,
     /// Whether the view has read the incident topic up to where it ended at start; no change is
@@ -132,8 +131,7 @@ impl AppState {
             boundary_version: set.version.as_str().into(),
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
             max_page: settings.config.dashboard.max_page_size,
-            producer: producer_config(&settings.config)
-                .create()
+            sink: Sink::new(&settings.config, metrics.clone(), STAGE)
                 .context("creating the dashboard's Kafka producer")?,
             intake: ioc_ingest::AppState::new(settings.clone(), metrics.clone())?,
             metrics,
@@ -173,11 +171,18 @@ pub struct ApiError(StatusCode, &'static str, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut resp = (
             self.0,
             Json(json!({"error": {"code": self.1, "message": self.2}})),
         )
-            .into_response()
+            .into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        resp
     }
 }
 
@@ -253,6 +258,7 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                         (413, "The body is too large"),
                         (422, "A field breaks a rule"),
                         (503, "The change could not be stored; retry"),
+                        (500, "The event store refused the change for good"),
                     ],
                 )]
         })
@@ -676,11 +682,7 @@ pub async fn consume(
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
     let group = format!("{}-{}", cfg.dashboard.group_prefix, uuid::Uuid::new_v4());
-    let consumer: StreamConsumer<LagContext> = base_consumer_config(cfg)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
+    let consumer: StreamConsumer<LagContext> = dashboard_consumer_config(cfg, &group)
         .create_with_context(LagContext {
             metrics: state.metrics.clone(),
             stage: STAGE,

@@ -41,7 +41,7 @@ pub fn document(docs: Documented<AppState>) -> Documented<AppState> {
     let file = "`services.json` or `requests.json`, or the same in `.xml`";
     // Every answer comes in the format the path's extension names, errors included.
     let fmt_answers = |op: Op, ok: u16, ok_text: &str| {
-        [ok, 400, 403, 404, 413, 503]
+        [ok, 400, 403, 404, 413, 500, 503]
             .into_iter()
             .fold(op, |op, status| {
                 let description = if status == ok {
@@ -408,11 +408,18 @@ async fn file_request(
     };
     let filed = s.intake.file_report(sub).await.map_err(|e| match e {
         FileError::Invalid(e) => bad(e.message),
-        FileError::Unavailable(detail) => {
-            tracing::warn!("refusing Open311 request, Kafka unavailable: {detail}");
+        FileError::Store(e) if e.retryable() => {
+            tracing::warn!("refusing Open311 request: {e}");
             Open311Error::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The request could not be stored; retry later.",
+            )
+        }
+        FileError::Store(e) => {
+            tracing::error!("the event store refuses Open311 requests: {e}");
+            Open311Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The request could not be stored, and retrying will not help until the IOC fixes it.",
             )
         }
     })?;

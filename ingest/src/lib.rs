@@ -12,7 +12,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
@@ -24,17 +23,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use ioc_config::http::Documented;
-use ioc_config::kafka::producer_config;
+use ioc_config::kafka::{Sink, SinkError};
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::CameraKeyConfig;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
-use ioc_schema::validate::{
-    check_camera_event, check_report, decode_json, decode_json_list, InvalidInput,
-};
+use ioc_schema::validate::{check_id, check_report, decode_json, decode_json_list, InvalidInput};
 use ioc_schema::{ids, CameraEvent, Report, ReportSubmission, CAMERA_EVENT_SCHEMA, REPORT_SCHEMA};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -49,19 +44,18 @@ const REMEMBERED_KEYS: usize = 100_000;
 #[derive(Clone)]
 pub struct AppState {
     settings: Arc<Settings>,
-    producer: FutureProducer,
+    sink: Sink,
     metrics: Metrics,
     seen_keys: Arc<Mutex<KeyMemory>>,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
-        let producer = producer_config(&settings.config)
-            .create()
+        let sink = Sink::new(&settings.config, metrics.clone(), STAGE)
             .context("creating the ingest Kafka producer")?;
         Ok(AppState {
             settings,
-            producer,
+            sink,
             metrics,
             seen_keys: Arc::default(),
         })
@@ -103,8 +97,9 @@ pub enum AppError {
     InvalidBatch(Vec<(usize, InvalidInput)>),
     /// The caller has no valid credential.
     Unauthorized(&'static str, String),
-    /// Kafka did not acknowledge in time.
-    Unavailable(String),
+    /// Kafka did not take the record: 503 when a retry may help, else 500 (or 413 for a
+    /// record too large), logged with the detail.
+    Store(SinkError),
 }
 
 impl IntoResponse for AppError {
@@ -132,7 +127,29 @@ impl IntoResponse for AppError {
                 Json(json!({ "error": { "code": code, "message": message } })),
             )
                 .into_response(),
-            AppError::Unavailable(detail) => {
+            AppError::Store(SinkError::TooLarge(detail)) => {
+                tracing::warn!("refusing input, too large for Kafka: {detail}");
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Json(json!({ "error": {
+                        "code": "body_too_large",
+                        "message": "The event is larger than the event store accepts; send less (fewer photos, a shorter text, a smaller batch).",
+                    }})),
+                )
+                    .into_response()
+            }
+            AppError::Store(SinkError::Refused(detail)) => {
+                tracing::error!("the event store refuses input for good: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({ "error": {
+                        "code": "internal",
+                        "message": "The event store refused the event; this is a fault on our side and retrying will not help until it is fixed.",
+                    }})),
+                )
+                    .into_response()
+            }
+            AppError::Store(SinkError::Unavailable(detail)) => {
                 tracing::warn!("refusing input, Kafka unavailable: {detail}");
                 let mut resp = (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -243,6 +260,10 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
             503,
             "Kafka did not acknowledge; nothing was accepted, retry later",
         ),
+        (
+            500,
+            "Kafka refused the event for good; retrying will not help",
+        ),
     ];
     Documented::new(api)
         .route("/v1/reports", post(post_report), |api| {
@@ -332,16 +353,16 @@ pub enum FileError {
     /// The report breaks a rule; resending it unchanged cannot help.
     #[error("{0}")]
     Invalid(InvalidInput),
-    /// Kafka did not take it in time; the same report may be sent again later.
-    #[error("the event store did not acknowledge the report: {0}")]
-    Unavailable(String),
+    /// Kafka did not take it (the error says whether a retry can help).
+    #[error("{0}")]
+    Store(SinkError),
 }
 
 impl From<FileError> for AppError {
     fn from(e: FileError) -> AppError {
         match e {
             FileError::Invalid(e) => bad_request(e),
-            FileError::Unavailable(detail) => AppError::Unavailable(detail),
+            FileError::Store(e) => AppError::Store(e),
         }
     }
 }
@@ -389,9 +410,10 @@ async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, FileE
         received_at: now,
     };
     let payload = serde_json::to_vec(&report).expect("report serializes");
-    produce(s, &s.settings.config.topics.reports, &tracking_id, &payload)
+    s.sink
+        .send(&s.settings.config.topics.reports, &tracking_id, &payload)
         .await
-        .map_err(FileError::Unavailable)?;
+        .map_err(FileError::Store)?;
     if let Some(key) = sub.idempotency_key {
         s.seen_keys
             .lock()
@@ -505,9 +527,10 @@ async fn post_camera_events(
         let payload = serde_json::to_vec(&e).expect("camera event serializes");
         let key = e.camera_id;
         sends.push(async move {
-            produce(s, topic, &key, &payload)
+            s.sink
+                .send(topic, &key, &payload)
                 .await
-                .map_err(AppError::Unavailable)
+                .map_err(AppError::Store)
         });
     }
     // All or nothing from the client's view: on any failure it resends the batch, and the
@@ -536,8 +559,7 @@ fn check_camera(
     e: &CameraEvent,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), InvalidInput> {
-    check_camera_event(e, now, &settings.time_window())?;
-    if !system.covers(&e.camera_id) {
+    if !system.covers(&e.camera_id) && check_id("camera_id", &e.camera_id).is_ok() {
         return Err(InvalidInput::new(
             "camera_not_allowed",
             format!(
@@ -546,47 +568,7 @@ fn check_camera(
             ),
         ));
     }
-    if !settings.cameras.contains_key(&e.camera_id) {
-        return Err(InvalidInput::new(
-            "unknown_camera",
-            format!("Camera '{}' is not in the camera registry; register it in the configuration first.", e.camera_id),
-        ));
-    }
-    if settings.category_for_camera_type(&e.event_type).is_none() {
-        let known: Vec<&str> = settings
-            .config
-            .categories
-            .iter()
-            .flat_map(|c| c.camera_event_types.iter().map(String::as_str))
-            .collect();
-        return Err(InvalidInput::new(
-            "unknown_event_type",
-            format!(
-                "Event type '{}' is not configured; known types: {}.",
-                e.event_type,
-                known.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Writes one record and waits for the broker's acknowledgement.
-async fn produce(s: &AppState, topic: &str, key: &str, payload: &[u8]) -> Result<(), String> {
-    let started = Instant::now();
-    let record = FutureRecord::to(topic).key(key).payload(payload);
-    s.producer
-        .send(
-            record,
-            Timeout::After(s.settings.config.kafka.produce_timeout.0),
-        )
-        .await
-        .map_err(|(e, _)| e.to_string())?;
-    s.metrics
-        .produce_seconds
-        .with_label_values(&[STAGE])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(())
+    settings.check_camera_event(e, now).map(|_| ())
 }
 
 /// Serves the ingest API on `ingest.listen` until `shutdown` completes, then lets requests in

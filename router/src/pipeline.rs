@@ -10,26 +10,23 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use futures::stream::{FuturesOrdered, StreamExt};
 use ioc_config::http::Documented;
-use ioc_config::kafka::{consumer_config, producer_config, LagContext};
+use ioc_config::kafka::{at_least_once, consumer_config, LagContext, Sink};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 
 use crate::route::{route, InputKind};
 use crate::wards::BoundarySets;
 
 const STAGE: &str = "router";
 /// How long shutdown waits for in-flight outputs to be acknowledged.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
 pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;
@@ -82,7 +79,7 @@ pub async fn serve(
     );
     tasks.spawn(
         "input consumer",
-        consume(settings, metrics, sets, token.cancelled_owned()),
+        consume(settings, metrics, sets, token.clone()),
     );
     tasks
         .run(STAGE, shutdown, DRAIN_DEADLINE + Duration::from_secs(5))
@@ -198,18 +195,11 @@ async fn watch_boundaries(
     }
 }
 
-/// One produced output waiting for acknowledgement: the input position it settles.
-pub(crate) struct Settled {
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-}
-
 async fn consume(
     settings: Arc<Settings>,
     metrics: Metrics,
     sets: SharedSets,
-    shutdown: impl Future<Output = ()> + Send,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
     let context = LagContext {
@@ -222,9 +212,8 @@ async fn consume(
     consumer
         .subscribe(&[&cfg.topics.reports, &cfg.topics.camera_events])
         .context("subscribing to the input topics")?;
-    let producer: FutureProducer = producer_config(cfg)
-        .create()
-        .context("creating the router's Kafka producer")?;
+    let sink =
+        Sink::new(cfg, metrics.clone(), STAGE).context("creating the router's Kafka producer")?;
     tracing::info!(
         brokers = %cfg.kafka.brokers,
         group = %cfg.router.group_id,
@@ -232,145 +221,94 @@ async fn consume(
         cfg.topics.reports,
         cfg.topics.camera_events
     );
-
-    let max_in_flight = cfg.router.max_in_flight;
-    let mut inflight = FuturesOrdered::new();
     let mut dead_logged = RateLimit::new(Duration::from_secs(10));
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            Some(done) = inflight.next(), if !inflight.is_empty() => store(&consumer, done),
-            msg = consumer.recv(), if inflight.len() < max_in_flight => {
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "consumer error");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
+    at_least_once(
+        &consumer,
+        STAGE,
+        cfg.router.max_in_flight,
+        stop,
+        DRAIN_DEADLINE,
+        |msg| {
+            let topic = msg.topic();
+            let (partition, offset) = (msg.partition(), msg.offset());
+            let kind = if topic == cfg.topics.reports {
+                InputKind::Report
+            } else {
+                InputKind::CameraEvent
+            };
+            metrics
+                .events_in
+                .with_label_values(&[STAGE, kind.as_str()])
+                .inc();
+            let received_at = msg
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .unwrap_or_else(Utc::now);
+            let payload = msg.payload().unwrap_or_default();
+            let snapshot = sets.read().expect("sets lock").clone();
+            let routed = if payload.is_empty() {
+                Err(InvalidInput::new("empty_record", "the record has no value"))
+            } else {
+                route(
+                    &settings,
+                    &snapshot,
+                    Some(&metrics),
+                    kind,
+                    payload,
+                    received_at,
+                )
+            };
+            let (out_topic, key, bytes, kind_out) = match routed {
+                Ok(incident) => {
+                    let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                    (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
+                }
+                Err(invalid) => {
+                    metrics
+                        .dead_lettered
+                        .with_label_values(&[invalid.code])
+                        .inc();
+                    metrics
+                        .rejected
+                        .with_label_values(&[STAGE, invalid.code])
+                        .inc();
+                    if dead_logged.allow() {
+                        tracing::warn!(%topic, partition, offset, code = invalid.code,
+                        "dead-lettering a record: {}", invalid.message);
                     }
-                };
-                let topic = msg.topic().to_string();
-                let (partition, offset) = (msg.partition(), msg.offset());
-                let kind = if topic == cfg.topics.reports { InputKind::Report } else { InputKind::CameraEvent };
-                metrics.events_in.with_label_values(&[STAGE, kind.as_str()]).inc();
-                let received_at = msg
-                    .timestamp()
-                    .to_millis()
-                    .and_then(DateTime::<Utc>::from_timestamp_millis)
-                    .unwrap_or_else(Utc::now);
-                let payload = msg.payload().unwrap_or_default();
-                let snapshot = sets.read().expect("sets lock").clone();
-                let routed = if payload.is_empty() {
-                    Err(InvalidInput::new("empty_record", "the record has no value"))
-                } else {
-                    route(&settings, &snapshot, Some(&metrics), kind, payload, received_at)
-                };
-                let (out_topic, key, bytes) = match routed {
-                    Ok(incident) => {
-                        let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                        (cfg.topics.incidents.clone(), incident.id, bytes)
-                    }
-                    Err(invalid) => {
-                        metrics.dead_lettered.with_label_values(&[invalid.code]).inc();
-                        metrics.rejected.with_label_values(&[STAGE, invalid.code]).inc();
-                        if dead_logged.allow() {
-                            tracing::warn!(%topic, partition, offset, code = invalid.code,
-                                "dead-lettering a record: {}", invalid.message);
-                        }
-                        let dl = DeadLetter {
-                            schema: DEAD_LETTER_SCHEMA.to_string(),
-                            reason: invalid.code.to_string(),
-                            detail: invalid.message,
-                            source_topic: topic.clone(),
-                            source_partition: partition,
-                            source_offset: offset,
-                            original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
-                            failed_at: received_at,
-                        };
-                        let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
-                        (cfg.topics.dead_letter.clone(), format!("{topic}/{partition}/{offset}"), bytes)
-                    }
-                };
-                let producer = producer.clone();
-                let metrics = metrics.clone();
-                let timeout = cfg.kafka.produce_timeout.0;
-                let kind_out = if out_topic == cfg.topics.incidents { "incident" } else { "dead_letter" };
-                inflight.push_back(async move {
-                    deliver(&producer, &out_topic, &key, &bytes, timeout, &metrics).await;
-                    metrics.events_out.with_label_values(&[STAGE, kind_out]).inc();
-                    Settled { topic, partition, offset }
-                });
-            }
-        }
-    }
-    drain(&consumer, inflight, STAGE).await;
-    Ok(())
-}
-
-/// At shutdown: waits up to [`DRAIN_DEADLINE`] for the outputs still in flight, stores the offsets
-/// they settle and commits. Whatever is not acknowledged by then is processed again after a
-/// restart.
-pub(crate) async fn drain(
-    consumer: &StreamConsumer<LagContext>,
-    mut inflight: FuturesOrdered<impl Future<Output = Settled>>,
-    stage: &str,
-) {
-    tracing::info!(in_flight = inflight.len(), "{stage} draining");
-    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
-        while let Some(done) = inflight.next().await {
-            store(consumer, done);
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "{stage}: drain deadline passed; unacknowledged inputs will be processed again after restart"
-        );
-    }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
-    }
-}
-
-pub(crate) fn store(consumer: &StreamConsumer<LagContext>, done: Settled) {
-    // Fails only if the partition was revoked meanwhile; its new owner will redo the record and
-    // write the same incident id.
-    if let Err(e) = consumer.store_offset(&done.topic, done.partition, done.offset) {
-        tracing::debug!(error = %e, topic = %done.topic, partition = done.partition, "offset not stored");
-    }
-}
-
-/// Produces until the broker acknowledges. An input is never skipped: while the broker is away
-/// the router keeps retrying with backoff, and stops consuming once `max_in_flight` is reached.
-pub(crate) async fn deliver(
-    producer: &FutureProducer,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-    timeout: Duration,
-    metrics: &Metrics,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let started = Instant::now();
-        let record = FutureRecord::to(topic).key(key).payload(payload);
-        match producer.send(record, Timeout::After(timeout)).await {
-            Ok(_) => {
+                    let dl = DeadLetter {
+                        schema: DEAD_LETTER_SCHEMA.to_string(),
+                        reason: invalid.code.to_string(),
+                        detail: invalid.message,
+                        source_topic: topic.to_string(),
+                        source_partition: partition,
+                        source_offset: offset,
+                        original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+                        failed_at: received_at,
+                    };
+                    let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
+                    (
+                        cfg.topics.dead_letter.clone(),
+                        format!("{topic}/{partition}/{offset}"),
+                        bytes,
+                        "dead_letter",
+                    )
+                }
+            };
+            let sink = sink.clone();
+            let metrics = metrics.clone();
+            async move {
+                sink.send_until_acknowledged(&out_topic, &key, &bytes).await;
                 metrics
-                    .produce_seconds
-                    .with_label_values(&[STAGE])
-                    .observe(started.elapsed().as_secs_f64());
-                return;
+                    .events_out
+                    .with_label_values(&[STAGE, kind_out])
+                    .inc();
             }
-            Err((e, _)) => {
-                tracing::warn!(error = %e, %topic, "produce failed; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+        },
+    )
+    .await;
+    Ok(())
 }
 
 /// Lets one log line through per period, so a flood of bad input cannot flood the log.

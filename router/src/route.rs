@@ -9,9 +9,7 @@ use ioc_config::load::Settings;
 use ioc_config::{CategoryConfig, Verification};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::sla::{self, CategoryTargets};
-use ioc_schema::validate::{
-    check_camera_event, check_id, check_location, decode_json, InvalidInput,
-};
+use ioc_schema::validate::{check_id, check_location, decode_json, InvalidInput};
 use ioc_schema::{
     Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status, Step,
     WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
@@ -108,24 +106,7 @@ fn route_camera(
         }
     }
     // The record's own Kafka time stands in for "now", so the verdict does not change on replay.
-    check_camera_event(&e, received_at, &settings.time_window())?;
-    let camera = settings.cameras.get(&e.camera_id).ok_or_else(|| {
-        InvalidInput::new(
-            "unknown_camera",
-            format!("camera '{}' is not in the camera registry", e.camera_id),
-        )
-    })?;
-    let category = settings
-        .category_for_camera_type(&e.event_type)
-        .ok_or_else(|| {
-            InvalidInput::new(
-                "unknown_event_type",
-                format!(
-                    "camera event type '{}' is not mapped to a category",
-                    e.event_type
-                ),
-            )
-        })?;
+    let (camera, category) = settings.check_camera_event(&e, received_at)?;
     let location = Location {
         lat: camera.lat,
         lon: camera.lon,

@@ -1,0 +1,67 @@
+//! A client context that turns librdkafka's statistics into consumer-lag metrics and commits
+//! before partitions move.
+
+use ioc_schema::metrics::Metrics;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::Statistics;
+
+/// Client context that publishes each partition's consumer lag from librdkafka's statistics.
+#[derive(Clone)]
+pub struct LagContext {
+    pub metrics: Metrics,
+    pub stage: &'static str,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                if *id < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[self.stage, topic, &id.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {
+    /// Commits what has been stored before partitions move to another consumer, so the new
+    /// owner starts after the last acknowledged output instead of replaying more than needed.
+    fn pre_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        use rdkafka::consumer::{CommitMode, Consumer, Rebalance};
+        if let Rebalance::Revoke(_) = rebalance {
+            self.metrics
+                .assigned_partitions
+                .with_label_values(&[self.stage])
+                .set(0);
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                // Nothing stored since the last commit is the common, harmless case.
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            let n = tpl.count() as i64;
+            self.metrics
+                .assigned_partitions
+                .with_label_values(&[self.stage])
+                .set(n);
+            tracing::info!(stage = self.stage, partitions = n, "partitions assigned");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The at-least-once consume loop every consuming stage with outputs shares: an input's offset is
+//! stored only after the outputs it caused are acknowledged, in order per partition; at most
+//! `max_in_flight` inputs are pending; at shutdown what is pending gets a deadline to finish,
+//! then the stored offsets are committed.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use tokio_util::sync::CancellationToken;
+
+use super::LagContext;
+
+/// Where an input record was.
+struct Position {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// Consumes until `stop` is cancelled. `handle` is called with each record and returns a future
+/// that completes once the record's outputs are acknowledged.
+pub async fn at_least_once<F, Fut>(
+    consumer: &StreamConsumer<LagContext>,
+    stage: &str,
+    max_in_flight: usize,
+    stop: CancellationToken,
+    drain_deadline: Duration,
+    mut handle: F,
+) where
+    F: FnMut(&BorrowedMessage<'_>) -> Fut,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut inflight = FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            Some(done) = inflight.next(), if !inflight.is_empty() => store(consumer, done),
+            msg = consumer.recv(), if inflight.len() < max_in_flight => {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "{stage}: consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let position = Position {
+                    topic: msg.topic().to_string(),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                };
+                let outputs = handle(&msg);
+                inflight.push_back(async move {
+                    outputs.await;
+                    position
+                });
+            }
+        }
+    }
+    tracing::info!(in_flight = inflight.len(), "{stage} draining");
+    let drained = tokio::time::timeout(drain_deadline, async {
+        while let Some(done) = inflight.next().await {
+            store(consumer, done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "{stage}: drain deadline passed; unacknowledged inputs will be processed again after restart"
+        );
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+}
+
+fn store(consumer: &StreamConsumer<LagContext>, done: Position) {
+    // Fails only if the partition was revoked meanwhile; its new owner will redo the record and
+    // write the same output.
+    if let Err(e) = consumer.store_offset(&done.topic, done.partition, done.offset) {
+        tracing::debug!(error = %e, topic = %done.topic, partition = done.partition, "offset not stored");
+    }
+}

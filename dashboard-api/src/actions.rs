@@ -11,21 +11,17 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use ioc_config::kafka::SinkError;
 use ioc_schema::lifecycle::{self, Action, Context, RefusalCode, Role};
-use ioc_schema::sla;
 use ioc_schema::validate::decode_json;
-use ioc_schema::{Incident, Status, Step, WardRef};
+use ioc_schema::{Incident, Status, WardRef};
 
-use crate::auth::Caller;
-use crate::view::Query;
+use crate::auth::{Authenticated, Caller};
 use crate::ApiError;
-use crate::{caller, not_found, AppState};
-use ioc_config::supervise::CancellationToken;
+use crate::{not_found, AppState};
 
 /// How long an action waits for a starting dashboard to finish reading the topic.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
@@ -43,7 +39,7 @@ fn unavailable(detail: &str) -> ApiError {
 
 /// Writes one incident revision and waits for the broker's acknowledgement; applies it to the
 /// view only then.
-async fn write(s: &AppState, next: &Incident) -> Result<(), ApiError> {
+pub(crate) async fn write(s: &AppState, next: &Incident) -> Result<(), ApiError> {
     let payload = serde_json::to_vec(next).expect("incident serializes");
     s.sink
         .send(&s.settings.config.topics.incidents, &next.id, &payload)
@@ -215,18 +211,18 @@ pub async fn act(
 /// `POST /v1/incidents/{id}/actions`: an operator's or ward unit's action.
 pub async fn post_action(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    who: Authenticated,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&s, &headers, &Query::default())?;
     let action: Action = decode_json(&body(raw)?)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
-    let (role, name) = match who {
-        Caller::Operator => (Role::Operator, "operator"),
-        Caller::Ward(w) => (Role::WardUnit(w), "ward unit"),
+    // The audit trail names the token's holder, so a unit's or operator's action is theirs.
+    let role = match who.caller {
+        Caller::Operator => Role::Operator,
+        Caller::Ward(w) => Role::WardUnit(w),
     };
-    Ok(Json(act(&s, &id, action, role, name).await?).into_response())
+    Ok(Json(act(&s, &id, action, role, &who.name).await?).into_response())
 }
 
 /// What a citizen's confirmation or dispute answers.
@@ -282,86 +278,4 @@ pub async fn citizen_dispute(
     )
     .await?;
     Ok(citizen_answer(&id, &next))
-}
-
-/// What one pass of the monitor wrote.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Sweep {
-    pub escalated: usize,
-    pub closed: usize,
-}
-
-/// One pass of the service-level monitor at `now`: escalates every missed target not escalated
-/// yet and closes resolutions left undisputed for `dashboard.close_after`.
-pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> {
-    let _one_at_a_time = s.acting.lock().await;
-    if !s.is_caught_up() {
-        return Ok(Sweep::default());
-    }
-    let close_after = s.settings.config.dashboard.close_after.to_chrono();
-    let due: Vec<Incident> = {
-        let view = s.view.read().expect("view lock");
-        view.iter()
-            .filter_map(|i| {
-                sla::next_escalation(i, now)
-                    .map(|e| sla::escalate(i, e))
-                    .or_else(|| lifecycle::auto_close(i, close_after, now))
-            })
-            .collect()
-    };
-    let mut done = Sweep::default();
-    for mut next in due {
-        // A pass can have thousands to write; at shutdown the rest waits for the next monitor.
-        if s.stopping.is_cancelled() {
-            break;
-        }
-        // Several targets may have passed since the last pass; record each in turn.
-        loop {
-            write(s, &next).await?;
-            match next.history.last().map(|t| t.action) {
-                Some(Step::Escalate) => {
-                    let e = next.escalations.last().expect("escalation recorded");
-                    s.metrics
-                        .escalations
-                        .with_label_values(&[e.target.as_str(), &next.category])
-                        .inc();
-                    s.metrics
-                        .lifecycle_actions
-                        .with_label_values(&[Step::Escalate.as_str()])
-                        .inc();
-                    done.escalated += 1;
-                }
-                _ => {
-                    s.metrics
-                        .lifecycle_actions
-                        .with_label_values(&[Step::AutoClose.as_str()])
-                        .inc();
-                    done.closed += 1;
-                }
-            }
-            match sla::next_escalation(&next, now) {
-                Some(e) => next = sla::escalate(&next, e),
-                None => break,
-            }
-        }
-    }
-    Ok(done)
-}
-
-/// Runs [`sweep`] every `dashboard.sla_check_interval` until `shutdown` is cancelled.
-pub async fn monitor(s: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(s.settings.config.dashboard.sla_check_interval.0);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tick.tick() => {
-                match sweep(&s, s.now()).await {
-                    Ok(Sweep { escalated: 0, closed: 0 }) => {}
-                    Ok(done) => tracing::info!(escalated = done.escalated, closed = done.closed, "service-level monitor pass"),
-                    Err(ApiError(_, _, message)) => tracing::warn!("service-level monitor: {message}"),
-                }
-            }
-        }
-    }
 }

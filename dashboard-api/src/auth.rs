@@ -1,14 +1,20 @@
-//! Dashboard tokens. Configuration holds only SHA-256 digests; a request presents the token as
-//! `Authorization: Bearer <token>` (or `?access_token=` for the event stream, which browsers open
-//! without custom headers).
+//! Who is asking, and what they may see. Configuration holds only SHA-256 digests of tokens; a
+//! request presents its token as `Authorization: Bearer <token>` (the live stream alone also
+//! takes `?access_token=`, because browsers open it without custom headers).
+//!
+//! Handlers get the caller through extractors: [`Authenticated`] (a valid token and its holder's
+//! name) and [`Scoped`] (a listing's filters, narrowed to the caller's ward).
 
 use std::collections::HashMap;
 
+use axum::extract::{FromRequestParts, Query as QueryParams};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use ioc_config::load::token_digest;
 use ioc_config::{Role, TokenConfig};
 
-use crate::ApiError;
+use crate::view::Query;
+use crate::{bad_query, not_yours, ApiError, AppState};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,10 +24,18 @@ pub enum Caller {
     Ward(String),
 }
 
+/// A caller with a valid token: what it may do, and who holds the token (for the audit trail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub caller: Caller,
+    /// The token's `name` in the configuration, e.g. "Phường An Bình traffic team".
+    pub name: String,
+}
+
 /// Configured tokens by digest.
 #[derive(Default)]
 pub struct Tokens {
-    by_digest: HashMap<String, Caller>,
+    by_digest: HashMap<String, Authenticated>,
 }
 
 impl Tokens {
@@ -33,7 +47,11 @@ impl Tokens {
                     Role::Operator => Caller::Operator,
                     Role::Ward => Caller::Ward(t.ward.clone().unwrap_or_default()),
                 };
-                (t.sha256.to_ascii_lowercase(), caller)
+                let who = Authenticated {
+                    caller,
+                    name: t.name.clone(),
+                };
+                (t.sha256.to_ascii_lowercase(), who)
             })
             .collect();
         Tokens { by_digest }
@@ -48,7 +66,7 @@ impl Tokens {
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Authenticated, ApiError> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -70,5 +88,58 @@ impl Tokens {
                     "The token is not valid.".into(),
                 )
             })
+    }
+}
+
+/// Whether the URL's query carries a token (refused everywhere but the live stream).
+fn token_in_url(parts: &Parts) -> Result<(), ApiError> {
+    let query = parts.uri.query().unwrap_or_default();
+    let has_token = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, _)| k == "access_token");
+    if has_token {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "token_in_url",
+            "access_token in the URL is accepted only by /v1/stream; send 'Authorization: Bearer <token>' instead.".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        token_in_url(parts)?;
+        s.tokens.authenticate(&parts.headers, None)
+    }
+}
+
+/// Narrows a query to what the caller may see: a ward unit only its own ward.
+pub(crate) fn scope(caller: &Caller, mut q: Query) -> Result<Query, ApiError> {
+    if let Caller::Ward(own) = caller {
+        match &q.ward {
+            Some(w) if w != own => return Err(not_yours()),
+            _ => q.ward = Some(own.clone()),
+        }
+    }
+    Ok(q)
+}
+
+/// The filters of a listing, checked (an unknown status or a bad date is a 400) and narrowed
+/// to what the caller may see.
+pub struct Scoped(pub Query, pub Authenticated);
+
+impl FromRequestParts<AppState> for Scoped {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let QueryParams(q) = QueryParams::<Query>::from_request_parts(parts, s)
+            .await
+            .map_err(bad_query)?;
+        let who = Authenticated::from_request_parts(parts, s).await?;
+        Ok(Scoped(scope(&who.caller, q)?, who))
     }
 }

@@ -1,0 +1,140 @@
+//! What the handlers, the consumer and the monitor share: the view of every incident, the
+//! change feed of the live streams, the wards in force, tokens, the Kafka sink and the clock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use ioc_config::kafka::Sink;
+use ioc_config::load::Settings;
+use ioc_config::supervise::CancellationToken;
+use ioc_schema::boundary::WardFeature;
+use ioc_schema::metrics::Metrics;
+use ioc_schema::Incident;
+use tokio::sync::broadcast;
+
+use crate::auth::Tokens;
+use crate::view::View;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::STAGE;
+
+/// An answer as JSON bytes.
+pub(crate) fn to_json<T: Serialize>(answer: &T) -> Vec<u8> {
+    serde_json::to_vec(answer).expect("an answer serializes")
+}
+
+/// State shared by the handlers and the consumer.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) view: Arc<RwLock<View>>,
+    pub(crate) changes: broadcast::Sender<Arc<Incident>>,
+    pub(crate) wards: Arc<Vec<WardFeature>>,
+    pub(crate) boundary_version: Arc<str>,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) metrics: Metrics,
+    pub(crate) max_page: usize,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) sink: Sink,
+    /// Serialises lifecycle actions so two of them never build on the same revision.
+    pub(crate) acting: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the view has read the incident topic up to where it ended at start; no change is
+    /// written before, so none builds on a stale revision.
+    pub(crate) caught_up: Arc<AtomicBool>,
+    pub(crate) clock: Clock,
+    /// Files Open311 requests through the same path as `POST /v1/reports`.
+    pub(crate) intake: ioc_ingest::AppState,
+    /// Cancelled when the dashboard stops: live streams end and the monitor stops writing.
+    pub(crate) stopping: CancellationToken,
+}
+
+/// Where "now" comes from: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+impl AppState {
+    /// Builds the state: loads the boundary set in force now (for the map) and the tokens.
+    pub fn new(
+        settings: Arc<Settings>,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> anyhow::Result<AppState> {
+        let now = clock();
+        let set = settings
+            .config
+            .boundaries
+            .iter()
+            .filter(|b| b.valid_from <= now && b.valid_to.is_none_or(|t| now < t))
+            .max_by_key(|b| b.valid_from)
+            .context("no boundary set is in force now; the map needs one")?;
+        let file = settings.file(&set.file).map_err(anyhow::Error::msg)?;
+        let text = file.read().with_context(|| format!("reading {file}"))?;
+        let wards = ioc_schema::boundary::parse_wards(
+            &text,
+            &set.id_property,
+            set.name_property.as_deref(),
+        )
+        .with_context(|| format!("boundary file {file}"))?;
+        Ok(AppState {
+            view: Arc::default(),
+            changes: broadcast::channel(4096).0,
+            wards: Arc::new(wards),
+            boundary_version: set.version.as_str().into(),
+            tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
+            max_page: settings.config.dashboard.max_page_size,
+            sink: Sink::new(&settings.config, metrics.clone(), STAGE)
+                .context("creating the dashboard's Kafka producer")?,
+            intake: ioc_ingest::AppState::new(settings.clone(), metrics.clone())?,
+            metrics,
+            settings,
+            acting: Arc::default(),
+            caught_up: Arc::default(),
+            clock,
+            stopping: CancellationToken::new(),
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Runs a read over the whole view on a blocking thread and answers its result as JSON. A
+    /// full scan of a large view (figures over 200,000 incidents take ~0.1 s) must not hold an
+    /// async worker, or every live stream on that worker stalls meanwhile.
+    /// `read` returns the JSON bytes (see [`to_json`]), so answers may borrow from the view.
+    pub(crate) async fn scan<F>(&self, read: F) -> Response
+    where
+        F: FnOnce(&View) -> Vec<u8> + Send + 'static,
+    {
+        let view = self.view.clone();
+        let body = tokio::task::spawn_blocking(move || read(&view.read().expect("view lock")))
+            .await
+            .expect("a view read does not panic");
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Applies an incident record to the view and tells stream subscribers if it changed.
+    pub fn apply(&self, incident: Incident) {
+        let mut view = self.view.write().expect("view lock");
+        let old_status = view.get(&incident.id).map(|i| i.status);
+        if let Some(changed) = view.apply(incident) {
+            let gauge = &self.metrics.dashboard_incidents;
+            if let Some(old) = old_status {
+                gauge.with_label_values(&[old.as_str()]).dec();
+            }
+            gauge.with_label_values(&[changed.status.as_str()]).inc();
+            let _ = self.changes.send(Arc::new(changed.clone()));
+        }
+    }
+}

@@ -256,16 +256,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Events the ingest API has accepted (acknowledged by Kafka).
+/// Events accepted (acknowledged by Kafka) by the ingest API and the Open311 endpoint.
 fn accepted(metrics: &Metrics) -> u64 {
-    metrics
-        .events_out
-        .with_label_values(&["ingest", "report"])
-        .get()
-        + metrics
-            .events_out
-            .with_label_values(&["ingest", "camera_event"])
-            .get()
+    [
+        ("ingest", "report"),
+        ("ingest", "camera_event"),
+        ("open311", "report"),
+    ]
+    .into_iter()
+    .map(|(stage, kind)| metrics.events_out.with_label_values(&[stage, kind]).get())
+    .sum()
 }
 
 async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Result<()> {

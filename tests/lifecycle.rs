@@ -83,7 +83,10 @@ async fn a_report_goes_from_assignment_to_closed_and_a_new_dashboard_rebuilds_it
     );
     // The audit trail names the token's holder, not just a role.
     let last = body["history"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["actor"], json!({"role": "ward_unit", "name": "test ward"}));
+    assert_eq!(
+        last["actor"],
+        json!({"role": "ward_unit", "name": "test ward"})
+    );
     let (status, _) = act(&p, &id, WARD_TOKEN, json!({"action": "start"})).await;
     assert_eq!(status, 200);
     let (status, body) = act(

@@ -10,12 +10,14 @@
 //! - [`model`]: the configuration structs, each field documented.
 //! - [`load`]: layering and validation.
 //! - [`assets`]: files bundled in the binary (`embedded:` paths), such as the demo city.
+//! - [`intake`]: filing a citizen's report, for ingest and Open311 alike.
 //! - [`http`]: the router every stage builds its documented HTTP API with, and the ops routes.
 //! - [`supervise`]: one cancellation token per stage; a failing task stops the stage.
 //! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
 
 pub mod assets;
 pub mod http;
+pub mod intake;
 pub mod kafka;
 pub mod load;
 pub mod model;

@@ -20,6 +20,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use ioc_config::intake::Intake;
+
 use crate::STAGE;
 
 /// An answer as JSON bytes.
@@ -46,7 +48,7 @@ pub struct AppState {
     pub(crate) caught_up: Arc<AtomicBool>,
     pub(crate) clock: Clock,
     /// Files Open311 requests through the same path as `POST /v1/reports`.
-    pub(crate) intake: ioc_ingest::AppState,
+    pub(crate) intake: Intake,
     /// Cancelled when the dashboard stops: live streams end and the monitor stops writing.
     pub(crate) stopping: CancellationToken,
 }
@@ -91,7 +93,8 @@ impl AppState {
             max_page: settings.config.dashboard.max_page_size,
             sink: Sink::new(&settings.config, metrics.clone(), STAGE)
                 .context("creating the dashboard's Kafka producer")?,
-            intake: ioc_ingest::AppState::new(settings.clone(), metrics.clone())?,
+            intake: Intake::new(settings.clone(), metrics.clone(), "open311")
+                .context("creating the Open311 intake's Kafka producer")?,
             metrics,
             settings,
             acting: Arc::default(),

@@ -9,9 +9,8 @@
 //! The tracking id returned for a report is also the id of the incident it becomes, so a client
 //! can follow it on the dashboard API (`GET /v1/incidents/{tracking_id}`).
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
@@ -23,13 +22,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use ioc_config::http::Documented;
-use ioc_config::kafka::{Sink, SinkError};
+use ioc_config::intake::{FileError, Intake};
+use ioc_config::kafka::SinkError;
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::CameraKeyConfig;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
-use ioc_schema::validate::{check_id, check_report, decode_json, decode_json_list, InvalidInput};
-use ioc_schema::{ids, CameraEvent, Report, ReportSubmission, CAMERA_EVENT_SCHEMA, REPORT_SCHEMA};
+use ioc_schema::validate::{check_id, decode_json, decode_json_list, InvalidInput};
+use ioc_schema::{CameraEvent, ReportSubmission, CAMERA_EVENT_SCHEMA};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -37,54 +37,24 @@ use serde_json::json;
 const STAGE: &str = "ingest";
 /// Seconds a client should wait before retrying when Kafka is unavailable.
 const RETRY_AFTER_SECS: u64 = 5;
-/// Idempotency keys remembered, so a resubmission is answered without writing again.
-const REMEMBERED_KEYS: usize = 100_000;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     settings: Arc<Settings>,
-    sink: Sink,
+    intake: Intake,
     metrics: Metrics,
-    seen_keys: Arc<Mutex<KeyMemory>>,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
-        let sink = Sink::new(&settings.config, metrics.clone(), STAGE)
+        let intake = Intake::new(settings.clone(), metrics.clone(), STAGE)
             .context("creating the ingest Kafka producer")?;
         Ok(AppState {
             settings,
-            sink,
+            intake,
             metrics,
-            seen_keys: Arc::default(),
         })
-    }
-}
-
-/// Recently accepted idempotency keys, oldest forgotten first. Forgetting is safe: the tracking
-/// id is derived from the key, so a resubmission after that writes a record with the same id and
-/// the incident is not duplicated downstream.
-#[derive(Default)]
-struct KeyMemory {
-    ids: HashMap<String, String>,
-    order: VecDeque<String>,
-}
-
-impl KeyMemory {
-    fn get(&self, key: &str) -> Option<String> {
-        self.ids.get(key).cloned()
-    }
-
-    fn remember(&mut self, key: String, id: String) {
-        if self.ids.insert(key.clone(), id).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > REMEMBERED_KEYS {
-                if let Some(old) = self.order.pop_front() {
-                    self.ids.remove(&old);
-                }
-            }
-        }
     }
 }
 
@@ -335,27 +305,8 @@ async fn accept_report(
 ) -> Result<Response, AppError> {
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
     let sub: ReportSubmission = decode_json(&bytes).map_err(bad_request)?;
-    let filed = s.file_report(sub).await?;
+    let filed = s.intake.file_report(sub).await?;
     Ok(accepted_report(&filed.tracking_id, filed.duplicate))
-}
-
-/// A report that is durably in Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filed {
-    pub tracking_id: String,
-    /// Whether an earlier submission with the same idempotency key was answered instead.
-    pub duplicate: bool,
-}
-
-/// Why a report was not filed.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    /// The report breaks a rule; resending it unchanged cannot help.
-    #[error("{0}")]
-    Invalid(InvalidInput),
-    /// Kafka did not take it (the error says whether a retry can help).
-    #[error("{0}")]
-    Store(SinkError),
 }
 
 impl From<FileError> for AppError {
@@ -365,69 +316,6 @@ impl From<FileError> for AppError {
             FileError::Store(e) => AppError::Store(e),
         }
     }
-}
-
-impl AppState {
-    /// Validates a citizen's report and writes it to the reports topic, returning once the
-    /// broker has acknowledged it. Every way in (`POST /v1/reports`, Open311) goes through here.
-    pub async fn file_report(&self, sub: ReportSubmission) -> Result<Filed, FileError> {
-        file_report(self, sub).await
-    }
-}
-
-async fn file_report(s: &AppState, sub: ReportSubmission) -> Result<Filed, FileError> {
-    let now = Utc::now();
-    check_report(
-        &sub,
-        |c| s.settings.category(c).is_some(),
-        now,
-        &s.settings.time_window(),
-    )
-    .map_err(FileError::Invalid)?;
-    if let Some(key) = &sub.idempotency_key {
-        if let Some(id) = s.seen_keys.lock().expect("key memory").get(key) {
-            return Ok(Filed {
-                tracking_id: id,
-                duplicate: true,
-            });
-        }
-    }
-    let tracking_id = match &sub.idempotency_key {
-        Some(key) => ids::report_id_for_key(key),
-        None => ids::new_report_id(),
-    };
-    let report = Report {
-        schema: REPORT_SCHEMA.to_string(),
-        tracking_id: tracking_id.clone(),
-        channel: sub.channel,
-        category: sub.category,
-        text: sub.text,
-        location: sub.location,
-        address: sub.address,
-        photo_urls: sub.photo_urls,
-        reporter: sub.reporter,
-        submitted_at: sub.submitted_at,
-        received_at: now,
-    };
-    let payload = serde_json::to_vec(&report).expect("report serializes");
-    s.sink
-        .send(&s.settings.config.topics.reports, &tracking_id, &payload)
-        .await
-        .map_err(FileError::Store)?;
-    if let Some(key) = sub.idempotency_key {
-        s.seen_keys
-            .lock()
-            .expect("key memory")
-            .remember(key, tracking_id.clone());
-    }
-    s.metrics
-        .events_out
-        .with_label_values(&[STAGE, "report"])
-        .inc();
-    Ok(Filed {
-        tracking_id,
-        duplicate: false,
-    })
 }
 
 fn accepted_report(id: &str, duplicate: bool) -> Response {
@@ -527,7 +415,8 @@ async fn post_camera_events(
         let payload = serde_json::to_vec(&e).expect("camera event serializes");
         let key = e.camera_id;
         sends.push(async move {
-            s.sink
+            s.intake
+                .sink()
                 .send(topic, &key, &payload)
                 .await
                 .map_err(AppError::Store)

@@ -196,3 +196,160 @@ async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_restart() {
+    let unique = format!(
+        "e2e-dash-sets-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let topics = [
+        format!("{unique}.reports"),
+        format!("{unique}.camera"),
+        format!("{unique}.incidents"),
+        format!("{unique}.dlq"),
+        format!("{unique}.assignments"),
+    ];
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let broker = Broker::from_env(&topic_refs, 1);
+    let dir = std::env::temp_dir().join(&unique);
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = "dashboard-sets-operator";
+    let token_lines = format!(
+        "\n[[dashboard.tokens]]\nname = \"operator\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
+        ioc_config::load::token_digest(token)
+    );
+    let config = dir.join("ioc.toml");
+    std::fs::write(
+        &config,
+        config_text(&broker.bootstrap(), &unique, "127.0.0.1:0", None) + &token_lines,
+    )
+    .unwrap();
+    let settings = Arc::new(Settings::load(Some(&config), std::iter::empty()).unwrap());
+    if let Broker::External(_) = broker {
+        ioc_config::kafka::ensure_topics(&settings.config)
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let dashboard = tokio::spawn(ioc_dashboard::serve(
+        listener,
+        settings.clone(),
+        Metrics::new(),
+        async move {
+            let _ = rx2.wait_for(|s| *s).await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let wards = || async {
+        http.get(format!("{url}/v1/wards"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json::<Value>()
+            .await
+            .ok()
+    };
+
+    // An incident waiting for triage, on the incident topic.
+    let mut waiting = ioc_schema::fixtures::incident(
+        "triage-1",
+        ioc_schema::Status::Unassigned,
+        "P001",
+        chrono::Utc::now(),
+    );
+    waiting.ward = None;
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&settings.config)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&settings.config.topics.incidents)
+                .key("triage-1")
+                .payload(&serde_json::to_vec(&waiting).unwrap()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    // The map in force today is the demo city; a merged map takes over from an hour ago.
+    let started = Instant::now();
+    while wards()
+        .await
+        .is_none_or(|w| w["boundary_version"] != "demo-2020")
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "dashboard never served the demo map"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(
+        dir.join("merged.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"M1"},
+            "geometry":{"type":"Polygon","coordinates":[[[105.8,20.4],[106.0,20.4],[106.0,20.7],[105.8,20.7],[105.8,20.4]]]}}]}"#,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let text = config_text(
+        &broker.bootstrap(),
+        &unique,
+        "127.0.0.1:0",
+        Some("merged.geojson"),
+    )
+    .replace("2030-01-01T00:00:00Z", &an_hour_ago)
+        + &token_lines;
+    std::fs::write(&config, text).unwrap();
+    let started = Instant::now();
+    loop {
+        let w = wards().await.unwrap_or_default();
+        if w["boundary_version"] == "merged-2030" {
+            assert_eq!(w["features"].as_array().unwrap().len(), 1);
+            assert_eq!(w["features"][0]["id"], "M1");
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "new map not picked up: {}",
+            w["boundary_version"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An operator can hand the waiting incident to a ward of the new map.
+    let started = Instant::now();
+    let (status, body) = loop {
+        let resp = http
+            .post(format!("{url}/v1/incidents/triage-1/actions"))
+            .bearer_auth(token)
+            .json(&json!({"action": "assign", "ward_id": "M1"}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or_default();
+        if status != 404 && status != 503 {
+            break (status, body);
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "incident never reached the dashboard"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ward"]["id"], "M1");
+
+    let _ = stop.send(true);
+    tokio::time::timeout(WAIT, dashboard)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}

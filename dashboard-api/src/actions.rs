@@ -162,9 +162,15 @@ pub async fn act(
         _ => None,
     };
     let ward = named.and_then(|id| {
-        s.wards.iter().find(|w| &w.id == id).map(|w| WardRef {
-            id: w.id.clone(),
-            name: w.name.clone(),
+        s.with_set_in_force(|set| {
+            set?.index
+                .wards()
+                .iter()
+                .find(|w| &w.id == id)
+                .map(|w| WardRef {
+                    id: w.id.clone(),
+                    name: w.name.clone(),
+                })
         })
     });
     let category = s.settings.category(&current.category);

@@ -314,36 +314,41 @@ fn incident_event(incident: &Incident) -> Event {
 }
 
 async fn get_wards(State(s): State<AppState>, who: Authenticated) -> Result<Response, ApiError> {
-    let view = s.view.read().expect("view lock");
-    let counts = view.ward_counts();
-    let features: Vec<_> = s
-        .wards
-        .iter()
-        .filter(|w| match &who.caller {
-            Caller::Ward(own) => &w.id == own,
-            Caller::Operator => true,
-        })
-        .map(|w| {
-            let c = counts.get(w.id.as_str()).cloned().unwrap_or_default();
-            json!({
-                "type": "Feature",
-                "id": w.id,
-                "properties": {
-                    "id": w.id,
-                    "name": w.name,
-                    "incidents": c.values().sum::<usize>(),
-                    "by_status": c,
-                },
-                "geometry": multipolygon_to_geojson(&w.geometry),
+    let counts = s.view.read().expect("view lock").ward_counts_owned();
+    let body = s.with_set_in_force(|set| {
+        let Some(set) = set else {
+            return json!({"type": "FeatureCollection", "boundary_version": null, "features": []});
+        };
+        let features: Vec<_> = set
+            .index
+            .wards()
+            .iter()
+            .filter(|w| match &who.caller {
+                Caller::Ward(own) => &w.id == own,
+                Caller::Operator => true,
             })
+            .map(|w| {
+                let c = counts.get(w.id.as_str()).cloned().unwrap_or_default();
+                json!({
+                    "type": "Feature",
+                    "id": w.id,
+                    "properties": {
+                        "id": w.id,
+                        "name": w.name,
+                        "incidents": c.values().sum::<usize>(),
+                        "by_status": c,
+                    },
+                    "geometry": multipolygon_to_geojson(&w.geometry),
+                })
+            })
+            .collect();
+        json!({
+            "type": "FeatureCollection",
+            "boundary_version": set.version,
+            "features": features,
         })
-        .collect();
-    Ok(Json(json!({
-        "type": "FeatureCollection",
-        "boundary_version": &*s.boundary_version,
-        "features": features,
-    }))
-    .into_response())
+    });
+    Ok(Json(body).into_response())
 }
 
 async fn stream(

@@ -91,6 +91,10 @@ pub async fn serve_with_clock(
             monitor::monitor(state.clone(), token.clone()),
         );
     }
+    tasks.spawn(
+        "boundary watcher",
+        ioc_wards::watch(settings.clone(), state.sets.clone(), token.clone()),
+    );
     let consumed = settings.clone();
     tasks.spawn("incident consumer", async move {
         consume(&consumed, state, token.cancelled_owned()).await

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use ioc_config::kafka::Sink;
 use ioc_config::load::Settings;
 use ioc_config::supervise::CancellationToken;
-use ioc_schema::boundary::WardFeature;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::Incident;
+use ioc_wards::{BoundarySet, BoundarySets, SharedSets};
 use tokio::sync::broadcast;
 
 use crate::auth::Tokens;
@@ -34,8 +34,8 @@ pub(crate) fn to_json<T: Serialize>(answer: &T) -> Vec<u8> {
 pub struct AppState {
     pub(crate) view: Arc<RwLock<View>>,
     pub(crate) changes: broadcast::Sender<Arc<Incident>>,
-    pub(crate) wards: Arc<Vec<WardFeature>>,
-    pub(crate) boundary_version: Arc<str>,
+    /// The boundary sets, swapped when the configuration gains or changes one.
+    pub(crate) sets: SharedSets,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) metrics: Metrics,
     pub(crate) max_page: usize,
@@ -62,33 +62,21 @@ pub fn system_clock() -> Clock {
 }
 
 impl AppState {
-    /// Builds the state: loads the boundary set in force now (for the map) and the tokens.
+    /// Builds the state: loads the boundary sets (the one in force now draws the map and names
+    /// the wards an operator may assign to) and the tokens.
     pub fn new(
         settings: Arc<Settings>,
         metrics: Metrics,
         clock: Clock,
     ) -> anyhow::Result<AppState> {
-        let now = clock();
-        let set = settings
-            .config
-            .boundaries
-            .iter()
-            .filter(|b| b.valid_from <= now && b.valid_to.is_none_or(|t| now < t))
-            .max_by_key(|b| b.valid_from)
-            .context("no boundary set is in force now; the map needs one")?;
-        let file = settings.file(&set.file).map_err(anyhow::Error::msg)?;
-        let text = file.read().with_context(|| format!("reading {file}"))?;
-        let wards = ioc_schema::boundary::parse_wards(
-            &text,
-            &set.id_property,
-            set.name_property.as_deref(),
-        )
-        .with_context(|| format!("boundary file {file}"))?;
+        let sets = BoundarySets::load(&settings, None).context("loading boundary sets")?;
+        if sets.select(clock()).is_none() {
+            anyhow::bail!("no boundary set is in force now; the map needs one");
+        }
         Ok(AppState {
             view: Arc::default(),
             changes: broadcast::channel(4096).0,
-            wards: Arc::new(wards),
-            boundary_version: set.version.as_str().into(),
+            sets: Arc::new(RwLock::new(Arc::new(sets))),
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
             max_page: settings.config.dashboard.max_page_size,
             sink: Sink::new(&settings.config, metrics.clone(), STAGE)
@@ -121,6 +109,12 @@ impl AppState {
             .await
             .expect("a view read does not panic");
         ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+
+    /// Runs `f` on the boundary set in force now.
+    pub(crate) fn with_set_in_force<T>(&self, f: impl FnOnce(Option<&BoundarySet>) -> T) -> T {
+        let sets = self.sets.read().expect("sets lock").clone();
+        f(sets.select(self.now()))
     }
 
     pub fn is_caught_up(&self) -> bool {

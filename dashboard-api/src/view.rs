@@ -182,6 +182,14 @@ impl View {
         out
     }
 
+    /// Like [`View::ward_counts`], owning its keys, so the view's lock can be let go.
+    pub fn ward_counts_owned(&self) -> HashMap<String, BTreeMap<&'static str, usize>> {
+        self.ward_counts()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
     /// Incidents by status, for the gauge metric.
     pub fn status_counts(&self) -> BTreeMap<Status, usize> {
         let mut out = BTreeMap::new();

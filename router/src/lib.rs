@@ -7,7 +7,8 @@
 //! Any number of router processes share the input partitions through one consumer group.
 //!
 //! Modules:
-//! - [`wards`]: ward geometry, the assignment rule and its fast index, boundary sets, checks.
+//! - [`wards`] (the `ioc-wards` crate): ward geometry, the assignment rule and its fast index,
+//!   boundary sets and their live reload, checks.
 //! - [`route`]: turning one input record into an incident or a dead-letter reason (pure).
 //! - [`pipeline`]: the Kafka consume-route-produce loop and the router's HTTP endpoint.
 //! - [`assignments`]: the assignments topic, keyed by ward, derived from the incident topic.
@@ -15,6 +16,7 @@
 pub mod assignments;
 pub mod pipeline;
 pub mod route;
-pub mod wards;
+/// Ward geometry lives in its own crate, shared with the dashboard.
+pub use ioc_wards as wards;
 
 pub use pipeline::{run, serve};

@@ -22,14 +22,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 
 use crate::route::{route, InputKind};
-use crate::wards::BoundarySets;
+use crate::wards::{BoundarySets, SharedSets};
 
 const STAGE: &str = "router";
 /// How long shutdown waits for in-flight outputs to be acknowledged.
 pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
-
-/// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
-pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;
 
 /// Runs a router until `shutdown` completes, serving its HTTP endpoints on `router.listen`.
 pub async fn run(
@@ -71,7 +68,7 @@ pub async fn serve(
     });
     tasks.spawn(
         "boundary watcher",
-        watch_boundaries(settings.clone(), sets.clone(), token.clone()),
+        ioc_wards::watch(settings.clone(), sets.clone(), token.clone()),
     );
     tasks.spawn(
         "assignment forwarder",
@@ -141,58 +138,6 @@ fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
         )
         .with_ops(metrics)
         .finish()
-}
-
-/// Re-reads the configuration file and boundary files every `reload_interval`; when something
-/// changed, builds the new sets (reusing unchanged ones) and swaps them in. Routing continues on
-/// the old sets meanwhile, so nothing stalls.
-async fn watch_boundaries(
-    settings: Arc<Settings>,
-    sets: SharedSets,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let Some(path) = settings.config_path.clone() else {
-        return Ok(());
-    };
-    let interval = settings.config.router.reload_interval.0;
-    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut config_mtime = mtime(&path);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let current = sets.read().expect("sets lock").clone();
-        let now_mtime = mtime(&path);
-        // Bundled files have no modification time and never change.
-        let files_changed = current
-            .sets
-            .iter()
-            .any(|s| s.modified.is_some() && mtime(std::path::Path::new(&s.source)) != s.modified);
-        if now_mtime == config_mtime && !files_changed {
-            continue;
-        }
-        config_mtime = now_mtime;
-        let path = path.clone();
-        let previous = current.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let fresh =
-                Settings::load(Some(&path), std::env::vars()).map_err(anyhow::Error::from)?;
-            BoundarySets::load(&fresh, Some(&previous))
-        })
-        .await;
-        match loaded {
-            Ok(Ok(new_sets)) => {
-                let versions: Vec<_> = new_sets.sets.iter().map(|s| s.version.clone()).collect();
-                *sets.write().expect("sets lock") = Arc::new(new_sets);
-                tracing::info!(?versions, "boundary sets reloaded");
-            }
-            Ok(Err(e)) => {
-                tracing::error!("boundary reload failed, keeping the current sets: {e:#}")
-            }
-            Err(e) => tracing::error!("boundary reload task failed: {e}"),
-        }
-    }
 }
 
 async fn consume(

@@ -28,17 +28,17 @@
 //!   test) and its candidate wards, each either known to contain the whole cell or to be tested
 //!   with the ward's banded edge list.
 //!
-//! Every shortcut is conservative, so the index gives exactly the answer of [`super::brute`],
+//! Every shortcut is conservative, so the index gives exactly the answer of [`crate::brute`],
 //! which evaluates the same rule over every edge; the property tests check that.
 //!
-//! [`geodesy`]: super::geodesy
+//! [`geodesy`]: crate::geodesy
 
 use geo::{BoundingRect, MultiPolygon};
 use ioc_schema::AssignRule;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use super::geodesy::{metres_per_degree, min_metres_per_degree_lat, Seg};
+use crate::geodesy::{metres_per_degree, min_metres_per_degree_lat, Seg};
 
 /// One ward: id, name and shape in lon/lat degrees.
 #[derive(Debug, Clone)]
@@ -660,7 +660,7 @@ impl WardIndex {
             if self.segs[s as usize].distance_m(px, py, kx, ky) <= tol
                 && touching.insert(self.seg_ward[s as usize]).is_none()
             {
-                return super::brute::locate(self, px, py);
+                return crate::brute::locate(self, px, py);
             }
         }
         let mut inside = Few::new();
@@ -669,7 +669,7 @@ impl WardIndex {
             let contains =
                 w & CERTAIN_BIT != 0 || self.bands[ward as usize].contains(px, py, &self.segs);
             if contains && inside.insert(ward).is_none() {
-                return super::brute::locate(self, px, py);
+                return crate::brute::locate(self, px, py);
             }
         }
         match decide(touching.as_slice(), inside.as_slice()) {
@@ -748,7 +748,7 @@ fn segment_meets_rect(s: &Seg, xmin: f64, ymin: f64, xmax: f64, ymax: f64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wards::{brute, demo};
+    use crate::{brute, demo};
     use geo::{Coord, LineString, Polygon};
     use proptest::prelude::*;
     use std::sync::OnceLock;

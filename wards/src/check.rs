@@ -9,8 +9,8 @@ use geo::{
 };
 use serde::Serialize;
 
-use super::geodesy::metres_per_degree;
-use super::index::Ward;
+use crate::geodesy::metres_per_degree;
+use crate::index::Ward;
 
 /// Findings about a boundary file.
 #[derive(Debug, Default, Serialize)]

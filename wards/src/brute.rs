@@ -4,8 +4,8 @@
 
 use ioc_schema::AssignRule;
 
-use super::geodesy::metres_per_degree;
-use super::index::{decide, Outcome, WardIndex};
+use crate::geodesy::metres_per_degree;
+use crate::index::{decide, Outcome, WardIndex};
 
 /// Assigns a point by brute force over `index`'s edges (its grid is not used).
 pub fn locate(index: &WardIndex, px: f64, py: f64) -> Outcome {

@@ -2,14 +2,18 @@
 //! Vietnam merged communes on 2025-07-01), and an event must be judged by the map in force at the
 //! event's own time, not at the time it is processed.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ioc_config::load::Settings;
+use ioc_config::supervise::CancellationToken;
 use ioc_config::BoundarySetConfig;
 
-use super::index::{BuildOptions, Ward, WardIndex};
+use crate::index::{BuildOptions, Ward, WardIndex};
+
+/// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
+pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;
 
 /// One boundary set, indexed.
 pub struct BoundarySet {
@@ -120,4 +124,57 @@ fn load_index(
         features.into_iter().map(Ward::from).collect(),
         opts,
     ))
+}
+
+/// Re-reads the configuration file and boundary files every `router.reload_interval`; when
+/// something changed, builds the new sets (reusing unchanged ones) off the async workers and
+/// swaps them in. Readers continue on the old sets meanwhile, so nothing stalls. A bad file is
+/// logged and the current sets kept. Runs until `stop` is cancelled.
+pub async fn watch(
+    settings: Arc<Settings>,
+    sets: SharedSets,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(path) = settings.config_path.clone() else {
+        return Ok(());
+    };
+    let interval = settings.config.router.reload_interval.0;
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut config_mtime = mtime(&path);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let current = sets.read().expect("sets lock").clone();
+        let now_mtime = mtime(&path);
+        // Bundled files have no modification time and never change.
+        let files_changed = current
+            .sets
+            .iter()
+            .any(|s| s.modified.is_some() && mtime(std::path::Path::new(&s.source)) != s.modified);
+        if now_mtime == config_mtime && !files_changed {
+            continue;
+        }
+        config_mtime = now_mtime;
+        let path = path.clone();
+        let previous = current.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let fresh =
+                Settings::load(Some(&path), std::env::vars()).map_err(anyhow::Error::from)?;
+            BoundarySets::load(&fresh, Some(&previous))
+        })
+        .await;
+        match loaded {
+            Ok(Ok(new_sets)) => {
+                let versions: Vec<_> = new_sets.sets.iter().map(|s| s.version.clone()).collect();
+                *sets.write().expect("sets lock") = Arc::new(new_sets);
+                tracing::info!(?versions, "boundary sets reloaded");
+            }
+            Ok(Err(e)) => {
+                tracing::error!("boundary reload failed, keeping the current sets: {e:#}")
+            }
+            Err(e) => tracing::error!("boundary reload task failed: {e}"),
+        }
+    }
 }

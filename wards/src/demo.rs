@@ -5,7 +5,7 @@
 
 use geo::{Coord, LineString, MultiPolygon, Polygon};
 
-use super::index::Ward;
+use crate::index::Ward;
 
 /// Centre of the demo city (lon, lat), on the Red River delta plain.
 pub const CENTRE: (f64, f64) = (105.915, 20.545);
@@ -294,12 +294,12 @@ mod tests {
 
     #[test]
     fn bundled_files_are_what_the_generator_writes() {
-        let bundled = include_str!("../../../config/demo/wards.geojson");
+        let bundled = include_str!("../../config/demo/wards.geojson");
         assert!(
             bundled == wards_geojson(),
             "config/demo/wards.geojson is stale: run `cargo run -- wards demo-city config/demo`"
         );
-        let cams = include_str!("../../../config/demo/cameras.csv");
+        let cams = include_str!("../../config/demo/cameras.csv");
         assert!(cams == cameras_csv(), "config/demo/cameras.csv is stale");
     }
 
@@ -307,7 +307,7 @@ mod tests {
     fn the_city_is_big_clean_and_not_rectangular() {
         let wards = wards();
         assert!(wards.len() >= 150, "{} wards", wards.len());
-        let report = super::super::check::check(&wards, 1.0);
+        let report = crate::check::check(&wards, 1.0);
         assert!(report.overlaps.is_empty(), "{:?}", report.overlaps);
         assert!(report.gaps.is_empty(), "{:?}", report.gaps);
         assert!(report.invalid.is_empty(), "{:?}", report.invalid);

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{read_topic, Broker, WAIT};
+use common::{eventually, read_topic, Broker, WAIT};
 use ioc_config::load::Settings;
 use ioc_schema::metrics::Metrics;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -53,6 +53,28 @@ valid_from = "2030-01-01T00:00:00Z"
     text
 }
 
+/// A unique name, a broker with the pipeline's topics under it, and a scratch folder.
+fn setup(test: &str) -> (String, Broker, std::path::PathBuf) {
+    let unique = format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let topics =
+        ["reports", "camera", "incidents", "dlq", "assignments"].map(|t| format!("{unique}.{t}"));
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let broker = Broker::from_env(&topic_refs, 1);
+    let dir = std::env::temp_dir().join(&unique);
+    std::fs::create_dir_all(&dir).unwrap();
+    (unique, broker, dir)
+}
+
+/// A whole-city ward, as after a merger, in `dir/merged.geojson`.
+fn write_merged_map(dir: &std::path::Path) {
+    std::fs::write(
+        dir.join("merged.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"M1"},
+            "geometry":{"type":"Polygon","coordinates":[[[105.8,20.4],[106.0,20.4],[106.0,20.7],[105.8,20.7],[105.8,20.4]]]}}]}"#,
+    )
+    .unwrap();
+}
+
 fn report_at(id: &str, when: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "schema": "ioc.report.v1", "tracking_id": id, "channel": "hotline", "category": "environment",
@@ -64,20 +86,7 @@ fn report_at(id: &str, when: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
-    let unique = format!(
-        "e2e-sets-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let topics = [
-        format!("{unique}.reports"),
-        format!("{unique}.camera"),
-        format!("{unique}.incidents"),
-        format!("{unique}.dlq"),
-    ];
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let broker = Broker::from_env(&topic_refs, 1);
-    let dir = std::env::temp_dir().join(&unique);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (unique, broker, dir) = setup("e2e-sets");
     let listen = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
@@ -104,13 +113,7 @@ async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
         },
     ));
 
-    // A whole-city ward, as after a merger.
-    std::fs::write(
-        dir.join("merged.geojson"),
-        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"M1"},
-            "geometry":{"type":"Polygon","coordinates":[[[105.8,20.4],[106.0,20.4],[106.0,20.7],[105.8,20.7],[105.8,20.4]]]}}]}"#,
-    )
-    .unwrap();
+    write_merged_map(&dir);
     // Modification times have a coarse resolution on some filesystems.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(
@@ -199,21 +202,7 @@ async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_restart() {
-    let unique = format!(
-        "e2e-dash-sets-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let topics = [
-        format!("{unique}.reports"),
-        format!("{unique}.camera"),
-        format!("{unique}.incidents"),
-        format!("{unique}.dlq"),
-        format!("{unique}.assignments"),
-    ];
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let broker = Broker::from_env(&topic_refs, 1);
-    let dir = std::env::temp_dir().join(&unique);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (unique, broker, dir) = setup("e2e-dash-sets");
     let token = "dashboard-sets-operator";
     let token_lines = format!(
         "\n[[dashboard.tokens]]\nname = \"operator\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
@@ -277,23 +266,13 @@ async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_res
         .unwrap();
 
     // The map in force today is the demo city; a merged map takes over from an hour ago.
-    let started = Instant::now();
-    while wards()
-        .await
-        .is_none_or(|w| w["boundary_version"] != "demo-2020")
-    {
-        assert!(
-            started.elapsed() < WAIT,
-            "dashboard never served the demo map"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    std::fs::write(
-        dir.join("merged.geojson"),
-        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"M1"},
-            "geometry":{"type":"Polygon","coordinates":[[[105.8,20.4],[106.0,20.4],[106.0,20.7],[105.8,20.7],[105.8,20.4]]]}}]}"#,
-    )
-    .unwrap();
+    eventually("the dashboard serves the demo map", || async {
+        wards()
+            .await
+            .filter(|w| w["boundary_version"] == "demo-2020")
+    })
+    .await;
+    write_merged_map(&dir);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let text = config_text(
@@ -305,24 +284,16 @@ async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_res
     .replace("2030-01-01T00:00:00Z", &an_hour_ago)
         + &token_lines;
     std::fs::write(&config, text).unwrap();
-    let started = Instant::now();
-    loop {
-        let w = wards().await.unwrap_or_default();
-        if w["boundary_version"] == "merged-2030" {
-            assert_eq!(w["features"].as_array().unwrap().len(), 1);
-            assert_eq!(w["features"][0]["id"], "M1");
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "new map not picked up: {}",
-            w["boundary_version"]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let w = eventually("the dashboard picks up the new map", || async {
+        wards()
+            .await
+            .filter(|w| w["boundary_version"] == "merged-2030")
+    })
+    .await;
+    assert_eq!(w["features"].as_array().unwrap().len(), 1);
+    assert_eq!(w["features"][0]["id"], "M1");
     // An operator can hand the waiting incident to a ward of the new map.
-    let started = Instant::now();
-    let (status, body) = loop {
+    let (status, body) = eventually("the incident reaches the dashboard", || async {
         let resp = http
             .post(format!("{url}/v1/incidents/triage-1/actions"))
             .bearer_auth(token)
@@ -332,15 +303,9 @@ async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_res
             .unwrap();
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or_default();
-        if status != 404 && status != 503 {
-            break (status, body);
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "incident never reached the dashboard"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        (status != 404 && status != 503).then_some((status, body))
+    })
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ward"]["id"], "M1");
 

@@ -6,9 +6,9 @@
 mod common;
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{read_topic, Pipeline, CAMERA_KEY, OPERATOR_TOKEN, WAIT, WARD_OF_TOKEN, WARD_TOKEN};
+use common::{read_topic, Pipeline, CAMERA_KEY, OPERATOR_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
 use geo::InteriorPoint;
 use ioc_config::http::undocumented_methods;
 use ioc_config::load::Settings;
@@ -181,16 +181,7 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
         .unwrap();
 
     p.wait_for_incidents(2).await;
-    let started = Instant::now();
-    while p
-        .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
-        .await
-        .0
-        != 200
-    {
-        assert!(started.elapsed() < WAIT, "incident {id} never appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    p.incident_when(&id, "appears", |_| true).await;
 
     // Dashboard: the reads, an action, a refused action, the citizen's view and answers.
     let get = |path: String, token: Option<&str>| {

@@ -214,17 +214,7 @@ async fn file(p: &Pipeline, body: &Value) -> String {
 }
 
 async fn wait_incident(p: &Pipeline, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = p
-            .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
-            .await;
-        if status == 200 {
-            return body;
-        }
-        assert!(started.elapsed() < WAIT, "incident {id} never appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    p.incident_when(id, "appears", |_| true).await
 }
 
 async fn act(p: &Pipeline, id: &str, token: &str, body: impl Into<reqwest::Body>) -> Answer {

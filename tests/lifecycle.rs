@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    read_topic, Pipeline, TestClock, OPEN311_KEY, OPERATOR_TOKEN, WAIT, WARD2_TOKEN, WARD_OF_TOKEN,
-    WARD_TOKEN,
+    eventually, read_topic, Pipeline, TestClock, OPEN311_KEY, OPERATOR_TOKEN, WAIT, WARD2_TOKEN,
+    WARD_OF_TOKEN, WARD_TOKEN,
 };
 use geo::InteriorPoint;
 use ioc_router::wards::demo;
@@ -42,16 +42,7 @@ async fn file_report(p: &Pipeline, ward: &str) -> String {
         .as_str()
         .unwrap()
         .to_string();
-    let started = Instant::now();
-    while p
-        .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
-        .await
-        .0
-        != 200
-    {
-        assert!(started.elapsed() < WAIT, "incident {id} never appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    p.incident_when(&id, "appears", |_| true).await;
     id
 }
 
@@ -200,27 +191,19 @@ async fn a_report_goes_from_assignment_to_closed_and_a_new_dashboard_rebuilds_it
             let _ = rx2.wait_for(|s| *s).await;
         },
     ));
-    let started = Instant::now();
-    loop {
-        let resp = p
+    let rebuilt = eventually("the new dashboard catches up", || async {
+        let r = p
             .http
             .get(format!("{url}/v1/incidents/{id}"))
             .bearer_auth(OPERATOR_TOKEN)
             .send()
-            .await;
-        if let Ok(r) = resp {
-            let rebuilt: Value = r.json().await.unwrap_or_default();
-            if rebuilt["revision"] == 5 {
-                assert_eq!(rebuilt, full, "the rebuilt incident equals the live one");
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "the new dashboard did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .await
+            .ok()?;
+        let rebuilt: Value = r.json().await.unwrap_or_default();
+        (rebuilt["revision"] == 5).then_some(rebuilt)
+    })
+    .await;
+    assert_eq!(rebuilt, full, "the rebuilt incident equals the live one");
     let _ = stop.send(true);
     tokio::time::timeout(WAIT, second)
         .await
@@ -364,8 +347,7 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
         ("P002", "assigned"),
         ("P002", "updated"),
     ];
-    let started = Instant::now();
-    loop {
+    eventually("the assignment records of the incident", || async {
         let seen: Vec<(String, String)> = read_topic(
             &p.settings.config.kafka.brokers,
             &p.settings,
@@ -379,33 +361,13 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
                 .then(|| (k, r["change"].as_str().unwrap().to_string()))
         })
         .collect();
-        if wanted
+        wanted
             .iter()
             .all(|(w, c)| seen.iter().any(|(k, ch)| k == w && ch == c))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "assignment records so far: {seen:?}"
-        );
-    }
+            .then_some(())
+    })
+    .await;
     p.stop().await;
-}
-
-/// Polls an incident on the dashboard until `done` holds for it.
-async fn wait_incident(p: &Pipeline, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = p
-            .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
-            .await;
-        if status == 200 && done(&body) {
-            return body;
-        }
-        assert!(started.elapsed() < WAIT, "{what}: incident is {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Records of one incident on the incident topic, as JSON, in topic order.
@@ -442,7 +404,9 @@ async fn missed_service_levels_escalate_on_a_simulated_clock_and_replay_the_same
         serde_json::from_value(fresh["ack_due_at"].clone()).unwrap();
 
     clock.advance(chrono::Duration::hours(3));
-    let i = wait_incident(&p, &id, "acknowledgement escalation", |i| escalated(i, 1)).await;
+    let i = p
+        .incident_when(&id, "acknowledgement escalation", |i| escalated(i, 1))
+        .await;
     assert_eq!(i["escalations"][0]["target"], "acknowledge");
     let last = i["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "escalate");
@@ -451,7 +415,8 @@ async fn missed_service_levels_escalate_on_a_simulated_clock_and_replay_the_same
         ack_due,
         "dated by the deadline, not by when the monitor noticed"
     );
-    wait_incident(&p, &ignored, "second escalation", |i| escalated(i, 1)).await;
+    p.incident_when(&ignored, "second escalation", |i| escalated(i, 1))
+        .await;
     let overdue = p.dashboard("/v1/overdue").await;
     assert_eq!(overdue["total"], 2);
     assert_eq!(overdue["items"][0]["target"], "acknowledge");
@@ -467,7 +432,8 @@ async fn missed_service_levels_escalate_on_a_simulated_clock_and_replay_the_same
     assert_eq!(status, 200);
     assert_eq!(p.dashboard("/v1/overdue").await["total"], 1);
     clock.advance(chrono::Duration::hours(48));
-    wait_incident(&p, &id, "resolution escalation", |i| escalated(i, 2)).await;
+    p.incident_when(&id, "resolution escalation", |i| escalated(i, 2))
+        .await;
     let (status, _) = act(
         &p,
         &id,
@@ -479,7 +445,9 @@ async fn missed_service_levels_escalate_on_a_simulated_clock_and_replay_the_same
 
     // Nobody disputes: closed automatically a week after the resolution.
     clock.advance(chrono::Duration::days(8));
-    let closed = wait_incident(&p, &id, "automatic close", |i| i["status"] == "closed").await;
+    let closed = p
+        .incident_when(&id, "automatic close", |i| i["status"] == "closed")
+        .await;
     assert_eq!(
         closed["history"].as_array().unwrap().last().unwrap()["action"],
         "auto_close"
@@ -508,9 +476,10 @@ async fn missed_service_levels_escalate_on_a_simulated_clock_and_replay_the_same
     assert_eq!(written[1].len(), 3, "routed, then two escalations");
     p.stop_router_and_dashboard().await;
     p.start_dashboard().await;
-    let rebuilt = wait_incident(&p, &id, "rebuild", |i| i == &closed).await;
+    let rebuilt = p.incident_when(&id, "rebuild", |i| i == &closed).await;
     assert_eq!(rebuilt, closed);
-    wait_incident(&p, &ignored, "rebuild", |i| escalated(i, 2)).await;
+    p.incident_when(&ignored, "rebuild", |i| escalated(i, 2))
+        .await;
     assert_eq!(
         p.dashboard("/v1/figures?category=environment").await,
         figures
@@ -690,20 +659,19 @@ async fn open311_clients_file_and_follow_requests_through_kafka() {
         .unwrap()
         .to_string();
 
-    let started = Instant::now();
-    let one = loop {
+    let one = eventually("the Open311 request appears", || async {
         let resp = p
             .http
             .get(format!("{base}/requests/{id}.json"))
             .send()
             .await
             .unwrap();
-        if resp.status().as_u16() == 200 {
-            break resp.json::<Value>().await.unwrap();
+        if resp.status().as_u16() != 200 {
+            return None;
         }
-        assert!(started.elapsed() < WAIT, "request never appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        resp.json::<Value>().await.ok()
+    })
+    .await;
     // The same resource in XML, as the spec also allows.
     let xml = p
         .http

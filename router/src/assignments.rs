@@ -10,14 +10,12 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use ioc_config::kafka::{at_least_once, consumer_config, LagContext, Sink};
+use ioc_config::kafka::{at_least_once, clients};
 use ioc_config::load::Settings;
 use ioc_config::supervise::CancellationToken;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::validate::decode_json;
 use ioc_schema::{AssignmentRecord, Incident};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 
 use crate::pipeline::DRAIN_DEADLINE;
@@ -32,17 +30,7 @@ pub async fn forward(
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
     let group = format!("{}-assignments", cfg.router.group_id);
-    let consumer: StreamConsumer<LagContext> = consumer_config(cfg, &group)
-        .create_with_context(LagContext {
-            metrics: metrics.clone(),
-            stage: STAGE,
-        })
-        .context("creating the assignment forwarder's consumer")?;
-    consumer
-        .subscribe(&[&cfg.topics.incidents])
-        .context("subscribing to the incident topic")?;
-    let sink = Sink::new(cfg, metrics.clone(), STAGE)
-        .context("creating the assignment forwarder's producer")?;
+    let (consumer, sink) = clients(cfg, &group, &[&cfg.topics.incidents], &metrics, STAGE)?;
     at_least_once(
         &consumer,
         STAGE,

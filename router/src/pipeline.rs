@@ -11,14 +11,13 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ioc_config::http::Documented;
-use ioc_config::kafka::{at_least_once, consumer_config, LagContext, Sink};
+use ioc_config::kafka::{at_least_once, clients};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 
 use crate::route::{route, InputKind};
@@ -147,18 +146,11 @@ async fn consume(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
-    let context = LagContext {
-        metrics: metrics.clone(),
-        stage: STAGE,
-    };
-    let consumer: StreamConsumer<LagContext> = consumer_config(cfg, &cfg.router.group_id)
-        .create_with_context(context)
-        .context("creating the router's Kafka consumer")?;
-    consumer
-        .subscribe(&[&cfg.topics.reports, &cfg.topics.camera_events])
-        .context("subscribing to the input topics")?;
-    let sink =
-        Sink::new(cfg, metrics.clone(), STAGE).context("creating the router's Kafka producer")?;
+    let inputs = [
+        cfg.topics.reports.as_str(),
+        cfg.topics.camera_events.as_str(),
+    ];
+    let (consumer, sink) = clients(cfg, &cfg.router.group_id, &inputs, &metrics, STAGE)?;
     tracing::info!(
         brokers = %cfg.kafka.brokers,
         group = %cfg.router.group_id,

@@ -29,6 +29,23 @@ pub const CAMERA_KEY: &str = "test-camera-system-key";
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(90);
 
+/// Polls `check` every 100 ms until it gives a value; fails naming `what` after [`WAIT`]. The
+/// one wait loop of these tests.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < WAIT, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Which broker the tests talk to.
 pub enum Broker {
     Embedded(EmbeddedBroker),
@@ -307,21 +324,29 @@ impl Pipeline {
 
     /// Polls the dashboard until `/v1/incidents` reports at least `n` incidents.
     pub async fn wait_for_incidents(&self, n: usize) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
+        eventually(&format!("{n} incidents on the dashboard"), || async {
             let page = self
                 .dashboard(&format!("/v1/incidents?limit={}", n.max(1) + 50))
                 .await;
-            if page["total"].as_u64().unwrap_or(0) as usize >= n {
-                return page;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "only {} of {n} incidents after {WAIT:?}",
-                page["total"]
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            (page["total"].as_u64().unwrap_or(0) as usize >= n).then_some(page)
+        })
+        .await
+    }
+
+    /// Polls incident `id` on the dashboard (as an operator) until `done` holds for it.
+    pub async fn incident_when(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually(&format!("incident {id}: {what}"), || async {
+            let (status, body) = self
+                .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
+                .await;
+            (status == 200 && done(&body)).then_some(body)
+        })
+        .await
     }
 }
 

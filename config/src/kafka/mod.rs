@@ -19,4 +19,4 @@ pub use config::{
 pub use embedded::EmbeddedBroker;
 pub use lag::LagContext;
 pub use sink::{Sink, SinkError};
-pub use source::at_least_once;
+pub use source::{at_least_once, clients};

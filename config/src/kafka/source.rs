@@ -11,7 +11,34 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::LagContext;
+use anyhow::Context as _;
+use ioc_schema::metrics::Metrics;
+
+use super::{LagContext, Sink};
+use crate::model::Config;
+
+/// The two clients of a consume-produce stage: a consumer in `group` subscribed to `topics`
+/// (offsets stored by [`at_least_once`]), and a sink for its outputs.
+pub fn clients(
+    config: &Config,
+    group: &str,
+    topics: &[&str],
+    metrics: &Metrics,
+    stage: &'static str,
+) -> anyhow::Result<(StreamConsumer<LagContext>, Sink)> {
+    let consumer: StreamConsumer<LagContext> = super::consumer_config(config, group)
+        .create_with_context(LagContext {
+            metrics: metrics.clone(),
+            stage,
+        })
+        .with_context(|| format!("creating the {stage} consumer"))?;
+    consumer
+        .subscribe(topics)
+        .with_context(|| format!("subscribing the {stage} consumer to {}", topics.join(", ")))?;
+    let sink = Sink::new(config, metrics.clone(), stage)
+        .with_context(|| format!("creating the {stage} producer"))?;
+    Ok((consumer, sink))
+}
 
 /// Where an input record was.
 struct Position {

@@ -5,7 +5,8 @@
 use ioc_schema::AssignRule;
 
 use crate::geodesy::metres_per_degree;
-use crate::index::{decide, Outcome, WardIndex};
+use crate::index::WardIndex;
+use crate::rule::{decide, Outcome};
 
 /// Assigns a point by brute force over `index`'s edges (its grid is not used).
 pub fn locate(index: &WardIndex, px: f64, py: f64) -> Outcome {

@@ -10,7 +10,7 @@ use geo::{
 use serde::Serialize;
 
 use crate::geodesy::metres_per_degree;
-use crate::index::Ward;
+use crate::rule::Ward;
 
 /// Findings about a boundary file.
 #[derive(Debug, Default, Serialize)]

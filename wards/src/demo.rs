@@ -5,7 +5,7 @@
 
 use geo::{Coord, LineString, MultiPolygon, Polygon};
 
-use crate::index::Ward;
+use crate::rule::Ward;
 
 /// Centre of the demo city (lon, lat), on the Red River delta plain.
 pub const CENTRE: (f64, f64) = (105.915, 20.545);

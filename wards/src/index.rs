@@ -1,20 +1,4 @@
-//! The ward index.
-//!
-//! # The rule
-//! For a point p, with tolerance `t` (metres) and fallback distance `d` (metres):
-//! 1. If some ward edge lies within `t` of p, p is **on a boundary**. Among the wards whose edges
-//!    touch p, choose the lowest-ordered ward that also contains p (by the crossing test below);
-//!    if none contains it, the lowest-ordered touching ward.
-//! 2. Otherwise, if exactly one ward contains p: that ward (**inside**). A point in a hole is not
-//!    contained by the ward with the hole.
-//! 3. If several wards contain p (overlapping polygons in dirty data): the lowest-ordered one,
-//!    flagged **overlap**.
-//! 4. If none contains p: the ward with the nearest edge if that edge is within `d`
-//!    (**nearest**, ties to the lowest-ordered ward), otherwise **unassigned**.
-//!
-//! "Contains" is the even-odd crossing test of a ray towards +x over every ring of the ward, with
-//! the half-open rule on y. Wards are ordered by id, numerically when both ids are integers.
-//! Distances are taken on the local tangent plane of the WGS84 ellipsoid at p ([`geodesy`]).
+//! The ward index: a fast implementation of the rule in [`crate::rule`].
 //!
 //! # The index
 //! A uniform grid (cells about square in metres) covers the wards' extent plus `d`. Each cell is
@@ -39,66 +23,8 @@ use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::geodesy::{metres_per_degree, min_metres_per_degree_lat, Seg};
-
-/// One ward: id, name and shape in lon/lat degrees.
-#[derive(Debug, Clone)]
-pub struct Ward {
-    pub id: String,
-    pub name: String,
-    pub geometry: MultiPolygon<f64>,
-}
-
-impl From<ioc_schema::boundary::WardFeature> for Ward {
-    fn from(f: ioc_schema::boundary::WardFeature) -> Self {
-        Ward {
-            id: f.id,
-            name: f.name,
-            geometry: f.geometry,
-        }
-    }
-}
-
-/// Knobs of the rule and of the grid.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BuildOptions {
-    /// Boundary tolerance `t` in metres.
-    pub tolerance_m: f64,
-    /// Nearest-ward fallback distance `d` in metres (0 disables the fallback).
-    pub nearest_max_m: f64,
-    /// Grid cells per ward edge; more cells mean fewer mixed cells and more memory.
-    pub cells_per_edge: f64,
-    /// Upper bound on grid cells (4 bytes each).
-    pub max_cells: usize,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            tolerance_m: 0.5,
-            nearest_max_m: 50.0,
-            cells_per_edge: 24.0,
-            max_cells: 1 << 24,
-        }
-    }
-}
-
-/// The result of a lookup.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Outcome {
-    /// Index of the ward in [`WardIndex::wards`].
-    pub ward: Option<u32>,
-    pub rule: AssignRule,
-    /// Distance to the chosen ward's nearest edge, for [`AssignRule::Nearest`].
-    pub distance_m: Option<f64>,
-}
-
-impl Outcome {
-    pub const UNASSIGNED: Outcome = Outcome {
-        ward: None,
-        rule: AssignRule::Unassigned,
-        distance_m: None,
-    };
-}
+use crate::rule::{decide, ward_segments};
+pub use crate::rule::{ward_order, BuildOptions, Outcome, Ward};
 
 const FAR: u32 = 0;
 const NEAR: u32 = 1;
@@ -194,6 +120,9 @@ impl Bands {
 struct Grid {
     x0: f64,
     y0: f64,
+    /// Cell size in degrees.
+    dx: f64,
+    dy: f64,
     inv_dx: f64,
     inv_dy: f64,
     nx: usize,
@@ -247,30 +176,6 @@ pub struct WardIndex {
     seg_tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
 }
 
-/// Orders ward ids numerically when both are integers, otherwise as strings.
-pub fn ward_order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<i64>(), b.parse::<i64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.cmp(b),
-    }
-}
-
-/// Every edge of every ring of a ward, in lon/lat.
-pub(crate) fn ward_segments(geometry: &MultiPolygon<f64>) -> impl Iterator<Item = Seg> + '_ {
-    geometry.0.iter().flat_map(|poly| {
-        std::iter::once(poly.exterior())
-            .chain(poly.interiors())
-            .flat_map(|ring| {
-                ring.lines().filter(|l| l.start != l.end).map(|l| Seg {
-                    x1: l.start.x,
-                    y1: l.start.y,
-                    x2: l.end.x,
-                    y2: l.end.y,
-                })
-            })
-    })
-}
-
 /// A small set of ward indices without allocation; `None` from `insert` means it is full.
 struct Few {
     buf: [u32; 16],
@@ -297,25 +202,6 @@ impl Few {
     }
     fn as_slice(&self) -> &[u32] {
         &self.buf[..self.len]
-    }
-}
-
-/// Steps 1 to 3 of the rule, given which wards touch the point and which contain it. `None`
-/// means step 4 (nearest or unassigned) decides.
-pub(crate) fn decide(touching: &[u32], inside: &[u32]) -> Option<(u32, AssignRule)> {
-    if !touching.is_empty() {
-        let chosen = touching
-            .iter()
-            .filter(|w| inside.contains(w))
-            .min()
-            .or_else(|| touching.iter().min())
-            .copied()?;
-        return Some((chosen, AssignRule::Boundary));
-    }
-    match inside {
-        [] => None,
-        [w] => Some((*w, AssignRule::Inside)),
-        many => many.iter().min().map(|w| (*w, AssignRule::Overlap)),
     }
 }
 
@@ -359,6 +245,8 @@ impl WardIndex {
             grid: Grid {
                 x0: 0.0,
                 y0: 0.0,
+                dx: 1.0,
+                dy: 1.0,
                 inv_dx: 1.0,
                 inv_dy: 1.0,
                 nx: 0,
@@ -422,16 +310,31 @@ impl WardIndex {
         (metres / kx * 1.001 + EPS_DEG, metres / ky * 1.001 + EPS_DEG)
     }
 
+    /// Classifies every grid cell (see the module documentation), in five passes.
     fn build_grid(&mut self) {
-        let Some(rect) = MultiPolygon(
+        let Some(max_abs_lat) = self.lay_out_grid() else {
+            return;
+        };
+        let mut seg_lists = self.mark_mixed_cells(max_abs_lat);
+        let center_in = self.mark_interior_cells(&mut seg_lists);
+        self.list_mixed_candidates(&seg_lists, center_in);
+        self.mark_near_cells(max_abs_lat);
+        self.mixed_segs.shrink_to_fit();
+        self.mixed_wards.shrink_to_fit();
+        self.build_blocks();
+    }
+
+    /// Sizes the grid over the wards' extent plus the fallback distance, cells about square in
+    /// metres; all cells start as far. Returns the latitude bound the degree margins are taken
+    /// at, or `None` when there are no wards.
+    fn lay_out_grid(&mut self) -> Option<f64> {
+        let rect = MultiPolygon(
             self.wards
                 .iter()
                 .flat_map(|w| w.geometry.0.iter().cloned())
                 .collect(),
         )
-        .bounding_rect() else {
-            return;
-        };
+        .bounding_rect()?;
         let max_abs_lat = rect.min().y.abs().max(rect.max().y.abs()) + 1.0;
         let reach_m = self.opts.nearest_max_m.max(self.opts.tolerance_m);
         let (rx, ry) = self.degrees_covering(reach_m, max_abs_lat);
@@ -448,15 +351,22 @@ impl WardIndex {
         self.grid = Grid {
             x0,
             y0,
+            dx,
+            dy,
             inv_dx: 1.0 / dx,
             inv_dy: 1.0 / dy,
             nx,
             ny,
         };
-        let g = self.grid;
         self.cells = vec![FAR; nx * ny];
+        Some(max_abs_lat)
+    }
 
-        // 1. Mixed cells: every cell with an edge within the tolerance.
+    /// Pass 1, mixed cells: every cell with an edge within the tolerance, with its own edge list.
+    /// Returns each mixed cell's range in `mixed_segs`.
+    fn mark_mixed_cells(&mut self, max_abs_lat: f64) -> Vec<(u32, u32)> {
+        let g = self.grid;
+        let (x0, y0, dx, dy, nx) = (g.x0, g.y0, g.dx, g.dy, g.nx);
         let (tx, ty) = self.degrees_covering(self.opts.tolerance_m, max_abs_lat);
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         for (id, s) in self.segs.iter().enumerate() {
@@ -495,10 +405,16 @@ impl WardIndex {
             self.cells[cell as usize] = MIXED_BIT | seg_lists.len() as u32;
             seg_lists.push((start, self.mixed_segs.len() as u32));
         }
-        drop(pairs);
+        seg_lists
+    }
 
-        // 2. Interior cells: scan each row's centre line; a cell with no edge near it is wholly
-        //    inside or outside each ward, as its centre is.
+    /// Pass 2, interior cells: scans each row's centre line; a cell with no edge near it is wholly
+    /// inside or outside each ward, as its centre is. Returns the wards containing each mixed
+    /// cell's centre, `(mixed id, ward)`; a cell two wards cover becomes mixed (overlap).
+    fn mark_interior_cells(&mut self, seg_lists: &mut Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        let g = self.grid;
+        let (x0, y0, dy, nx, ny) = (g.x0, g.y0, g.dy, g.nx, g.ny);
+        let dx = g.dx;
         let mut crossings: Vec<(u32, u32, f64)> = Vec::new();
         for (id, s) in self.segs.iter().enumerate() {
             let w = self.seg_ward[id];
@@ -547,10 +463,12 @@ impl WardIndex {
                 }
             }
         }
-        drop(crossings);
+        center_in
+    }
 
-        // 3. Candidate wards of mixed cells: wards with edges there (tested per point) and wards
-        //    that cover the whole cell (certain).
+    /// Pass 3, candidate wards of mixed cells: wards with edges there (tested per point) and
+    /// wards that cover the whole cell (certain).
+    fn list_mixed_candidates(&mut self, seg_lists: &[(u32, u32)], mut center_in: Vec<(u32, u32)>) {
         center_in.sort_unstable();
         center_in.dedup();
         let mut ci = 0;
@@ -578,8 +496,13 @@ impl WardIndex {
                 segs: (s0, s1),
             });
         }
+    }
 
-        // 4. Near cells: outside every ward but possibly within the fallback distance of an edge.
+    /// Pass 4, near cells: outside every ward but possibly within the fallback distance of an
+    /// edge.
+    fn mark_near_cells(&mut self, max_abs_lat: f64) {
+        let g = self.grid;
+        let nx = g.nx;
         if self.opts.nearest_max_m > 0.0 {
             let (nx_deg, ny_deg) = self.degrees_covering(self.opts.nearest_max_m, max_abs_lat);
             for s in &self.segs {
@@ -600,10 +523,11 @@ impl WardIndex {
                 }
             }
         }
-        self.mixed_segs.shrink_to_fit();
-        self.mixed_wards.shrink_to_fit();
+    }
 
-        // 5. Blocks: uniform groups of cells answered from a small table.
+    /// Pass 5, blocks: uniform groups of cells answered from a small table.
+    fn build_blocks(&mut self) {
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
         let bnx = nx.div_ceil(1 << BLOCK_SHIFT);
         let bny = ny.div_ceil(1 << BLOCK_SHIFT);
         self.blocks_nx = bnx;

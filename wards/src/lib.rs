@@ -4,6 +4,7 @@
 //! dashboard drawing and assigning them) uses the same sets, chosen by the same rule.
 //!
 //! - [`geodesy`]: metres per degree on the WGS84 ellipsoid and point-to-segment distance.
+//! - [`rule`]: the assignment rule, stated once: wards, their order, outcomes, the decision.
 //! - [`index`]: [`WardIndex`], a grid whose inner cells need no polygon test, with exact tests
 //!   over a cell's own edges where boundaries pass.
 //! - [`brute`]: the same rule evaluated over every edge, the reference for property tests.
@@ -19,7 +20,9 @@ pub mod check;
 pub mod demo;
 pub mod geodesy;
 pub mod index;
+pub mod rule;
 pub mod sets;
 
-pub use index::{BuildOptions, Outcome, Ward, WardIndex};
+pub use index::WardIndex;
+pub use rule::{BuildOptions, Outcome, Ward};
 pub use sets::{watch, BoundarySet, BoundarySets, SharedSets};

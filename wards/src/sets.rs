@@ -10,7 +10,8 @@ use ioc_config::load::Settings;
 use ioc_config::supervise::CancellationToken;
 use ioc_config::BoundarySetConfig;
 
-use crate::index::{BuildOptions, Ward, WardIndex};
+use crate::index::WardIndex;
+use crate::rule::{BuildOptions, Ward};
 
 /// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
 pub type SharedSets = Arc<RwLock<Arc<BoundarySets>>>;

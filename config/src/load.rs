@@ -88,6 +88,9 @@ impl Settings {
             config_path: file.map(Path::to_path_buf),
             cameras: Arc::default(),
         };
+        if let Err(errs) = settings.load_cameras() {
+            problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}")));
+        }
         settings.validate(&mut problems);
         if problems.is_empty() {
             Ok(settings)
@@ -167,7 +170,22 @@ impl Settings {
             .find(|c| c.camera_event_types.iter().any(|t| t == event_type))
     }
 
-    fn validate(&mut self, problems: &mut Vec<String>) {
+    /// Reads the camera registry the configuration names into `cameras`.
+    fn load_cameras(&mut self) -> Result<(), Vec<String>> {
+        let loaded = self
+            .file(&self.config.camera_registry)
+            .and_then(|f| {
+                f.read()
+                    .map_err(|e| format!("cannot read {f}: {e}"))
+                    .map(|text| parse_cameras(&text))
+            })
+            .map_err(|e| vec![e])?;
+        self.cameras = Arc::new(loaded?);
+        Ok(())
+    }
+
+    /// Checks the configuration (and the registry already loaded), listing every problem.
+    fn validate(&self, problems: &mut Vec<String>) {
         let c = &self.config;
         if c.kafka.brokers.trim().is_empty() {
             problems.push("kafka.brokers is empty; give host:port pairs or 'embedded'".into());
@@ -333,17 +351,6 @@ impl Settings {
                     ));
                 }
             }
-        }
-        match self.file(&c.camera_registry).and_then(|f| {
-            f.read()
-                .map_err(|e| format!("cannot read {f}: {e}"))
-                .map(|text| parse_cameras(&text))
-        }) {
-            Ok(Ok(cams)) => self.cameras = Arc::new(cams),
-            Ok(Err(errs)) => {
-                problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}")))
-            }
-            Err(e) => problems.push(format!("camera_registry: {e}")),
         }
         if !self.cameras.is_empty() {
             for (i, k) in c.ingest.camera_keys.iter().enumerate() {

@@ -1,0 +1,310 @@
+//! `ioc demo`: every stage in one process on librdkafka's in-process mock cluster, the bundled
+//! demo city, and a simulator of citizens and cameras that goes through the real HTTP and Kafka
+//! paths. The simulators live in [`citizens`] (reports and camera events) and [`staff`] (ward
+//! units and operators working the incidents).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ioc_config::kafka::EmbeddedBroker;
+use ioc_config::load::{token_digest, Settings};
+use ioc_config::supervise::{CancellationToken, Supervisor};
+use ioc_config::{Role, TokenConfig};
+use ioc_schema::metrics::Metrics;
+use tokio::net::TcpListener;
+
+mod citizens;
+mod staff;
+
+use citizens::simulate;
+use staff::play_staff;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Simulated events per second (citizens' reports and camera events together).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Share of simulated events that come from cameras (0 to 1).
+    #[arg(long, default_value_t = 0.4)]
+    camera_share: f64,
+    /// Stop after this many seconds instead of waiting for Ctrl-C.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Configuration file; its Kafka brokers are ignored (the demo always uses the embedded one).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Address for the ingest API (default from config, 127.0.0.1:8080).
+    #[arg(long)]
+    ingest_listen: Option<String>,
+    /// Address for the dashboard API and map (default from config, 127.0.0.1:8081).
+    #[arg(long)]
+    dashboard_listen: Option<String>,
+    /// Address for the router's metrics (default from config, 127.0.0.1:8082).
+    #[arg(long)]
+    router_listen: Option<String>,
+    /// Run service-level clocks this many times faster than configured, so missed targets and
+    /// escalations show within minutes (1 keeps the configured targets).
+    #[arg(long, default_value_t = 60.0)]
+    sla_speedup: f64,
+}
+
+/// Divides every service-level target by `speedup`.
+fn speed_up_targets(cfg: &mut ioc_config::Config, speedup: f64) {
+    let scale = |d: &mut ioc_config::Dur| d.0 = d.0.div_f64(speedup);
+    for c in &mut cfg.categories {
+        scale(&mut c.resolve_within);
+        if let Some(a) = c.acknowledge_within.as_mut() {
+            scale(a);
+        }
+        for t in c.priorities.values_mut() {
+            scale(&mut t.resolve_within);
+            if let Some(a) = t.acknowledge_within.as_mut() {
+                scale(a);
+            }
+        }
+    }
+    scale(&mut cfg.dashboard.close_after);
+    cfg.dashboard.sla_check_interval.0 = cfg
+        .dashboard
+        .sla_check_interval
+        .0
+        .min(Duration::from_secs(2));
+}
+
+/// A fresh random token.
+pub fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what}; is another demo running? Pass {flag} 127.0.0.1:0 to pick a free port")
+    })
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load(args.config.as_deref(), std::env::vars())?;
+    let cfg = &mut settings.config;
+    if let Some(a) = &args.ingest_listen {
+        cfg.ingest.listen = a.clone();
+    }
+    if let Some(a) = &args.dashboard_listen {
+        cfg.dashboard.listen = a.clone();
+    }
+    if let Some(a) = &args.router_listen {
+        cfg.router.listen = a.clone();
+    }
+    let broker = EmbeddedBroker::start(&cfg.topics.all(), cfg.topics.partitions)
+        .context("starting the embedded broker")?;
+    cfg.kafka.brokers = broker.bootstrap_servers().to_string();
+
+    let operator_token = new_token();
+    cfg.dashboard.tokens.push(TokenConfig {
+        name: "demo operator".into(),
+        sha256: token_digest(&operator_token),
+        role: Role::Operator,
+        ward: None,
+    });
+    // One unit token per ward, so the simulated units act under their own ward's rights.
+    let unit_tokens: HashMap<String, String> = ioc_router::wards::demo::wards()
+        .into_iter()
+        .map(|w| (w.id, new_token()))
+        .collect();
+    for (ward, token) in &unit_tokens {
+        cfg.dashboard.tokens.push(TokenConfig {
+            name: format!("demo ward unit {ward}"),
+            sha256: token_digest(token),
+            role: Role::Ward,
+            ward: Some(ward.clone()),
+        });
+    }
+    let open311_key = new_token();
+    cfg.open311.keys.push(ioc_config::ApiKeyConfig {
+        name: "demo 311 client".into(),
+        sha256: token_digest(&open311_key),
+    });
+    let camera_key = new_token();
+    cfg.ingest.camera_keys.push(ioc_config::CameraKeyConfig {
+        name: "demo camera system".into(),
+        sha256: token_digest(&camera_key),
+        cameras: Vec::new(),
+    });
+    if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
+        speed_up_targets(cfg, args.sla_speedup);
+    }
+    let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
+    let ward_token = unit_tokens[&first_ward].clone();
+
+    let ingest_l = bind(&cfg.ingest.listen, "ingest API", "--ingest-listen").await?;
+    let dash_l = bind(&cfg.dashboard.listen, "dashboard API", "--dashboard-listen").await?;
+    let ingest_addr = ingest_l.local_addr()?;
+    let dash_addr = dash_l.local_addr()?;
+    let router_l = bind(&cfg.router.listen, "router endpoints", "--router-listen").await?;
+    let router_addr = router_l.local_addr()?;
+
+    let settings = Arc::new(settings);
+    let metrics = Metrics::new();
+    // Stages and simulators under one supervisor: Ctrl-C (or --duration) stops them all, and
+    // if any stage fails the demo stops with its error instead of running on without it.
+    let mut tasks = Supervisor::new();
+    let token = tasks.token();
+    tasks.spawn(
+        "ingest",
+        ioc_ingest::serve(
+            ingest_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(
+        "router",
+        ioc_router::serve(
+            router_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
+    tasks.spawn(
+        "dashboard",
+        ioc_dashboard::serve(
+            dash_l,
+            settings.clone(),
+            metrics.clone(),
+            token.clone().cancelled_owned(),
+        ),
+    );
+
+    println!("ioc demo: the whole pipeline in one process on an embedded Kafka broker");
+    println!("  ingest API     http://{ingest_addr}   POST /v1/reports, POST /v1/camera-events");
+    println!(
+        "  dashboard API  http://{dash_addr}   GET /v1/incidents, /v1/stats, /v1/wards, /v1/stream"
+    );
+    println!("  live map       http://{dash_addr}/#token={operator_token}");
+    println!("  router         http://{router_addr}/metrics");
+    println!("  operator token {operator_token}");
+    println!("  ward token     {ward_token}   (the unit of ward {first_ward}; every ward's unit is simulated)");
+    println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
+    println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events)");
+    println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
+    println!(
+        "       curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/figures"
+    );
+    println!(
+        "       curl -H 'Authorization: Bearer {ward_token}' http://{dash_addr}/v1/assignments"
+    );
+    if args.sla_speedup > 1.0 {
+        println!(
+            "  service levels run {}x faster than configured (--sla-speedup), so escalations show soon",
+            args.sla_speedup
+        );
+    }
+    println!(
+        "  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit"
+    );
+    println!("  simulating {:.0} events/s; Ctrl-C to stop", args.rate);
+
+    tasks.spawn(
+        "citizen and camera simulator",
+        simulate(
+            settings.clone(),
+            format!("http://{ingest_addr}"),
+            (format!("http://{dash_addr}/open311/v2"), open311_key),
+            camera_key,
+            args.rate,
+            args.camera_share.clamp(0.0, 1.0),
+            token.clone(),
+        ),
+    );
+    tasks.spawn(
+        "staff simulator",
+        play_staff(
+            format!("http://{dash_addr}"),
+            operator_token.clone(),
+            unit_tokens,
+            token.clone(),
+        ),
+    );
+    tasks.spawn("status line", status_line(metrics.clone(), token));
+
+    let duration = args.duration;
+    let stop = async move {
+        match duration {
+            Some(secs) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                    _ = crate::shutdown_signal() => {}
+                }
+            }
+            None => crate::shutdown_signal().await,
+        }
+    };
+    let result = tasks.run("demo", stop, Duration::from_secs(30)).await;
+    drop(broker);
+    println!(
+        "\nstopped: {} accepted, {} routed, {} dead-lettered",
+        accepted(&metrics),
+        metrics.total("ioc_incidents_routed_total") as u64,
+        metrics.total("ioc_dead_lettered_total") as u64
+    );
+    result
+}
+
+/// Events accepted (acknowledged by Kafka) by the ingest API and the Open311 endpoint.
+fn accepted(metrics: &Metrics) -> u64 {
+    [
+        ("ingest", "report"),
+        ("ingest", "camera_event"),
+        ("open311", "report"),
+    ]
+    .into_iter()
+    .map(|(stage, kind)| metrics.events_out.with_label_values(&[stage, kind]).get())
+    .sum()
+}
+
+async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let started = Instant::now();
+    let mut last = (Instant::now(), 0u64);
+    let mut tick = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 10 }));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let accepted = accepted(&metrics);
+        let rate = (accepted - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
+        last = (Instant::now(), accepted);
+        let routed = metrics.total("ioc_incidents_routed_total") as u64;
+        let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
+        let line = format!(
+            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {}",
+            started.elapsed().as_secs(),
+            rate,
+            accepted,
+            routed - unassigned,
+            unassigned,
+            metrics.total("ioc_dead_lettered_total") as u64,
+            metrics.total("ioc_dashboard_incidents") as u64,
+            metrics.dashboard_incidents.with_label_values(&["resolved"]).get(),
+            metrics.dashboard_incidents.with_label_values(&["closed"]).get(),
+            metrics.total("ioc_escalations_total") as u64,
+        );
+        if tty {
+            print!("\r{line}   ");
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

@@ -62,6 +62,7 @@ for _ in $(seq 1 60); do
 done
 
 log "end-to-end tests against tansu"
-IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle --test contracts --test hostile
+IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle --test service_levels \
+  --test restarts --test open311 --test contracts --test hostile
 
 log "all tests passed"

@@ -8,11 +8,12 @@ mod common;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use common::{read_topic, Pipeline, CAMERA_KEY, OPERATOR_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
-use geo::InteriorPoint;
+use common::{
+    point_in, read_topic, Pipeline, CAMERA_KEY, OPERATOR_TOKEN, WARD_OF_TOKEN, WARD_TOKEN,
+};
 use ioc_config::http::undocumented_methods;
 use ioc_config::load::Settings;
-use ioc_router::wards::{demo, BoundarySets};
+use ioc_router::wards::BoundarySets;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::record_schemas;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -94,12 +95,6 @@ async fn checked(
     let schema = response_schema(doc, method, path, status);
     validate(doc, &schema, &body, &format!("{method} {path} → {status}"));
     (status, body)
-}
-
-fn point_in(ward_id: &str) -> (f64, f64) {
-    let ward = demo::wards().into_iter().find(|w| w.id == ward_id).unwrap();
-    let p = ward.geometry.interior_point().unwrap();
-    (p.y(), p.x())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

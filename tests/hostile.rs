@@ -11,21 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Pipeline, CAMERA_KEY, OPEN311_KEY, OPERATOR_TOKEN, WAIT, WARD2_TOKEN, WARD_OF_TOKEN, WARD_TOKEN,
+    point_in, Pipeline, CAMERA_KEY, OPEN311_KEY, OPERATOR_TOKEN, WAIT, WARD2_TOKEN, WARD_OF_TOKEN,
+    WARD_TOKEN,
 };
 use futures::StreamExt as _;
-use geo::InteriorPoint;
-use ioc_router::wards::demo;
 use ioc_schema::validate::{check_id, check_url};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-
-fn point_in(ward_id: &str) -> (f64, f64) {
-    let ward = demo::wards().into_iter().find(|w| w.id == ward_id).unwrap();
-    let p = ward.geometry.interior_point().unwrap();
-    (p.y(), p.x())
-}
 
 fn report_body(ward: &str, text: &str) -> Value {
     let (lat, lon) = point_in(ward);

@@ -29,6 +29,17 @@ pub const CAMERA_KEY: &str = "test-camera-system-key";
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(90);
 
+/// A point well inside a demo ward, as `(lat, lon)`.
+pub fn point_in(ward_id: &str) -> (f64, f64) {
+    use geo::InteriorPoint;
+    let ward = ioc_router::wards::demo::wards()
+        .into_iter()
+        .find(|w| w.id == ward_id)
+        .expect("a demo ward");
+    let p = ward.geometry.interior_point().expect("an interior point");
+    (p.y(), p.x())
+}
+
 /// Polls `check` every 100 ms until it gives a value; fails naming `what` after [`WAIT`]. The
 /// one wait loop of these tests.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
@@ -331,6 +342,65 @@ impl Pipeline {
             (page["total"].as_u64().unwrap_or(0) as usize >= n).then_some(page)
         })
         .await
+    }
+
+    /// Files a citizen's report located inside `ward` and waits until the dashboard shows its
+    /// incident; returns the tracking id.
+    pub async fn file_report(&self, ward: &str) -> String {
+        let (lat, lon) = point_in(ward);
+        let body = serde_json::json!({
+            "channel": "app", "category": "environment", "text": "Cống tắc, nước tràn",
+            "location": {"lat": lat, "lon": lon}, "reporter": {"phone": "+84-900000000"},
+            "submitted_at": chrono::Utc::now(),
+        });
+        let resp = self
+            .http
+            .post(format!("{}/v1/reports", self.ingest_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("ingest answers");
+        assert_eq!(resp.status().as_u16(), 202);
+        let id = resp.json::<serde_json::Value>().await.unwrap()["tracking_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.incident_when(&id, "appears", |_| true).await;
+        id
+    }
+
+    /// Records of one incident on the incident topic, as JSON, in topic order.
+    pub fn revisions_on_topic(&self, id: &str) -> Vec<serde_json::Value> {
+        read_topic(
+            &self.settings.config.kafka.brokers,
+            &self.settings,
+            &self.settings.config.topics.incidents,
+        )
+        .into_iter()
+        .filter(|(k, _)| k == id)
+        .map(|(_, v)| serde_json::from_slice(&v).unwrap())
+        .collect()
+    }
+
+    /// Posts a lifecycle action with `token`; the status and the answer's JSON.
+    pub async fn act(
+        &self,
+        id: &str,
+        token: &str,
+        action: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/incidents/{id}/actions", self.dashboard_url))
+            .bearer_auth(token)
+            .json(&action)
+            .send()
+            .await
+            .expect("dashboard answers");
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or_default(),
+        )
     }
 
     /// Polls incident `id` on the dashboard (as an operator) until `done` holds for it.

@@ -65,6 +65,23 @@ fn setup(test: &str) -> (String, Broker, std::path::PathBuf) {
     (unique, broker, dir)
 }
 
+/// Stops the stage, checks it ended cleanly, and cleans up.
+async fn finish(
+    stop: tokio::sync::watch::Sender<bool>,
+    stage: tokio::task::JoinHandle<anyhow::Result<()>>,
+    broker: Broker,
+    dir: &std::path::Path,
+) {
+    let _ = stop.send(true);
+    tokio::time::timeout(WAIT, stage)
+        .await
+        .expect("the stage stops in time")
+        .expect("the stage did not panic")
+        .expect("the stage ended without error");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A whole-city ward, as after a merger, in `dir/merged.geojson`.
 fn write_merged_map(dir: &std::path::Path) {
     std::fs::write(
@@ -190,14 +207,7 @@ async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
     assert_eq!(after["assignment"]["boundary_version"], "merged-2030");
     assert_eq!(after["ward"]["id"], "M1");
 
-    let _ = stop.send(true);
-    tokio::time::timeout(WAIT, router)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    drop(broker);
-    let _ = std::fs::remove_dir_all(&dir);
+    finish(stop, router, broker, &dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,12 +319,5 @@ async fn the_dashboard_picks_up_a_new_map_and_assigns_to_its_wards_without_a_res
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ward"]["id"], "M1");
 
-    let _ = stop.send(true);
-    tokio::time::timeout(WAIT, dashboard)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    drop(broker);
-    let _ = std::fs::remove_dir_all(&dir);
+    finish(stop, dashboard, broker, &dir).await;
 }

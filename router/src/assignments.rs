@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use ioc_config::kafka::{at_least_once, clients};
+use ioc_config::kafka::clients;
 use ioc_config::load::Settings;
 use ioc_config::supervise::CancellationToken;
 use ioc_schema::metrics::Metrics;
@@ -18,7 +18,7 @@ use ioc_schema::validate::decode_json;
 use ioc_schema::{AssignmentRecord, Incident};
 use rdkafka::message::Message;
 
-use crate::pipeline::DRAIN_DEADLINE;
+use crate::pipeline::process;
 
 const STAGE: &str = "assignments";
 
@@ -31,46 +31,39 @@ pub async fn forward(
     let cfg = &settings.config;
     let group = format!("{}-assignments", cfg.router.group_id);
     let (consumer, sink) = clients(cfg, &group, &[&cfg.topics.incidents], &metrics, STAGE)?;
-    at_least_once(
-        &consumer,
-        STAGE,
-        cfg.router.max_in_flight,
-        stop,
-        DRAIN_DEADLINE,
-        |msg| {
-            metrics
-                .events_in
-                .with_label_values(&[STAGE, "incident"])
-                .inc();
-            let records = match decode_json::<Incident>(msg.payload().unwrap_or_default()) {
-                Ok(i) => AssignmentRecord::for_revision(&i),
-                Err(e) => {
-                    // Not ours to dead-letter: the incident topic is written by our own stages.
-                    metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
-                    tracing::warn!(
-                        partition = msg.partition(),
-                        offset = msg.offset(),
-                        "skipping unreadable incident: {}",
-                        e.message
-                    );
-                    Vec::new()
-                }
-            };
-            let (sink, metrics) = (sink.clone(), metrics.clone());
-            let topic = cfg.topics.assignments.clone();
-            async move {
-                for r in records {
-                    let bytes = serde_json::to_vec(&r).expect("assignment serializes");
-                    sink.send_until_acknowledged(&topic, &r.ward_id, &bytes)
-                        .await;
-                    metrics
-                        .events_out
-                        .with_label_values(&[STAGE, "assignment"])
-                        .inc();
-                }
+    process(&consumer, STAGE, &settings, stop, |msg| {
+        metrics
+            .events_in
+            .with_label_values(&[STAGE, "incident"])
+            .inc();
+        let records = match decode_json::<Incident>(msg.payload().unwrap_or_default()) {
+            Ok(i) => AssignmentRecord::for_revision(&i),
+            Err(e) => {
+                // Not ours to dead-letter: the incident topic is written by our own stages.
+                metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+                tracing::warn!(
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    "skipping unreadable incident: {}",
+                    e.message
+                );
+                Vec::new()
             }
-        },
-    )
+        };
+        let (sink, metrics) = (sink.clone(), metrics.clone());
+        let topic = cfg.topics.assignments.clone();
+        async move {
+            for r in records {
+                let bytes = serde_json::to_vec(&r).expect("assignment serializes");
+                sink.send_until_acknowledged(&topic, &r.ward_id, &bytes)
+                    .await;
+                metrics
+                    .events_out
+                    .with_label_values(&[STAGE, "assignment"])
+                    .inc();
+            }
+        }
+    })
     .await;
     Ok(())
 }

@@ -11,13 +11,14 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ioc_config::http::Documented;
-use ioc_config::kafka::{at_least_once, clients};
+use ioc_config::kafka::{at_least_once, clients, LagContext};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 
 use crate::route::{route, InputKind};
@@ -159,93 +160,102 @@ async fn consume(
         cfg.topics.camera_events
     );
     let mut dead_logged = RateLimit::new(Duration::from_secs(10));
-    at_least_once(
-        &consumer,
-        STAGE,
-        cfg.router.max_in_flight,
-        stop,
-        DRAIN_DEADLINE,
-        |msg| {
-            let topic = msg.topic();
-            let (partition, offset) = (msg.partition(), msg.offset());
-            let kind = if topic == cfg.topics.reports {
-                InputKind::Report
-            } else {
-                InputKind::CameraEvent
-            };
-            metrics
-                .events_in
-                .with_label_values(&[STAGE, kind.as_str()])
-                .inc();
-            let received_at = msg
-                .timestamp()
-                .to_millis()
-                .and_then(DateTime::<Utc>::from_timestamp_millis)
-                .unwrap_or_else(Utc::now);
-            let payload = msg.payload().unwrap_or_default();
-            let snapshot = sets.read().expect("sets lock").clone();
-            let routed = if payload.is_empty() {
-                Err(InvalidInput::new("empty_record", "the record has no value"))
-            } else {
-                route(
-                    &settings,
-                    &snapshot,
-                    Some(&metrics),
-                    kind,
-                    payload,
-                    received_at,
-                )
-            };
-            let (out_topic, key, bytes, kind_out) = match routed {
-                Ok(incident) => {
-                    let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                    (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
-                }
-                Err(invalid) => {
-                    metrics
-                        .dead_lettered
-                        .with_label_values(&[invalid.code])
-                        .inc();
-                    metrics
-                        .rejected
-                        .with_label_values(&[STAGE, invalid.code])
-                        .inc();
-                    if dead_logged.allow() {
-                        tracing::warn!(%topic, partition, offset, code = invalid.code,
-                        "dead-lettering a record: {}", invalid.message);
-                    }
-                    let dl = DeadLetter {
-                        schema: DEAD_LETTER_SCHEMA.to_string(),
-                        reason: invalid.code.to_string(),
-                        detail: invalid.message,
-                        source_topic: topic.to_string(),
-                        source_partition: partition,
-                        source_offset: offset,
-                        original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
-                        failed_at: received_at,
-                    };
-                    let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
-                    (
-                        cfg.topics.dead_letter.clone(),
-                        format!("{topic}/{partition}/{offset}"),
-                        bytes,
-                        "dead_letter",
-                    )
-                }
-            };
-            let sink = sink.clone();
-            let metrics = metrics.clone();
-            async move {
-                sink.send_until_acknowledged(&out_topic, &key, &bytes).await;
-                metrics
-                    .events_out
-                    .with_label_values(&[STAGE, kind_out])
-                    .inc();
+    process(&consumer, STAGE, &settings, stop, |msg| {
+        let topic = msg.topic();
+        let (partition, offset) = (msg.partition(), msg.offset());
+        let kind = if topic == cfg.topics.reports {
+            InputKind::Report
+        } else {
+            InputKind::CameraEvent
+        };
+        metrics
+            .events_in
+            .with_label_values(&[STAGE, kind.as_str()])
+            .inc();
+        let received_at = msg
+            .timestamp()
+            .to_millis()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
+        let payload = msg.payload().unwrap_or_default();
+        let snapshot = sets.read().expect("sets lock").clone();
+        let routed = if payload.is_empty() {
+            Err(InvalidInput::new("empty_record", "the record has no value"))
+        } else {
+            route(
+                &settings,
+                &snapshot,
+                Some(&metrics),
+                kind,
+                payload,
+                received_at,
+            )
+        };
+        let (out_topic, key, bytes, kind_out) = match routed {
+            Ok(incident) => {
+                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
             }
-        },
-    )
+            Err(invalid) => {
+                metrics
+                    .dead_lettered
+                    .with_label_values(&[invalid.code])
+                    .inc();
+                metrics
+                    .rejected
+                    .with_label_values(&[STAGE, invalid.code])
+                    .inc();
+                if dead_logged.allow() {
+                    tracing::warn!(%topic, partition, offset, code = invalid.code,
+                        "dead-lettering a record: {}", invalid.message);
+                }
+                let dl = DeadLetter {
+                    schema: DEAD_LETTER_SCHEMA.to_string(),
+                    reason: invalid.code.to_string(),
+                    detail: invalid.message,
+                    source_topic: topic.to_string(),
+                    source_partition: partition,
+                    source_offset: offset,
+                    original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+                    failed_at: received_at,
+                };
+                let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
+                (
+                    cfg.topics.dead_letter.clone(),
+                    format!("{topic}/{partition}/{offset}"),
+                    bytes,
+                    "dead_letter",
+                )
+            }
+        };
+        let sink = sink.clone();
+        let metrics = metrics.clone();
+        async move {
+            sink.send_until_acknowledged(&out_topic, &key, &bytes).await;
+            metrics
+                .events_out
+                .with_label_values(&[STAGE, kind_out])
+                .inc();
+        }
+    })
     .await;
     Ok(())
+}
+
+/// The router's at-least-once loop over `consumer` (see [`at_least_once`]), bounded by
+/// `router.max_in_flight` and drained within [`DRAIN_DEADLINE`] at shutdown.
+pub(crate) async fn process<F, Fut>(
+    consumer: &StreamConsumer<LagContext>,
+    stage: &str,
+    settings: &Settings,
+    stop: CancellationToken,
+    handle: F,
+) where
+    F: FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Fut,
+    Fut: Future<Output = ()> + Send,
+{
+    let max_in_flight = settings.config.router.max_in_flight;
+    at_least_once(consumer, stage, max_in_flight, stop, DRAIN_DEADLINE, handle).await;
 }
 
 /// Lets one log line through per period, so a flood of bad input cannot flood the log.

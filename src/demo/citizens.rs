@@ -61,10 +61,7 @@ pub(super) async fn simulate(
     camera_share: f64,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
+    let client = super::http_client();
     let producer: Option<FutureProducer> = producer_config(&settings.config).create().ok();
     let cameras: Vec<_> = settings.cameras.values().cloned().collect();
     let mut rng = SmallRng::seed_from_u64(0x10c);

@@ -259,6 +259,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The simulators' HTTP client: a request that hangs is given up after 10 s.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
 /// Events accepted (acknowledged by Kafka) by the ingest API and the Open311 endpoint.
 fn accepted(metrics: &Metrics) -> u64 {
     [

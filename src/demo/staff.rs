@@ -30,10 +30,7 @@ pub(super) async fn play_staff(
     units: HashMap<String, String>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
+    let client = super::http_client();
     let ward_ids: Vec<String> = units.keys().cloned().collect();
     let mut rng = SmallRng::seed_from_u64(0x57a ^ 0xff);
     let mut tick = tokio::time::interval(Duration::from_millis(700));

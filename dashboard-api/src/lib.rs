@@ -72,7 +72,11 @@ pub async fn serve_with_clock(
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut state = AppState::new(settings.clone(), metrics, clock)?;
+    // Indexing the boundary sets takes a while on a large map: off the async workers.
+    let building = settings.clone();
+    let mut state = tokio::task::spawn_blocking(move || AppState::new(building, metrics, clock))
+        .await
+        .context("building the dashboard's state panicked")??;
     if state.tokens.is_empty() {
         tracing::warn!("dashboard.tokens is empty: every request except /v1/reports/{{id}} will be refused; add a token (see README)");
     }

@@ -24,8 +24,20 @@ Start with `ioc demo` (everything in one process, no Kafka needed). Run stages s
 `ioc ingest`, `ioc router` and `ioc dashboard` against a Kafka cluster."
 )]
 struct Cli {
+    /// Log lines as `plain` text, `json` (one object per line, for log collectors), or `auto`:
+    /// coloured on a terminal, plain otherwise. RUST_LOG sets the level (e.g. `info,ioc=debug`).
+    #[arg(long, global = true, env = "IOC_LOG_FORMAT", default_value = "auto")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Plain,
+    Json,
 }
 
 /// Options every stage takes.
@@ -70,13 +82,19 @@ enum Command {
     },
 }
 
-fn init_logging(default: &str) {
+fn init_logging(format: LogFormat, default: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.with_ansi(false).init(),
+        // Colour codes only where a person reads them; files and pipes get plain text.
+        LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Loads configuration for a stage and applies `--brokers`.
@@ -131,36 +149,36 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => {
-            init_logging("warn,ioc=info");
+            init_logging(cli.log_format, "warn,ioc=info");
             demo::run(args).await
         }
         Command::Ingest(args) => {
-            init_logging("info");
+            init_logging(cli.log_format, "info");
             let settings = load_settings(&args)?;
             prepare_topics(&settings).await?;
             ioc_ingest::run(settings, Metrics::new(), shutdown_signal()).await
         }
         Command::Router(args) => {
-            init_logging("info");
+            init_logging(cli.log_format, "info");
             let settings = load_settings(&args)?;
             prepare_topics(&settings).await?;
             ioc_router::run(settings, Metrics::new(), shutdown_signal()).await
         }
         Command::Dashboard(args) => {
-            init_logging("info");
+            init_logging(cli.log_format, "info");
             let settings = load_settings(&args)?;
             prepare_topics(&settings).await?;
             ioc_dashboard::run(settings, Metrics::new(), shutdown_signal()).await
         }
         Command::CreateTopics(args) => {
-            init_logging("info");
+            init_logging(cli.log_format, "info");
             let settings = load_settings(&args)?;
             ioc_config::kafka::ensure_topics(&settings.config).await?;
             println!("topics ready on {}", settings.config.kafka.brokers);
             Ok(())
         }
         Command::Wards(cmd) => {
-            init_logging("warn");
+            init_logging(cli.log_format, "warn");
             wards_cmd::run(cmd)
         }
         Command::Contracts { out } => {

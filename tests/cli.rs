@@ -145,3 +145,52 @@ fn help_explains_and_stages_refuse_the_embedded_broker() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--brokers"));
 }
+
+/// Logs to a pipe are plain text (no colour codes), and JSON lines on request.
+#[test]
+fn logs_are_plain_in_a_pipe_and_json_on_request() {
+    let run = |format: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ioc"));
+        if let Some(f) = format {
+            cmd.args(["--log-format", f]);
+        }
+        let out = cmd
+            .args(["demo", "--rate", "20", "--duration", "3"])
+            .args([
+                "--ingest-listen",
+                "127.0.0.1:0",
+                "--dashboard-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--router-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env_remove("IOC_LOG_FORMAT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("ioc runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let plain = run(None);
+    assert!(plain.contains("ingest API on http://"), "{plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "colour codes in a pipe: {plain:.300}"
+    );
+    let json = run(Some("json"));
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(json.contains("ingest API on http://"));
+}

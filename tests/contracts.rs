@@ -47,7 +47,7 @@ async fn every_stage_routes_exactly_the_methods_it_documents() {
     let sets = Arc::new(RwLock::new(Arc::new(
         BoundarySets::load(&settings, None).unwrap(),
     )));
-    let router = ioc_router::pipeline::http_app(metrics, sets);
+    let router = ioc_router::pipeline::http_app(metrics, sets, None);
     let problems = undocumented_methods(router, &ioc_router::pipeline::openapi(), "x").await;
     assert!(problems.is_empty(), "router: {problems:#?}");
 }
@@ -259,6 +259,17 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
     )
     .await;
     assert_eq!(status, 409);
+    // Ready: the broker answers, and the dashboard has read the incident topic.
+    let (status, _) = checked(&dash_doc, "GET", "/readyz", get("/readyz".into(), None)).await;
+    assert_eq!(status, 200);
+    let (status, _) = checked(
+        &ingest_doc,
+        "GET",
+        "/readyz",
+        p.http.get(format!("{}/readyz", p.ingest_url)),
+    )
+    .await;
+    assert_eq!(status, 200);
     checked(
         &dash_doc,
         "GET",

@@ -4,6 +4,13 @@
 //! call, so the document a stage serves at `/openapi.json` lists exactly the paths it routes. The
 //! methods each handler accepts are checked against the document by the stages' tests.
 
+use std::future::Future;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use ioc_schema::metrics::Metrics;
@@ -14,6 +21,8 @@ use serde_json::{json, Value};
 pub struct Documented<S> {
     router: Router<S>,
     api: Api,
+    /// Set by [`Documented::with_ops`]: every request is then counted and timed by route.
+    measured: Option<(Metrics, &'static str)>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Documented<S> {
@@ -21,6 +30,7 @@ impl<S: Clone + Send + Sync + 'static> Documented<S> {
         Documented {
             router: Router::new(),
             api,
+            measured: None,
         }
     }
 
@@ -39,10 +49,42 @@ impl<S: Clone + Send + Sync + 'static> Documented<S> {
         self
     }
 
-    /// Adds what every stage serves its operators: `/healthz` and `/metrics`.
-    pub fn with_ops(self, metrics: Metrics) -> Self {
+    /// Adds what every stage serves its operators: `/healthz` (alive), `/readyz` (able to do its
+    /// work now, by `ready`, for a load balancer) and `/metrics`; and counts every request of
+    /// the stage by route and status in `ioc_http_requests_total` and
+    /// `ioc_http_request_duration_seconds`.
+    pub fn with_ops<R, Fut>(mut self, metrics: Metrics, stage: &'static str, ready: R) -> Self
+    where
+        R: Fn(S) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.measured = Some((metrics.clone(), stage));
         let text = || Some(("text/plain", json!({"type": "string"})));
-        self.route("/healthz", get(|| async { "ok" }), |_| {
+        self.route(
+            "/readyz",
+            get(move |State(state): State<S>| {
+                let ready = ready.clone();
+                async move {
+                    match ready(state).await {
+                        Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
+                        Err(reason) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Json(json!({"ready": false, "reason": reason})),
+                        ),
+                    }
+                }
+            }),
+            |_| {
+                let answer = json!({"type": "object", "required": ["ready"], "properties": {
+                    "ready": {"type": "boolean"}, "reason": {"type": "string"}}});
+                vec![Op::get("Readiness: whether this stage can do its work now")
+                    .tag("operations")
+                    .describe("For a load balancer: 503 with the reason while the broker is unreachable (or, for the dashboard, while it is still reading the incident topic).")
+                    .json(200, "Ready", answer.clone())
+                    .json(503, "Not ready, with the reason", answer)]
+            },
+        )
+        .route("/healthz", get(|| async { "ok" }), |_| {
             vec![Op::get("Liveness: `ok` while the process runs")
                 .tag("operations")
                 .answers(200, "Alive", text())]
@@ -63,7 +105,11 @@ impl<S: Clone + Send + Sync + 'static> Documented<S> {
 
     /// The router, with `GET /openapi.json` serving the finished document.
     pub fn finish(self) -> (Router<S>, Value) {
-        let Documented { router, mut api } = self;
+        let Documented {
+            router,
+            mut api,
+            measured,
+        } = self;
         api.add(
             "/openapi.json",
             Op::get("This document: the OpenAPI 3.1 description of every endpoint here").json(
@@ -81,8 +127,38 @@ impl<S: Clone + Send + Sync + 'static> Documented<S> {
                 async move { Json(doc) }
             }),
         );
+        let router = match measured {
+            Some((metrics, stage)) => router.layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let metrics = metrics.clone();
+                    async move { measure(metrics, stage, req, next).await }
+                },
+            )),
+            None => router,
+        };
         (router, doc)
     }
+}
+
+/// Counts and times one request under its route template (`/v1/incidents/{id}`, never the raw
+/// path, so the label stays a bounded set); unmatched paths count as `unmatched`.
+async fn measure(metrics: Metrics, stage: &'static str, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics
+        .http_seconds
+        .with_label_values(&[stage, &route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[stage, &route, response.status().as_str()])
+        .inc();
+    response
 }
 
 /// Checks a router against its document: every documented method of every path is routed (not

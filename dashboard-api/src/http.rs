@@ -29,6 +29,7 @@ use tokio_stream::StreamExt as _;
 use crate::auth::{Authenticated, Caller, Scoped};
 use crate::state::to_json;
 use crate::view::Query;
+use crate::STAGE;
 use crate::{
     actions, bad_query, figures, not_found, not_yours, open311, scope, view, ApiError, AppState,
     MAP_PAGE, MAX_BODY_BYTES,
@@ -200,7 +201,14 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                 .answers(200, "An endless event stream", Some(("text/event-stream", json!({"type": "string"}))))
                 .errors(api, read)]
         });
-    open311::document(docs).with_ops(metrics).finish()
+    open311::document(docs)
+        .with_ops(metrics, STAGE, |s: AppState| async move {
+            if !s.is_caught_up() {
+                return Err("still reading the incident topic after a start".to_string());
+            }
+            s.sink.reachable().await
+        })
+        .finish()
 }
 
 async fn list_incidents(

@@ -264,7 +264,9 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                 .tag("citizens")
                 .json(200, "Categories", list)]
         })
-        .with_ops(metrics)
+        .with_ops(metrics, STAGE, |s: AppState| async move {
+            s.intake.sink().reachable().await
+        })
         .finish()
 }
 
@@ -725,5 +727,40 @@ mod tests {
                 .or(json["error"]["code"].as_str());
             assert_eq!(got, Some(code), "{body}: {json}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_request_is_counted_by_route_and_status_and_readiness_names_the_broker() {
+        let app = app(state());
+        let send = |req: Request<Body>| app.clone().oneshot(req);
+        send(Request::post("/v1/reports").body(Body::from("{")).unwrap())
+            .await
+            .unwrap();
+        let ready = send(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(ready.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["ready"], false);
+        assert!(v["reason"].as_str().unwrap().contains("Kafka"), "{v}");
+        let metrics = send(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let text = axum::body::to_bytes(metrics.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            text.contains(
+                r#"ioc_http_requests_total{route="/v1/reports",stage="ingest",status="400"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"ioc_http_request_duration_seconds_count{route="/readyz",stage="ingest"} 1"#
+        ));
     }
 }

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ioc_config::http::Documented;
-use ioc_config::kafka::{at_least_once, clients, LagContext};
+use ioc_config::kafka::{at_least_once, clients, LagContext, Sink};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
@@ -58,7 +58,9 @@ pub async fn serve(
     tracing::info!("router endpoints on http://{}", listener.local_addr()?);
     let mut tasks = Supervisor::new();
     let token = tasks.token();
-    let app = http_app(metrics.clone(), sets.clone());
+    let probe = Sink::new(&settings.config, metrics.clone(), "router-probe")
+        .context("creating the router's readiness probe")?;
+    let app = http_app(metrics.clone(), sets.clone(), Some(probe));
     let stop = token.clone();
     tasks.spawn("HTTP server", async move {
         axum::serve(listener, app)
@@ -84,8 +86,16 @@ pub async fn serve(
 }
 
 /// The router's HTTP application: `/v1/boundary-sets`, `/healthz`, `/metrics`, `/openapi.json`.
-pub fn http_app(metrics: Metrics, sets: SharedSets) -> Router {
-    routes(metrics).0.with_state(sets)
+pub fn http_app(metrics: Metrics, sets: SharedSets, probe: Option<Sink>) -> Router {
+    routes(metrics).0.with_state(HttpState { sets, probe })
+}
+
+/// What the router's endpoints read: the boundary sets, and a producer to check the brokers
+/// with (none in tests that run without a broker).
+#[derive(Clone)]
+pub struct HttpState {
+    sets: SharedSets,
+    probe: Option<Sink>,
 }
 
 /// The OpenAPI 3.1 description of the router's HTTP endpoints (served at `/openapi.json`).
@@ -105,7 +115,7 @@ pub struct BoundarySetInfo {
     pub source: String,
 }
 
-fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
+fn routes(metrics: Metrics) -> (Router<HttpState>, serde_json::Value) {
     let api = Api::new(
         "ioc router",
         "The spatial router's operations endpoints: health, metrics and the boundary sets it routes with.",
@@ -113,8 +123,8 @@ fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
     Documented::new(api)
         .route(
             "/v1/boundary-sets",
-            get(|State(sets): State<SharedSets>| async move {
-                let sets = sets.read().expect("sets lock").clone();
+            get(|State(s): State<HttpState>| async move {
+                let sets = s.sets.read().expect("sets lock").clone();
                 Json(
                     sets.sets
                         .iter()
@@ -136,7 +146,12 @@ fn routes(metrics: Metrics) -> (Router<SharedSets>, serde_json::Value) {
                     .json(200, "Boundary sets", list)]
             },
         )
-        .with_ops(metrics)
+        .with_ops(metrics, STAGE, |s: HttpState| async move {
+            match s.probe {
+                Some(probe) => probe.reachable().await,
+                None => Ok(()),
+            }
+        })
         .finish()
 }
 
@@ -287,8 +302,9 @@ impl RateLimit {
 mod tests {
     use super::*;
 
-    /// A task that cannot start stops the whole router with its reason, instead of the router
-    /// running on without it until someone notices.
+    /// A router whose Kafka clients cannot start stops with the reason, instead of running on
+    /// without them until someone notices (the supervisor's own tests cover a task failing
+    /// later).
     #[tokio::test]
     async fn a_router_whose_kafka_clients_cannot_start_stops_with_the_reason() {
         let env = [("IOC_KAFKA__BROKERS".to_string(), "127.0.0.1:9".to_string())];
@@ -311,6 +327,6 @@ mod tests {
         .await
         .expect("the router stops by itself");
         let err = format!("{:#}", ended.unwrap_err());
-        assert!(err.contains("consumer"), "{err}");
+        assert!(err.contains("fetch.wait.max.ms"), "{err}");
     }
 }

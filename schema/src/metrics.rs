@@ -35,6 +35,10 @@ pub struct Metrics {
     pub lifecycle_actions: IntCounterVec,
     /// Missed service-level targets, by target (`acknowledge`, `resolve`) and category.
     pub escalations: IntCounterVec,
+    /// HTTP requests answered, by stage, route template (never the raw path) and status code.
+    pub http_requests: IntCounterVec,
+    /// Time to answer an HTTP request (to the response head), by stage and route template.
+    pub http_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -74,6 +78,11 @@ impl Metrics {
             "Service-level targets missed",
             &["target", "category"],
         );
+        let http_requests = counter(
+            "ioc_http_requests_total",
+            "HTTP requests answered",
+            &["stage", "route", "status"],
+        );
         let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid metric");
@@ -93,6 +102,12 @@ impl Metrics {
             "Time from produce to broker acknowledgement",
             prometheus::exponential_buckets(5e-4, 2.0, 14).expect("valid buckets"),
             &["stage"],
+        );
+        let http_seconds = histogram(
+            "ioc_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            prometheus::exponential_buckets(2.5e-4, 2.0, 16).expect("valid buckets"),
+            &["stage", "route"],
         );
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -130,6 +145,8 @@ impl Metrics {
             dashboard_incidents,
             lifecycle_actions,
             escalations,
+            http_requests,
+            http_seconds,
         }
     }
 

@@ -91,6 +91,21 @@ impl Sink {
         Ok(())
     }
 
+    /// Whether the brokers answer a metadata request within two seconds (for readiness).
+    pub async fn reachable(&self) -> Result<(), String> {
+        use rdkafka::producer::Producer as _;
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| format!("the Kafka brokers do not answer: {e}"))
+        })
+        .await
+        .map_err(|e| format!("the broker check failed: {e}"))?
+    }
+
     /// Writes until the broker acknowledges. A pipeline stage never skips an input: while the
     /// broker is away it retries with backoff (and its consumer stops taking new input once
     /// enough outputs are pending). A record the broker refuses for good is retried too, slowly,

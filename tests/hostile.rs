@@ -257,25 +257,24 @@ async fn each_known_attack_is_refused_and_the_stream_survives() {
         assert_eq!(a.status, 422, "{bad:?}");
         assert_eq!(a.json()["error"]["items"][0]["code"], "invalid_id");
     }
-    let citizen_key = "phone-42-2026-11-24";
-    let predicted = ioc_schema::ids::report_id_for_key(citizen_key);
+    // A camera system sending a citizen's tracking id as its event id gets an id of its own,
+    // and the citizen's incident stays theirs.
+    let mut report = report_body(WARD_OF_TOKEN, "Rác tràn ra đường");
+    report["idempotency_key"] = json!("phone-42-2026-11-24");
+    let tracking = file(&p, &report).await;
+    let before = wait_incident(&p, &tracking).await;
     let mut squat = camera_body();
-    squat[0]["event_id"] = json!(predicted);
+    squat[0]["event_id"] = json!(tracking);
     let a = send("squatting camera", camera(squat, Some(CAMERA_KEY))).await;
     assert_eq!(a.status, 202);
     let camera_incident = a.json()["incident_ids"][0].as_str().unwrap().to_string();
-    assert_ne!(camera_incident, predicted);
+    assert_ne!(camera_incident, tracking);
     assert!(camera_incident.starts_with("cam-"));
-    let mut report = report_body(WARD_OF_TOKEN, "Rác tràn ra đường");
-    report["idempotency_key"] = json!(citizen_key);
-    let tracking = file(&p, &report).await;
-    assert_eq!(tracking, predicted);
-    let citizens = wait_incident(&p, &tracking).await;
-    assert_eq!(citizens["source"]["kind"], "report");
     assert_eq!(
         wait_incident(&p, &camera_incident).await["source"]["kind"],
         "camera"
     );
+    assert_eq!(wait_incident(&p, &tracking).await, before);
 
     // 3: no key, a wrong key.
     for key in [None, Some("guess")] {

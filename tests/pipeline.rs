@@ -232,6 +232,21 @@ async fn a_repeated_idempotency_key_yields_one_incident() {
     assert_eq!(second["duplicate"], true);
     let other = post_report(&p, &report(lat, lon, "0900000001", Some("another-key"))).await;
     assert_ne!(other["tracking_id"], first["tracking_id"]);
+    // The same key with another report is refused, never answered with the first one's id
+    // (that id is the first citizen's credential).
+    let reused = p
+        .http
+        .post(format!("{}/v1/reports", p.ingest_url))
+        .json(&report(lat, lon, "0911111111", Some("phone-42-report-7")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status().as_u16(), 422);
+    let reused: Value = reused.json().await.unwrap();
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
+    assert!(!reused
+        .to_string()
+        .contains(first["tracking_id"].as_str().unwrap()));
     p.wait_for_incidents(2).await;
     let id = first["tracking_id"].as_str().unwrap();
     let reports = read_topic(

@@ -27,22 +27,23 @@ pub struct Intake {
     seen_keys: Arc<Mutex<KeyMemory>>,
 }
 
-/// Recently accepted idempotency keys, oldest forgotten first. Forgetting is safe: the tracking
-/// id is derived from the key, so a resubmission after that writes a record with the same id and
-/// the incident is not duplicated downstream.
+/// Recently accepted idempotency keys (scoped by client), each with the tracking id it got and
+/// a digest of the report it came with; oldest forgotten first. Forgetting is safe: the tracking
+/// id is derived from the scope, the key and the content, so the same report resubmitted later
+/// writes a record with the same id and the incident is not duplicated downstream.
 #[derive(Default)]
 struct KeyMemory {
-    ids: HashMap<String, String>,
+    ids: HashMap<String, (String, String)>,
     order: VecDeque<String>,
 }
 
 impl KeyMemory {
-    fn get(&self, key: &str) -> Option<String> {
+    fn get(&self, key: &str) -> Option<(String, String)> {
         self.ids.get(key).cloned()
     }
 
-    fn remember(&mut self, key: String, id: String) {
-        if self.ids.insert(key.clone(), id).is_none() {
+    fn remember(&mut self, key: String, id: String, digest: String) {
+        if self.ids.insert(key.clone(), (id, digest)).is_none() {
             self.order.push_back(key);
             if self.order.len() > REMEMBERED_KEYS {
                 if let Some(old) = self.order.pop_front() {
@@ -51,6 +52,14 @@ impl KeyMemory {
             }
         }
     }
+}
+
+/// A digest of what a report says (everything but the idempotency key), to tell a retry from a
+/// different report sent with a reused key.
+fn content_digest(sub: &ReportSubmission) -> String {
+    let mut content = sub.clone();
+    content.idempotency_key = None;
+    crate::load::token_digest(&serde_json::to_string(&content).expect("a report serializes"))
 }
 
 /// A report that is durably in Kafka.
@@ -95,7 +104,15 @@ impl Intake {
 
     /// Validates a citizen's report and writes it to the reports topic, returning once the
     /// broker has acknowledged it. Every way in (`POST /v1/reports`, Open311) goes through here.
-    pub async fn file_report(&self, sub: ReportSubmission) -> Result<Filed, FileError> {
+    /// `client` scopes idempotency keys (an Open311 client's key name, or the app channel): the
+    /// same key from another client is another report. The same key with a different report is
+    /// refused (`idempotency_key_reused`), as payment APIs do, rather than answered with the
+    /// first report's tracking id.
+    pub async fn file_report(
+        &self,
+        sub: ReportSubmission,
+        client: &str,
+    ) -> Result<Filed, FileError> {
         let s = self;
         let now = Utc::now();
         check_report(
@@ -105,8 +122,19 @@ impl Intake {
             &s.settings.time_window(),
         )
         .map_err(FileError::Invalid)?;
-        if let Some(key) = &sub.idempotency_key {
-            if let Some(id) = s.seen_keys.lock().expect("key memory").get(key) {
+        let digest = content_digest(&sub);
+        let scoped_key = sub
+            .idempotency_key
+            .as_ref()
+            .map(|k| format!("{client}\u{0}{k}"));
+        if let Some(key) = &scoped_key {
+            if let Some((id, seen)) = s.seen_keys.lock().expect("key memory").get(key) {
+                if seen != digest {
+                    return Err(FileError::Invalid(InvalidInput::new(
+                        "idempotency_key_reused",
+                        "This idempotency_key was already used for a different report; use a new key for a new report, or resend the first report unchanged.",
+                    )));
+                }
                 return Ok(Filed {
                     tracking_id: id,
                     duplicate: true,
@@ -114,7 +142,7 @@ impl Intake {
             }
         }
         let tracking_id = match &sub.idempotency_key {
-            Some(key) => ids::report_id_for_key(key),
+            Some(key) => ids::report_id_for_key(client, key, &digest),
             None => ids::new_report_id(),
         };
         let report = Report {
@@ -135,11 +163,11 @@ impl Intake {
             .send(&s.settings.config.topics.reports, &tracking_id, &payload)
             .await
             .map_err(FileError::Store)?;
-        if let Some(key) = sub.idempotency_key {
+        if let Some(key) = scoped_key {
             s.seen_keys
                 .lock()
                 .expect("key memory")
-                .remember(key, tracking_id.clone());
+                .remember(key, tracking_id.clone(), digest);
         }
         s.metrics
             .events_out

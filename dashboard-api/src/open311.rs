@@ -365,12 +365,13 @@ async fn file_request(
             "api_key is required to file a request; the IOC issues keys to 311 clients.",
         )
     })?;
-    if find_by_digest(&s.settings.config.open311.keys, |k| &k.sha256, &key).is_none() {
+    let Some(client) = find_by_digest(&s.settings.config.open311.keys, |k| &k.sha256, &key) else {
         return Err(Open311Error::new(
             StatusCode::FORBIDDEN,
             "api_key is not valid.",
         ));
-    }
+    };
+    let client = format!("open311:{}", client.name);
     check_jurisdiction(s, r.jurisdiction_id.as_deref())?;
     let code = non_empty(r.service_code)
         .ok_or_else(|| bad("service_code is required; GET services.json lists them."))?;
@@ -406,7 +407,7 @@ async fn file_request(
         reporter: (contact != Contact::default()).then_some(contact),
         submitted_at: Utc::now(),
     };
-    let filed = s.intake.file_report(sub).await.map_err(|e| match e {
+    let filed = s.intake.file_report(sub, &client).await.map_err(|e| match e {
         FileError::Invalid(e) => bad(e.message),
         FileError::Store(e) if e.retryable() => {
             tracing::warn!("refusing Open311 request: {e}");

@@ -307,7 +307,12 @@ async fn accept_report(
 ) -> Result<Response, AppError> {
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
     let sub: ReportSubmission = decode_json(&bytes).map_err(bad_request)?;
-    let filed = s.intake.file_report(sub).await?;
+    // The app's reports are one client per channel; they carry no credential to tell more apart.
+    let client = serde_json::to_value(sub.channel)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let filed = s.intake.file_report(sub, &client).await?;
     Ok(accepted_report(&filed.tracking_id, filed.duplicate))
 }
 

@@ -14,12 +14,15 @@ use uuid::Uuid;
 /// Namespace for every v5 id this project derives (a fixed random value; never change it).
 const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9e0a_53d2_4b8e_9a41_2c7d_e8b0_f3a5);
 
-/// Tracking id of a citizen report submitted with a client idempotency key: resubmitting with the
-/// same key yields the same id.
-pub fn report_id_for_key(idempotency_key: &str) -> String {
+/// Tracking id of a citizen report submitted with a client idempotency key: resubmitting the
+/// same report with the same key, from the same client, yields the same id. The key is scoped
+/// by the client (`scope`) and bound to the report's content (`content_digest`), so another
+/// client's key, or the same key with another report, never leads to someone else's id (which
+/// is that citizen's credential for confirm and dispute).
+pub fn report_id_for_key(scope: &str, idempotency_key: &str, content_digest: &str) -> String {
     Uuid::new_v5(
         &NAMESPACE,
-        format!("report-key:{idempotency_key}").as_bytes(),
+        format!("report-key:{scope}\u{0}{idempotency_key}\u{0}{content_digest}").as_bytes(),
     )
     .to_string()
 }
@@ -57,8 +60,23 @@ mod tests {
 
     #[test]
     fn same_key_same_id_and_different_keys_differ() {
-        assert_eq!(report_id_for_key("abc"), report_id_for_key("abc"));
-        assert_ne!(report_id_for_key("abc"), report_id_for_key("abd"));
+        assert_eq!(
+            report_id_for_key("app", "abc", "d1"),
+            report_id_for_key("app", "abc", "d1")
+        );
+        assert_ne!(
+            report_id_for_key("app", "abc", "d1"),
+            report_id_for_key("app", "abd", "d1")
+        );
+        // Another client's key, or the same key with other content: another id.
+        assert_ne!(
+            report_id_for_key("app", "abc", "d1"),
+            report_id_for_key("open311:PhuLy-S", "abc", "d1")
+        );
+        assert_ne!(
+            report_id_for_key("app", "abc", "d1"),
+            report_id_for_key("app", "abc", "d2")
+        );
         assert_ne!(new_report_id(), new_report_id());
         let a = camera_event_id("CAM-1", "accident", "2026-01-01T00:00:00Z");
         assert_eq!(
@@ -73,7 +91,7 @@ mod tests {
 
     #[test]
     fn camera_incident_ids_cannot_take_a_report_id() {
-        let report = report_id_for_key("k-42");
+        let report = report_id_for_key("app", "k-42", "d");
         // A camera system sending the report's predictable id as its event id gets another id.
         let cam = camera_incident_id("CAM-1", &report);
         assert!(cam.starts_with(CAMERA_INCIDENT_PREFIX));

@@ -121,11 +121,10 @@ pub(super) async fn simulate(
                         rng.random_range(-0.003..0.003),
                     )
                 };
-                let key = if rng.random_bool(0.02) {
-                    Some(format!("retry-{}", sent / 50))
-                } else {
-                    None
-                };
+                // Some apps send a key of their own and, on a flaky line, the same report twice.
+                let key = rng
+                    .random_bool(0.02)
+                    .then(|| format!("phone-report-{sent}"));
                 (
                     "/v1/reports",
                     serde_json::json!({
@@ -172,9 +171,15 @@ pub(super) async fn simulate(
             } else {
                 client.post(format!("{base}{path}")).json(&body)
             };
+            let retry = body["idempotency_key"]
+                .is_string()
+                .then(|| request.try_clone())
+                .flatten();
             tokio::spawn(async move {
-                if let Err(e) = request.send().await {
-                    tracing::debug!("simulator request failed: {e}");
+                for request in std::iter::once(request).chain(retry) {
+                    if let Err(e) = request.send().await {
+                        tracing::debug!("simulator request failed: {e}");
+                    }
                 }
             });
         }

@@ -141,6 +141,11 @@ async fn prepare_topics(settings: &Settings) -> anyhow::Result<()> {
             .await
             .context("creating topics (set topics.create = false if they are managed elsewhere)")?;
     }
+    // The incident topic is the source of truth: refuse to run on one that deletes by age.
+    ioc_config::kafka::check_topic_policies(&settings.config)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("checking the topics' retention")?;
     Ok(())
 }
 

@@ -469,3 +469,58 @@ async fn a_router_killed_midway_loses_no_accepted_event() {
     }
     p.stop().await;
 }
+
+/// Created topics carry the policy of their role, and a stage refuses an incident topic that
+/// deletes by age. Needs a broker with the admin API (the embedded one has none): the test
+/// script runs it against tansu.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_keep_the_truth_and_let_personal_data_expire() {
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
+    };
+    let brokers = std::env::var("IOC_TEST_BROKERS").unwrap_or_default();
+    if brokers.is_empty() {
+        println!("skipped: the embedded broker has no admin API; scripts/test.sh runs this against tansu");
+        return;
+    }
+    let s = common::settings("e2e-topics", &brokers, 1);
+    ioc_config::kafka::ensure_topics(&s.config).await.unwrap();
+    let admin: AdminClient<_> = ioc_config::kafka::client_config(&s.config)
+        .create()
+        .unwrap();
+    let names = s.config.topics.all();
+    let specs: Vec<_> = names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+    let described = admin
+        .describe_configs(&specs, &AdminOptions::new())
+        .await
+        .unwrap();
+    for (name, resource) in names.iter().zip(described) {
+        let resource = resource.unwrap();
+        for (key, want) in ioc_config::kafka::topic_settings(&s.config, name) {
+            let got = resource
+                .entries
+                .iter()
+                .find(|e| e.name == key)
+                .and_then(|e| e.value.clone());
+            assert_eq!(got.as_deref(), Some(want.as_str()), "{name}: {key}");
+        }
+    }
+    ioc_config::kafka::check_topic_policies(&s.config)
+        .await
+        .unwrap();
+
+    // An incident topic made elsewhere with the usual 7-day deletion is refused.
+    let bad = common::settings("e2e-topics-bad", &brokers, 1);
+    let topic = NewTopic::new(&bad.config.topics.incidents, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "delete")
+        .set("retention.ms", "604800000");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    let err = ioc_config::kafka::check_topic_policies(&bad.config)
+        .await
+        .unwrap_err();
+    assert!(err.contains("would delete incidents"), "{err}");
+    assert!(err.contains(&bad.config.topics.incidents), "{err}");
+}

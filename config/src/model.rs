@@ -83,6 +83,12 @@ pub struct TopicsConfig {
     pub replication_factor: i32,
     /// Create missing topics at start (needs the broker's CreateTopics API).
     pub create: bool,
+    /// How long reports and camera events are kept: they carry personal data (contacts,
+    /// plates), so they are deleted by age. Incidents and assignments are compacted instead and
+    /// never deleted by age: the incident topic is the source of truth dashboards rebuild from.
+    pub personal_retention: Dur,
+    /// How long dead letters are kept for someone to look at.
+    pub dead_letter_retention: Dur,
 }
 
 impl TopicsConfig {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -76,18 +76,48 @@ pub fn dashboard_consumer_config(config: &Config, group_id: &str) -> ClientConfi
     cc
 }
 
-/// Creates the pipeline's topics if they are missing (already existing ones are fine).
+/// The settings a topic is created with, by its role: the incident and assignment topics are
+/// compacted by key and never deleted by age; the input topics (personal data) and the dead
+/// letters are deleted after their configured retention.
+pub fn topic_settings(config: &Config, topic: &str) -> Vec<(&'static str, String)> {
+    let t = &config.topics;
+    let ms = |d: crate::model::Dur| d.0.as_millis().to_string();
+    if topic == t.incidents || topic == t.assignments {
+        vec![
+            ("cleanup.policy", "compact".into()),
+            ("retention.ms", "-1".into()),
+        ]
+    } else if topic == t.dead_letter {
+        vec![
+            ("cleanup.policy", "delete".into()),
+            ("retention.ms", ms(t.dead_letter_retention)),
+        ]
+    } else {
+        vec![
+            ("cleanup.policy", "delete".into()),
+            ("retention.ms", ms(t.personal_retention)),
+        ]
+    }
+}
+
+/// Creates the pipeline's topics if they are missing (already existing ones are fine), each
+/// with the settings of its role ([`topic_settings`]).
 pub async fn ensure_topics(config: &Config) -> Result<(), KafkaError> {
     let admin: AdminClient<_> = client_config(config).create()?;
     let t = &config.topics;
     let names = t.all();
+    let settings: Vec<_> = names.iter().map(|n| topic_settings(config, n)).collect();
     let new: Vec<_> = names
         .iter()
-        .map(|n| {
-            NewTopic::new(
-                n,
-                t.partitions,
-                TopicReplication::Fixed(t.replication_factor),
+        .zip(&settings)
+        .map(|(n, s)| {
+            s.iter().fold(
+                NewTopic::new(
+                    n,
+                    t.partitions,
+                    TopicReplication::Fixed(t.replication_factor),
+                ),
+                |topic, (k, v)| topic.set(k, v),
             )
         })
         .collect();
@@ -103,4 +133,56 @@ pub async fn ensure_topics(config: &Config) -> Result<(), KafkaError> {
         }
     }
     Ok(())
+}
+
+/// Checks that the topics that must keep the truth (incidents, assignments) do not delete it by
+/// age: refused when the broker reports `cleanup.policy` without `compact` and a finite
+/// `retention.ms`. A broker that does not report a setting is trusted (and a warning logged).
+pub async fn check_topic_policies(config: &Config) -> Result<(), String> {
+    let admin: AdminClient<_> = client_config(config)
+        .create()
+        .map_err(|e| format!("cannot create an admin client: {e}"))?;
+    let t = &config.topics;
+    let keep = [t.incidents.as_str(), t.assignments.as_str()];
+    let specs: Vec<_> = keep.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin
+        .describe_configs(&specs, &opts)
+        .await
+        .map_err(|e| format!("cannot read the topics' settings: {e}"))?;
+    let mut problems = Vec::new();
+    for (name, result) in keep.iter().zip(described) {
+        let Ok(resource) = result else {
+            tracing::warn!(topic = %name, "the broker did not report this topic's settings; cannot check its retention");
+            continue;
+        };
+        let get = |key: &str| {
+            resource
+                .entries
+                .iter()
+                .find(|e| e.name == key)
+                .and_then(|e| e.value.clone())
+        };
+        match (get("cleanup.policy"), get("retention.ms")) {
+            (None, _) => {
+                tracing::warn!(topic = %name, "the broker does not report cleanup.policy; cannot check that it keeps every incident");
+            }
+            (Some(policy), retention) => {
+                let compacted = policy.split(',').any(|p| p.trim() == "compact");
+                let deletes = policy.split(',').any(|p| p.trim() == "delete");
+                let forever = retention.as_deref() == Some("-1");
+                if !compacted || (deletes && !forever) {
+                    problems.push(format!(
+                        "topic {name} has cleanup.policy={policy} and retention.ms={}: it would delete incidents by age, and a restarted dashboard would lose them. Set cleanup.policy=compact (and retention.ms=-1) on it.",
+                        retention.unwrap_or_else(|| "?".into())
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
 }

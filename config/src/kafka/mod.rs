@@ -13,8 +13,8 @@ pub mod sink;
 pub mod source;
 
 pub use config::{
-    base_consumer_config, client_config, consumer_config, dashboard_consumer_config, ensure_topics,
-    producer_config,
+    base_consumer_config, check_topic_policies, client_config, consumer_config,
+    dashboard_consumer_config, ensure_topics, producer_config, topic_settings,
 };
 pub use embedded::EmbeddedBroker;
 pub use lag::LagContext;

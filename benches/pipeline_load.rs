@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         ("IOC_TOPICS__DEAD_LETTER", format!("{unique}.dlq")),
         ("IOC_TOPICS__ASSIGNMENTS", format!("{unique}.assignments")),
         ("IOC_TOPICS__PARTITIONS", args.partitions.to_string()),
+        ("IOC_LIMITS__PER_CLIENT_PER_MINUTE", "0".to_string()),
         ("IOC_ROUTER__GROUP_ID", format!("{unique}-router")),
         ("IOC_ROUTER__LISTEN", "127.0.0.1:0".into()),
     ];

@@ -187,3 +187,33 @@ async fn open311_clients_file_and_follow_requests_through_kafka() {
     }
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open311_key_over_its_budget_gets_429_in_the_spec_format() {
+    let p = Pipeline::start_with("o311-limit", 1, 0, None, |s| {
+        s.config.limits.per_key_per_minute = 60;
+        s.config.limits.per_key_burst = 1;
+    })
+    .await;
+    let file = || async {
+        p.http
+            .post(format!("{}/open311/v2/requests.json", p.dashboard_url))
+            .form(&[
+                ("api_key", OPEN311_KEY),
+                ("service_code", "environment"),
+                ("lat", "20.54"),
+                ("long", "105.91"),
+                ("description", "Rác"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(file().await.status().as_u16(), 201);
+    let refused = file().await;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body[0]["code"], 429, "{body}");
+    p.stop().await;
+}

@@ -13,12 +13,14 @@
 //! - [`intake`]: filing a citizen's report, for ingest and Open311 alike.
 //! - [`http`]: the router every stage builds its documented HTTP API with, and the ops routes.
 //! - [`supervise`]: one cancellation token per stage; a failing task stops the stage.
+//! - [`limits`]: token buckets per client and per API key for the public endpoints.
 //! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
 
 pub mod assets;
 pub mod http;
 pub mod intake;
 pub mod kafka;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod supervise;

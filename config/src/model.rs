@@ -48,6 +48,24 @@ pub struct Config {
     pub camera_registry: String,
     /// The Open311 GeoReport v2 endpoint for existing 311 apps.
     pub open311: Open311Config,
+    /// Request limits on the public endpoints (reports, Open311 filing, confirm and dispute).
+    pub limits: LimitsConfig,
+}
+
+/// Limits per client and per API key; a refused request gets `429` with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests a minute one client address may make on average (0: no limit).
+    pub per_client_per_minute: u32,
+    /// How many it may make at once.
+    pub per_client_burst: u32,
+    /// Requests a minute one API key (an Open311 client) may make on average (0: no limit).
+    pub per_key_per_minute: u32,
+    pub per_key_burst: u32,
+    /// Take the client's address from the first `X-Forwarded-For` entry: only behind a proxy
+    /// that sets it, or clients could pick their own.
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

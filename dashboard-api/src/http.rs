@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::HeaderMap;
+use axum::middleware::from_fn_with_state;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::stream::Stream;
 use ioc_config::http::Documented;
+use ioc_config::limits::{per_client, Limits};
 use ioc_schema::boundary::multipolygon_to_geojson;
 use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
@@ -37,7 +39,8 @@ use crate::{
 
 /// The dashboard HTTP application.
 pub fn app(state: AppState) -> Router {
-    let (router, _) = routes(state.metrics.clone());
+    let limits = Limits::from_config(&state.settings.config.limits);
+    let (router, _) = routes(state.metrics.clone(), limits);
     router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -45,10 +48,18 @@ pub fn app(state: AppState) -> Router {
 
 /// The OpenAPI 3.1 description of the dashboard API (served at `/openapi.json`).
 pub fn openapi() -> serde_json::Value {
-    routes(Metrics::new()).1
+    let limits = Limits::from_config(&ioc_config::load::Settings::defaults().config.limits);
+    routes(Metrics::new(), limits).1
 }
 
-fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
+fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Value) {
+    let limited = |m: axum::routing::MethodRouter<AppState>| {
+        m.route_layer(from_fn_with_state(limits.clone(), per_client))
+    };
+    let too_many = (
+        429,
+        "Too many requests from this client; Retry-After says when to retry",
+    );
     let mut api = Api::new(
         "ioc dashboard",
         "What IOC operators and ward units watch and work with, the citizen's view of a report, and Open311 GeoReport v2. A ward unit's token sees only its own ward.",
@@ -119,15 +130,15 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                 .json(200, "The report's status", status)
                 .errors(api, &[(404, "No such report")])]
         })
-        .route("/v1/reports/{id}/confirm", post(actions::citizen_confirm), |api| {
+        .route("/v1/reports/{id}/confirm", limited(post(actions::citizen_confirm)), |api| {
             let answer = api.response::<actions::CitizenAnswer>();
             vec![Op::post("The citizen accepts the resolution")
                 .tag("citizens")
                 .path_param("id", "The tracking id")
                 .json(200, "Closed", answer)
-                .errors(api, &[(404, "No such report"), (409, "Not resolved"), (503, "Retry")])]
+                .errors(api, &[(404, "No such report"), (409, "Not resolved"), (503, "Retry"), too_many])]
         })
-        .route("/v1/reports/{id}/dispute", post(actions::citizen_dispute), |api| {
+        .route("/v1/reports/{id}/dispute", limited(post(actions::citizen_dispute)), |api| {
             let body = api.request::<actions::Dispute>();
             let answer = api.response::<actions::CitizenAnswer>();
             vec![Op::post("The citizen disputes the resolution (within the reopen window)")
@@ -143,6 +154,7 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                         (413, "The body is too large"),
                         (422, "No reason given"),
                         (503, "Retry"),
+                        too_many,
                     ],
                 )]
         })
@@ -201,7 +213,7 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                 .answers(200, "An endless event stream", Some(("text/event-stream", json!({"type": "string"}))))
                 .errors(api, read)]
         });
-    open311::document(docs)
+    open311::document(docs, limited)
         .with_ops(metrics, STAGE, |s: AppState| async move {
             if !s.is_caught_up() {
                 return Err("still reading the incident topic after a start".to_string());

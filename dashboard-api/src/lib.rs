@@ -84,8 +84,11 @@ pub async fn serve_with_clock(
     let mut tasks = Supervisor::new();
     let token = tasks.token();
     state.stopping = token.clone();
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(token.clone().cancelled_owned());
+    let server = axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(token.clone().cancelled_owned());
     tasks.spawn("HTTP server", async move {
         server.await.context("serving the dashboard")
     });

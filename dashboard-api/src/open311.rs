@@ -18,7 +18,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, MethodRouter};
 use axum::{Form, Json};
 use chrono::{DateTime, Duration, Utc};
 use ioc_config::http::Documented;
@@ -37,7 +37,10 @@ const MAX_REQUESTS: usize = 1000;
 const DEFAULT_DAYS: i64 = 90;
 
 /// Adds the Open311 routes, documented, under `/open311/v2`.
-pub fn document(docs: Documented<AppState>) -> Documented<AppState> {
+pub fn document(
+    docs: Documented<AppState>,
+    limited: impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState>,
+) -> Documented<AppState> {
     let file = "`services.json` or `requests.json`, or the same in `.xml`";
     // Every answer comes in the format the path's extension names, errors included.
     let fmt_answers = |op: Op, ok: u16, ok_text: &str| {
@@ -61,7 +64,7 @@ pub fn document(docs: Documented<AppState>) -> Documented<AppState> {
     };
     docs.route(
         "/open311/v2/{file}",
-        get(get_collection).post(post_request),
+        get(get_collection).merge(limited(post(post_request))),
         |_| {
             vec![
                 fmt_answers(
@@ -188,11 +191,13 @@ fn xml_char(c: char) -> bool {
 }
 
 /// An error in the spec's format: `[{"code", "description"}]`, or `<errors><error>…` in XML.
-pub struct Open311Error(StatusCode, String, Format);
+/// The last field is the `Retry-After` in seconds, for answers that have one.
+pub struct Open311Error(StatusCode, String, Format, Option<u64>);
 
 impl Open311Error {
     fn new(status: StatusCode, description: impl Into<String>) -> Self {
-        Open311Error(status, description.into(), Format::Json)
+        let retry = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(5);
+        Open311Error(status, description.into(), Format::Json, retry)
     }
 
     fn in_format(mut self, fmt: Format) -> Self {
@@ -205,9 +210,9 @@ impl IntoResponse for Open311Error {
     fn into_response(self) -> Response {
         let body = vec![json!({"code": self.0.as_u16(), "description": self.1})];
         let mut resp = respond(self.2, self.0, "errors", "error", body);
-        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.3 {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -371,6 +376,16 @@ async fn file_request(
             "api_key is not valid.",
         ));
     };
+    // Each 311 client (API key) has its own budget besides the per-address one.
+    if let Err(wait) = s.limits.per_key.check(&client.name) {
+        let secs = ioc_config::limits::retry_after_secs(wait);
+        let mut refused = Open311Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("This api_key has made too many requests; retry in {secs} s."),
+        );
+        refused.3 = Some(secs);
+        return Err(refused);
+    }
     let client = format!("open311:{}", client.name);
     check_jurisdiction(s, r.jurisdiction_id.as_deref())?;
     let code = non_empty(r.service_code)

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use ioc_config::intake::Intake;
+use ioc_config::limits::Limits;
 
 use crate::STAGE;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub(crate) clock: Clock,
     /// Files Open311 requests through the same path as `POST /v1/reports`.
     pub(crate) intake: Intake,
+    /// Request budgets of the public endpoints (the per-key one is checked by Open311 filing).
+    pub(crate) limits: Limits,
     /// Cancelled when the dashboard stops: live streams end and the monitor stops writing.
     pub(crate) stopping: CancellationToken,
 }
@@ -73,7 +76,9 @@ impl AppState {
         if sets.select(clock()).is_none() {
             anyhow::bail!("no boundary set is in force now; the map needs one");
         }
+        let limits = Limits::from_config(&settings.config.limits);
         Ok(AppState {
+            limits,
             view: Arc::default(),
             changes: broadcast::channel(4096).0,
             sets: Arc::new(RwLock::new(Arc::new(sets))),

@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +25,7 @@ use chrono::Utc;
 use ioc_config::http::Documented;
 use ioc_config::intake::{FileError, Intake};
 use ioc_config::kafka::SinkError;
+use ioc_config::limits::{per_client, Limits};
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::CameraKeyConfig;
 use ioc_schema::metrics::Metrics;
@@ -201,16 +203,18 @@ pub struct Category {
 /// The ingest HTTP application: its routes and their OpenAPI description.
 pub fn app(state: AppState) -> Router {
     let limit = state.settings.config.ingest.max_body_bytes;
-    let (router, _) = routes(state.metrics.clone());
+    let limits = Limits::from_config(&state.settings.config.limits);
+    let (router, _) = routes(state.metrics.clone(), limits);
     router.layer(DefaultBodyLimit::max(limit)).with_state(state)
 }
 
 /// The OpenAPI 3.1 description of the ingest API (served at `/openapi.json`).
 pub fn openapi() -> serde_json::Value {
-    routes(Metrics::new()).1
+    let limits = Limits::from_config(&Settings::defaults().config.limits);
+    routes(Metrics::new(), limits).1
 }
 
-fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
+fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Value) {
     let mut api = Api::new(
         "ioc ingest",
         "The front door for citizens' reports and camera systems. 202 means the event is durably in Kafka; 4xx says what to fix; 503 with Retry-After means retry later.",
@@ -236,7 +240,10 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
         ),
     ];
     Documented::new(api)
-        .route("/v1/reports", post(post_report), |api| {
+        .route(
+            "/v1/reports",
+            post(post_report).route_layer(from_fn_with_state(limits, per_client)),
+            |api| {
             let body = api.request::<ReportSubmission>();
             let ok = api.response::<ReportAccepted>();
             vec![Op::post("File a citizen's report")
@@ -244,8 +251,10 @@ fn routes(metrics: Metrics) -> (Router<AppState>, serde_json::Value) {
                 .describe("Validated, written to the reports topic and answered 202 only after Kafka acknowledged it. Resending with the same idempotency_key returns the same tracking id.")
                 .json_body(body)
                 .json(202, "Accepted: durably in Kafka", ok)
-                .errors(api, refusals)]
-        })
+                .errors(api, refusals)
+                .errors(api, &[(429, "Too many reports from this client; Retry-After says when to retry")])]
+            },
+        )
         .route("/v1/camera-events", post(post_camera_events), |api| {
             let body = json!({"type": "array", "minItems": 1, "items": api.request::<CameraEvent>()});
             let ok = api.response::<CameraAccepted>();
@@ -487,10 +496,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = AppState::new(settings, metrics)?;
     tracing::info!("ingest API on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("ingest server")
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("ingest server")
 }
 
 #[cfg(test)]
@@ -767,5 +779,38 @@ mod tests {
         assert!(text.contains(
             r#"ioc_http_request_duration_seconds_count{route="/readyz",stage="ingest"} 1"#
         ));
+    }
+
+    #[tokio::test]
+    async fn a_client_over_its_limit_gets_429_with_retry_after() {
+        let env = vec![
+            ("IOC_KAFKA__BROKERS".to_string(), "127.0.0.1:9".to_string()),
+            (
+                "IOC_LIMITS__PER_CLIENT_PER_MINUTE".to_string(),
+                "60".to_string(),
+            ),
+            ("IOC_LIMITS__PER_CLIENT_BURST".to_string(), "2".to_string()),
+        ];
+        let settings = Arc::new(Settings::load(None, env).unwrap());
+        let app = app(AppState::new(settings, Metrics::new()).unwrap());
+        let send = || {
+            app.clone().oneshot(
+                Request::post("/v1/reports")
+                    .header("content-type", "application/json")
+                    .body(Body::from("{"))
+                    .unwrap(),
+            )
+        };
+        for _ in 0..2 {
+            assert_eq!(send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+        }
+        let refused = send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited");
     }
 }

@@ -131,6 +131,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         name: "demo 311 client".into(),
         sha256: token_digest(&open311_key),
     });
+    // Every simulated citizen comes from this one machine: no per-client limit in the demo.
+    cfg.limits.per_client_per_minute = 0;
+    cfg.limits.per_key_per_minute = 0;
     let camera_key = new_token();
     cfg.ingest.camera_keys.push(ioc_config::CameraKeyConfig {
         name: "demo camera system".into(),

@@ -97,6 +97,8 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
         ("IOC_ROUTER__LISTEN", "127.0.0.1:0".to_string()),
         ("IOC_INGEST__LISTEN", "127.0.0.1:0".to_string()),
         ("IOC_DASHBOARD__LISTEN", "127.0.0.1:0".to_string()),
+        // Every request of a test comes from one address.
+        ("IOC_LIMITS__PER_CLIENT_PER_MINUTE", "0".to_string()),
     ];
     let mut s = Settings::load(None, env.into_iter().map(|(k, v)| (k.to_string(), v)))
         .expect("test settings are valid");

@@ -111,14 +111,20 @@ struct StreamReader {
 
 impl StreamReader {
     async fn open(p: &Pipeline) -> StreamReader {
-        let client = reqwest::Client::new();
-        let resp = client
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let opening = client
             .get(format!(
                 "{}/v1/stream?access_token={OPERATOR_TOKEN}",
                 p.dashboard_url
             ))
-            .send()
+            .send();
+        // The stream's body never ends, so only its opening is bounded.
+        let resp = tokio::time::timeout(WAIT, opening)
             .await
+            .expect("the stream opens in time")
             .expect("stream opens");
         assert_eq!(resp.status().as_u16(), 200);
         let text = Arc::new(Mutex::new(String::new()));

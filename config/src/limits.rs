@@ -97,6 +97,15 @@ impl Limits {
         }
     }
 
+    /// No limits: for describing the routes, where no request is ever limited.
+    pub fn off() -> Limits {
+        Limits {
+            per_client: RateLimiter::new(0, 0),
+            per_key: RateLimiter::new(0, 0),
+            trust_forwarded_for: false,
+        }
+    }
+
     /// Who is asking: the first address of `X-Forwarded-For` when the deployment says a proxy
     /// in front sets it, else the connection's own address.
     pub fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> String {

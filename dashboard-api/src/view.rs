@@ -169,25 +169,18 @@ impl View {
     }
 
     /// Per-ward counts by status, for the map.
-    pub fn ward_counts(&self) -> HashMap<&str, BTreeMap<&'static str, usize>> {
-        let mut out: HashMap<&str, BTreeMap<&'static str, usize>> = HashMap::new();
+    /// Owns its keys, so the caller can let go of the view's lock before using them.
+    pub fn ward_counts(&self) -> HashMap<String, BTreeMap<&'static str, usize>> {
+        let mut out: HashMap<String, BTreeMap<&'static str, usize>> = HashMap::new();
         for i in self.incidents.values() {
             if let Some(w) = &i.ward {
-                *out.entry(w.id.as_str())
+                *out.entry(w.id.clone())
                     .or_default()
                     .entry(i.status.as_str())
                     .or_default() += 1;
             }
         }
         out
-    }
-
-    /// Like [`View::ward_counts`], owning its keys, so the view's lock can be let go.
-    pub fn ward_counts_owned(&self) -> HashMap<String, BTreeMap<&'static str, usize>> {
-        self.ward_counts()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
     }
 
     /// Incidents by status, for the gauge metric.

@@ -39,6 +39,18 @@ pub enum Channel {
     Other,
 }
 
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::App => "app",
+            Channel::WebPortal => "web_portal",
+            Channel::Hotline => "hotline",
+            Channel::Open311 => "open311",
+            Channel::Other => "other",
+        }
+    }
+}
+
 /// Reporter's contact details. Private: kept on the reports topic for the IOC's own follow-up,
 /// never copied into an incident.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

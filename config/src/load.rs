@@ -193,6 +193,9 @@ impl Settings {
         if c.kafka.produce_timeout.0.is_zero() {
             problems.push("kafka.produce_timeout must be more than zero".into());
         }
+        if c.kafka.max_pending == 0 {
+            problems.push("kafka.max_pending must be at least 1".into());
+        }
         let topics = [
             ("topics.reports", &c.topics.reports),
             ("topics.camera_events", &c.topics.camera_events),

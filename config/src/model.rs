@@ -77,6 +77,10 @@ pub struct KafkaConfig {
     /// How long a produce may wait for the broker's acknowledgement before the caller is told
     /// the event was not accepted.
     pub produce_timeout: Dur,
+    /// Most writes of one stage that may wait for the broker's acknowledgement at once; a
+    /// request beyond that is answered 503 at once, so load the broker cannot take does not
+    /// queue without bound.
+    pub max_pending: usize,
     /// Raw librdkafka options passed to every client (e.g. `security.protocol`, `sasl.*`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,

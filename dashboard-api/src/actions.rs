@@ -49,6 +49,10 @@ pub(crate) async fn write(s: &AppState, next: &Incident) -> Result<(), ApiError>
                 tracing::warn!("cannot write incident change: {detail}");
                 unavailable("The change could not be stored.")
             }
+            SinkError::Busy(why) => {
+                tracing::warn!("incident change not written: {why}");
+                unavailable("The event store is busy, so the change was not stored.")
+            }
             SinkError::TooLarge(detail) => {
                 tracing::error!(incident = %next.id, "incident revision too large to store: {detail}");
                 ApiError(

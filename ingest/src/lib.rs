@@ -39,6 +39,8 @@ use serde_json::json;
 const STAGE: &str = "ingest";
 /// Seconds a client should wait before retrying when Kafka is unavailable.
 const RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a client should wait when the admission gate turned it away.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -123,20 +125,32 @@ impl IntoResponse for AppError {
             }
             AppError::Store(SinkError::Unavailable(detail)) => {
                 tracing::warn!("refusing input, Kafka unavailable: {detail}");
-                let mut resp = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": {
-                        "code": "unavailable",
-                        "message": "The event store is not reachable, so the event was not accepted. Retry later.",
-                    }})),
+                unavailable(
+                    "The event store is not reachable, so the event was not accepted. Retry later.",
+                    RETRY_AFTER_SECS,
                 )
-                    .into_response();
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-                resp
+            }
+            AppError::Store(SinkError::Busy(why)) => {
+                tracing::debug!("refusing input at once: {why}");
+                unavailable(
+                    "The event store is taking in more than it can right now, so the event was not accepted. Retry after the time in Retry-After.",
+                    BUSY_RETRY_AFTER_SECS,
+                )
             }
         }
     }
+}
+
+/// A 503 that tells the client when to come back.
+fn unavailable(message: &str, retry_after: u64) -> Response {
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": { "code": "unavailable", "message": message }})),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
 }
 
 fn bad_request(e: InvalidInput) -> AppError {

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub lookup_seconds: HistogramVec,
     /// Time from produce to broker acknowledgement.
     pub produce_seconds: HistogramVec,
+    /// Writes refused at once by the admission gate (too many waiting, or the broker away).
+    pub produce_refusals: IntCounterVec,
     /// Messages between a consumer's position and the partition's end.
     pub consumer_lag: IntGaugeVec,
     /// Incidents held by the dashboard, by status.
@@ -56,6 +58,11 @@ impl Metrics {
             "ioc_events_out_total",
             "Records written out",
             &["stage", "kind"],
+        );
+        let produce_refusals = counter(
+            "ioc_kafka_produce_refused_total",
+            "Writes refused at once because too many were waiting for the broker or it was away",
+            &["stage"],
         );
         let rejected = counter(
             "ioc_events_rejected_total",
@@ -141,6 +148,7 @@ impl Metrics {
             assigned,
             lookup_seconds,
             produce_seconds,
+            produce_refusals,
             consumer_lag,
             dashboard_incidents,
             lifecycle_actions,

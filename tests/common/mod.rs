@@ -57,6 +57,14 @@ where
     }
 }
 
+/// Where a pipeline's broker comes from.
+enum Choice {
+    /// `IOC_TEST_BROKERS`, or a fresh embedded one.
+    FromEnv,
+    Embedded,
+    At(String),
+}
+
 /// Which broker the tests talk to.
 pub enum Broker {
     Embedded(EmbeddedBroker),
@@ -224,9 +232,43 @@ impl Pipeline {
         clock: Option<TestClock>,
         tune: impl FnOnce(&mut Settings),
     ) -> Pipeline {
+        Pipeline::start_on(test, partitions, routers, clock, tune, Choice::FromEnv).await
+    }
+
+    /// Ingest, one router and the dashboard on an embedded broker whatever `IOC_TEST_BROKERS`
+    /// says, for tests that take the broker down or slow it.
+    pub async fn start_embedded(test: &str, tune: impl FnOnce(&mut Settings)) -> Pipeline {
+        Pipeline::start_on(test, 1, 1, None, tune, Choice::Embedded).await
+    }
+
+    /// Ingest, one router and the dashboard on the broker at `bootstrap` (settings such as TLS
+    /// options come from `tune`).
+    pub async fn start_at(
+        test: &str,
+        bootstrap: &str,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Pipeline {
+        Pipeline::start_on(test, 1, 1, None, tune, Choice::At(bootstrap.to_string())).await
+    }
+
+    async fn start_on(
+        test: &str,
+        partitions: i32,
+        routers: usize,
+        clock: Option<TestClock>,
+        tune: impl FnOnce(&mut Settings),
+        choice: Choice,
+    ) -> Pipeline {
         let mut probe = settings(test, "unused:1", partitions);
         tune(&mut probe);
-        let broker = Broker::from_env(&probe.config.topics.all(), partitions);
+        let topics = probe.config.topics.all();
+        let broker = match choice {
+            Choice::Embedded => Broker::Embedded(
+                EmbeddedBroker::start(&topics, partitions).expect("embedded broker starts"),
+            ),
+            Choice::FromEnv => Broker::from_env(&topics, partitions),
+            Choice::At(b) => Broker::External(b),
+        };
         let mut settings = probe.clone();
         settings.config.kafka.brokers = broker.bootstrap();
         if let Broker::External(_) = broker {
@@ -282,6 +324,14 @@ impl Pipeline {
         self.routers.push(Stage::spawn(move |rx| {
             ioc_router::run(s, Metrics::new(), stopped(rx))
         }));
+    }
+
+    /// The embedded broker, to take it down or slow it (`None` on an external broker).
+    pub fn embedded(&self) -> Option<&EmbeddedBroker> {
+        match &self._broker {
+            Broker::Embedded(e) => Some(e),
+            Broker::External(_) => None,
+        }
     }
 
     /// Stops the dashboard and every router, as an operator restarting them would.

@@ -1,7 +1,16 @@
 //! Writing a record and waiting for the broker's acknowledgement: the one produce path of every
 //! stage, measured in `ioc_kafka_produce_seconds{stage}`, with errors that say whether a retry
 //! can help.
+//!
+//! Requests that write (a citizen's report, a camera event, an operator's action) pass an
+//! admission gate first, so more load than the broker takes is answered at once instead of
+//! queueing without bound: at most `kafka.max_pending` writes of a stage wait for
+//! acknowledgements, and while the broker is not acknowledging, one write at a time probes it
+//! and the others are refused without waiting. Memory stays bounded by the gate, and a client
+//! learns within milliseconds that it should come back later.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ioc_schema::metrics::Metrics;
@@ -24,12 +33,16 @@ pub enum SinkError {
     /// The broker refused it for good (authorization, a bad topic); resending cannot help.
     #[error("the broker refused the record: {0}")]
     Refused(String),
+    /// Not sent: too many writes are waiting for the broker, or the broker is not acknowledging
+    /// and another write is probing it. Sending again in a moment may succeed.
+    #[error("not sent: {0}")]
+    Busy(&'static str),
 }
 
 impl SinkError {
     /// Whether sending the same record again may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, SinkError::Unavailable(_))
+        matches!(self, SinkError::Unavailable(_) | SinkError::Busy(_))
     }
 
     /// Sorts librdkafka's errors by what the caller can do about them.
@@ -62,6 +75,59 @@ pub struct Sink {
     timeout: Duration,
     metrics: Metrics,
     stage: &'static str,
+    gate: Arc<Gate>,
+}
+
+/// The admission gate of a stage's request writes.
+struct Gate {
+    /// Writes that may wait for acknowledgements at once.
+    pending: Arc<tokio::sync::Semaphore>,
+    /// The broker is not acknowledging: the last write that ended, ended unacknowledged.
+    away: AtomicBool,
+    /// While away, the one write that may try.
+    probe: Arc<tokio::sync::Semaphore>,
+}
+
+/// What a write holds while it waits for the broker.
+struct Admitted {
+    _pending: tokio::sync::OwnedSemaphorePermit,
+    _probe: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Gate {
+    fn new(max_pending: usize) -> Gate {
+        Gate {
+            pending: Arc::new(tokio::sync::Semaphore::new(max_pending)),
+            away: AtomicBool::new(false),
+            probe: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    fn admit(&self) -> Result<Admitted, SinkError> {
+        let probe = if self.away.load(Ordering::Acquire) {
+            let permit = self.probe.clone().try_acquire_owned().map_err(|_| {
+                SinkError::Busy("the event store is not acknowledging writes; another write is checking whether it is back")
+            })?;
+            Some(permit)
+        } else {
+            None
+        };
+        let pending = self.pending.clone().try_acquire_owned().map_err(|_| {
+            SinkError::Busy("too many writes are waiting for the event store's acknowledgement")
+        })?;
+        Ok(Admitted {
+            _pending: pending,
+            _probe: probe,
+        })
+    }
+
+    fn outcome(&self, result: &Result<(), SinkError>) {
+        match result {
+            Ok(()) => self.away.store(false, Ordering::Release),
+            Err(SinkError::Unavailable(_)) => self.away.store(true, Ordering::Release),
+            Err(_) => {}
+        }
+    }
 }
 
 impl Sink {
@@ -72,12 +138,32 @@ impl Sink {
             timeout: config.kafka.produce_timeout.0,
             metrics,
             stage,
+            gate: Arc::new(Gate::new(config.kafka.max_pending)),
         })
     }
 
-    /// Writes one record and waits for the broker's acknowledgement (at most
-    /// `kafka.produce_timeout`).
+    /// Writes one record for a request and waits for the broker's acknowledgement (at most
+    /// `kafka.produce_timeout`). Refused at once with [`SinkError::Busy`] when the admission
+    /// gate is full or the broker is away and another write is probing it.
     pub async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), SinkError> {
+        let admitted = match self.gate.admit() {
+            Ok(a) => a,
+            Err(e) => {
+                self.metrics
+                    .produce_refusals
+                    .with_label_values(&[self.stage])
+                    .inc();
+                return Err(e);
+            }
+        };
+        let result = self.write(topic, key, payload).await;
+        self.gate.outcome(&result);
+        drop(admitted);
+        result
+    }
+
+    /// Writes one record, without the admission gate.
+    async fn write(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), SinkError> {
         let started = Instant::now();
         let record = FutureRecord::to(topic).key(key).payload(payload);
         self.producer
@@ -114,7 +200,7 @@ impl Sink {
     pub async fn send_until_acknowledged(&self, topic: &str, key: &str, payload: &[u8]) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.send(topic, key, payload).await {
+            match self.write(topic, key, payload).await {
                 Ok(()) => return,
                 Err(e) if e.retryable() => {
                     tracing::warn!(stage = self.stage, %topic, "{e}; retrying in {backoff:?}");
@@ -147,5 +233,29 @@ mod tests {
             !SinkError::classify(&production(RDKafkaErrorCode::TopicAuthorizationFailed))
                 .retryable()
         );
+    }
+
+    #[test]
+    fn the_gate_admits_up_to_its_bound_and_one_probe_while_the_broker_is_away() {
+        let gate = Gate::new(2);
+        let a = gate.admit().expect("first");
+        let b = gate.admit().expect("second");
+        assert!(matches!(gate.admit(), Err(SinkError::Busy(_))));
+        drop(a);
+        let c = gate.admit().expect("a freed place is taken again");
+        drop((b, c));
+
+        gate.outcome(&Err(SinkError::Unavailable("timed out".into())));
+        let probe = gate.admit().expect("one write probes");
+        assert!(matches!(gate.admit(), Err(SinkError::Busy(_))));
+        // A refusal for good says nothing about the broker being away.
+        gate.outcome(&Err(SinkError::Refused("denied".into())));
+        assert!(matches!(gate.admit(), Err(SinkError::Busy(_))));
+        drop(probe);
+        let probe = gate.admit().expect("the next write probes");
+        gate.outcome(&Ok(()));
+        drop(probe);
+        let both = (gate.admit().expect("open"), gate.admit().expect("open"));
+        drop(both);
     }
 }

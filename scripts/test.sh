@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, unit and end-to-end tests on the embedded
 # broker, then the end-to-end tests again against a real Kafka-protocol broker (tansu), which this
-# script installs if missing, starts on a free loopback port, and stops when done.
+# script installs if missing, starts on a free loopback port, and stops when done; last, the
+# pipeline over TLS (a second tansu behind a TLS terminator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +10,36 @@ log() { printf '\n==> %s\n' "$*"; }
 
 TANSU_LOG=$(mktemp -t tansu-install.XXXXXX)
 TANSU_PID=""
+TLS_TANSU_PID=""
+TLS_FRONT_PID=""
 INSTALL_PID=""
 cleanup() {
-  [ -n "$TANSU_PID" ] && kill "$TANSU_PID" 2>/dev/null || true
-  [ -n "$INSTALL_PID" ] && kill "$INSTALL_PID" 2>/dev/null || true
+  for pid in "$TANSU_PID" "$TLS_TANSU_PID" "$TLS_FRONT_PID" "$INSTALL_PID"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until something listens on 127.0.0.1:$1, or fails if process $2 has exited (log: $3).
+wait_for_port() {
+  for _ in $(seq 1 60); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then cat "$3"; echo "the process for port $1 exited" >&2; exit 1; fi
+    sleep 0.5
+  done
+  echo "nothing listens on port $1 after 30 s" >&2
+  exit 1
+}
+
+# librdkafka is built with TLS, which needs OpenSSL's headers.
+if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
+  log "installing OpenSSL's headers and pkg-config (apt-get)"
+  apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
 
 # tansu's build takes 12-20 minutes, so it starts first and runs beside our own build.
 if ! command -v tansu >/dev/null 2>&1; then
@@ -50,19 +75,33 @@ if [ -n "$INSTALL_PID" ]; then
   INSTALL_PID=""
 fi
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 log "starting tansu on 127.0.0.1:$PORT (in-memory storage)"
 tansu broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
   --storage-engine memory://tansu/ >"${TANSU_LOG}.broker" 2>&1 &
 TANSU_PID=$!
-for _ in $(seq 1 60); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-  if ! kill -0 "$TANSU_PID" 2>/dev/null; then cat "${TANSU_LOG}.broker"; echo "tansu exited" >&2; exit 1; fi
-  sleep 0.5
-done
+wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker"
 
 log "end-to-end tests against tansu"
 IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test lifecycle --test service_levels \
   --test restarts --test open311 --test contracts --test hostile
+
+# tansu 0.6 cannot serve TLS from its command line (clap makes --cert and --key exclude each
+# other), so a TLS terminator stands in front of a second tansu, which advertises the TLS port.
+log "the pipeline over TLS (tansu behind a TLS terminator, a certificate made for this run)"
+TLS_DIR=$(mktemp -d -t ioc-tls.XXXXXX)
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
+PLAIN_PORT=$(free_port)
+TLS_PORT=$(free_port)
+tansu broker --listener-url "tcp://127.0.0.1:$PLAIN_PORT" --advertised-listener-url "tcp://127.0.0.1:$TLS_PORT" \
+  --storage-engine memory://tansu/ >"$TLS_DIR/broker.log" 2>&1 &
+TLS_TANSU_PID=$!
+wait_for_port "$PLAIN_PORT" "$TLS_TANSU_PID" "$TLS_DIR/broker.log"
+python3 scripts/tls_front.py "$TLS_PORT" "$PLAIN_PORT" "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem" >"$TLS_DIR/front.log" 2>&1 &
+TLS_FRONT_PID=$!
+wait_for_port "$TLS_PORT" "$TLS_FRONT_PID" "$TLS_DIR/front.log"
+IOC_TEST_TLS_BROKERS="127.0.0.1:$TLS_PORT" IOC_TEST_TLS_CA="$TLS_DIR/cert.pem" timeout 600 cargo test --locked --test secured
 
 log "all tests passed"

@@ -41,7 +41,7 @@ async fn a_report_travels_the_whole_pipeline_over_tls() {
     let incident = p
         .incident_when(&id, "routed", |i| i["ward"]["id"] == WARD_OF_TOKEN)
         .await;
-    assert_eq!(incident["status"], "new");
+    assert_eq!(incident["status"], "assigned");
     let ready = p
         .http
         .get(format!("{}/readyz", p.ingest_url))

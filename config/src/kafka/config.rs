@@ -194,3 +194,35 @@ pub async fn check_topic_policies(config: &Config) -> Result<(), String> {
         Err(problems.join("\n"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::FutureProducer;
+
+    /// A producer for a secured cluster can be made only when librdkafka was built with TLS
+    /// (without it: "OpenSSL not available at build time"); SCRAM comes with it.
+    #[test]
+    fn clients_for_a_secured_cluster_can_be_built() {
+        for (protocol, mechanism) in [
+            ("SSL", None),
+            ("SASL_SSL", Some("PLAIN")),
+            ("SASL_SSL", Some("SCRAM-SHA-256")),
+            ("SASL_SSL", Some("SCRAM-SHA-512")),
+        ] {
+            let mut config = crate::load::Settings::load(None, std::iter::empty())
+                .expect("defaults load")
+                .config;
+            config.kafka.brokers = "127.0.0.1:1".into();
+            let options = &mut config.kafka.options;
+            options.insert("security.protocol".into(), protocol.into());
+            if let Some(m) = mechanism {
+                options.insert("sasl.mechanisms".into(), m.into());
+                options.insert("sasl.username".into(), "ioc".into());
+                options.insert("sasl.password".into(), "secret".into());
+            }
+            let made: Result<FutureProducer, _> = producer_config(&config).create();
+            assert!(made.is_ok(), "{protocol} {mechanism:?}: {:?}", made.err());
+        }
+    }
+}

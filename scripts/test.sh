@@ -65,6 +65,9 @@ log "schema-driven fuzzing of every HTTP API (schemathesis against ioc demo)"
 cargo build --locked
 bash scripts/schemathesis.sh target/debug/ioc
 
+log "the web pages in headless Chromium (Playwright)"
+bash scripts/browser.sh target/debug/ioc
+
 if [ -n "$INSTALL_PID" ]; then
   log "waiting for the tansu install to finish"
   if ! wait "$INSTALL_PID"; then

@@ -218,6 +218,12 @@ pub struct DashboardConfig {
     /// Whether this instance writes escalations and automatic closes. Run exactly one dashboard
     /// with this on (the one that takes lifecycle actions); others only read.
     pub monitor: bool,
+    /// The time zone the web pages show dates in (an IANA name).
+    pub time_zone: String,
+    /// Where citizens reach the dashboard (e.g. `https://ioc.example.vn`): ingest's answer to a
+    /// report points at the status page there. Empty: a path on the dashboard.
+    #[serde(default)]
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

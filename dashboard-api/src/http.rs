@@ -31,11 +31,11 @@ use tokio_stream::StreamExt as _;
 use crate::auth::{Authenticated, Caller, Scoped};
 use crate::state::to_json;
 use crate::view::Query;
-use crate::STAGE;
 use crate::{
     actions, bad_query, figures, not_found, not_yours, open311, scope, view, ApiError, AppState,
     MAP_PAGE, MAX_BODY_BYTES,
 };
+use crate::{pages, STAGE};
 
 /// The dashboard HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -78,6 +78,25 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
             vec![Op::get("The live map page (sign in with a token)")
                 .tag("operators")
                 .answers(200, "HTML", Some(("text/html", json!({"type": "string"}))))]
+        })
+        .route("/console", get(pages::console), |_| {
+            vec![html_page("The operators' console: live queue, incidents, actions, figures")]
+        })
+        .route("/ward", get(pages::ward), |_| {
+            vec![html_page("The ward unit's work list (for phones too)")]
+        })
+        .route("/r/{id}", get(pages::citizen), |_| {
+            vec![html_page("The citizen's status page of a report").path_param("id", "The tracking id")]
+        })
+        .route("/assets/app.js", get(pages::script), |_| {
+            vec![Op::get("The pages' script")
+                .tag("pages")
+                .answers(200, "JavaScript", Some(("text/javascript", json!({"type": "string"}))))]
+        })
+        .route("/assets/app.css", get(pages::style), |_| {
+            vec![Op::get("The pages' style sheet")
+                .tag("pages")
+                .answers(200, "CSS", Some(("text/css", json!({"type": "string"}))))]
         })
         .route("/v1/incidents", get(list_incidents), |api| {
             let params = api.query::<Query>();
@@ -220,6 +239,14 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
             s.sink.reachable().await
         })
         .finish()
+}
+
+fn html_page(summary: &str) -> Op {
+    Op::get(summary).tag("pages").answers(
+        200,
+        "HTML",
+        Some(("text/html", json!({"type": "string"}))),
+    )
 }
 
 async fn list_incidents(

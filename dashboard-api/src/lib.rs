@@ -27,6 +27,7 @@ pub mod figures;
 mod http;
 pub mod monitor;
 pub mod open311;
+mod pages;
 mod state;
 pub mod view;
 

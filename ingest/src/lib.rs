@@ -332,7 +332,7 @@ async fn accept_report(
     // The app's reports are one client per channel; they carry no credential to tell more apart.
     let client = sub.channel.as_str();
     let filed = s.intake.file_report(sub, client).await?;
-    Ok(accepted_report(&filed.tracking_id, filed.duplicate))
+    Ok(accepted_report(s, &filed.tracking_id, filed.duplicate))
 }
 
 impl From<FileError> for AppError {
@@ -344,14 +344,17 @@ impl From<FileError> for AppError {
     }
 }
 
-fn accepted_report(id: &str, duplicate: bool) -> Response {
+fn accepted_report(s: &AppState, id: &str, duplicate: bool) -> Response {
     (
         StatusCode::ACCEPTED,
         Json(ReportAccepted {
             tracking_id: id.to_string(),
             status: "accepted".into(),
             duplicate,
-            status_url: format!("/v1/incidents/{id}"),
+            status_url: format!(
+                "{}/r/{id}",
+                s.settings.config.dashboard.public_url.trim_end_matches('/')
+            ),
         }),
     )
         .into_response()

@@ -46,6 +46,10 @@ pub struct DemoArgs {
     /// Address for the router's metrics (default from config, 127.0.0.1:8082).
     #[arg(long)]
     router_listen: Option<String>,
+    /// Leave the operators' and ward units' work to people (the console and the ward page)
+    /// instead of simulating it.
+    #[arg(long)]
+    no_staff: bool,
     /// Run service-level clocks this many times faster than configured, so missed targets and
     /// escalations show within minutes (1 keeps the configured targets).
     #[arg(long, default_value_t = 60.0)]
@@ -150,6 +154,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dash_l = bind(&cfg.dashboard.listen, "dashboard API", "--dashboard-listen").await?;
     let ingest_addr = ingest_l.local_addr()?;
     let dash_addr = dash_l.local_addr()?;
+    if cfg.dashboard.public_url.is_empty() {
+        cfg.dashboard.public_url = format!("http://{dash_addr}");
+    }
     let router_l = bind(&cfg.router.listen, "router endpoints", "--router-listen").await?;
     let router_addr = router_l.local_addr()?;
 
@@ -193,9 +200,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  dashboard API  http://{dash_addr}   GET /v1/incidents, /v1/stats, /v1/wards, /v1/stream"
     );
     println!("  live map       http://{dash_addr}/#token={operator_token}");
+    println!("  console        http://{dash_addr}/console   (operators; sign in with the operator token)");
+    println!(
+        "  ward page      http://{dash_addr}/ward      (ward units; sign in with a ward token)"
+    );
     println!("  router         http://{router_addr}/metrics");
     println!("  operator token {operator_token}");
-    println!("  ward token     {ward_token}   (the unit of ward {first_ward}; every ward's unit is simulated)");
+    println!(
+        "  ward token     {ward_token}   (the unit of ward {first_ward}{})",
+        if args.no_staff {
+            ""
+        } else {
+            "; every ward's unit is simulated"
+        }
+    );
     println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
     println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
@@ -228,15 +246,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             token.clone(),
         ),
     );
-    tasks.spawn(
-        "staff simulator",
-        play_staff(
-            format!("http://{dash_addr}"),
-            operator_token.clone(),
-            unit_tokens,
-            token.clone(),
-        ),
-    );
+    if !args.no_staff {
+        tasks.spawn(
+            "staff simulator",
+            play_staff(
+                format!("http://{dash_addr}"),
+                operator_token.clone(),
+                unit_tokens,
+                token.clone(),
+            ),
+        );
+    }
     tasks.spawn("status line", status_line(metrics.clone(), token));
 
     let duration = args.duration;

@@ -1,0 +1,617 @@
+// The dashboard's pages: the operators' console, the ward unit's work list and the citizen's
+// status page. Plain browser JavaScript, no library; every text from the server is put in the
+// page as text, never as markup.
+"use strict";
+
+const ZONE = document.querySelector('meta[name="ioc-time-zone"]')?.content || "Asia/Ho_Chi_Minh";
+const STATUSES = ["new", "verified", "unassigned", "assigned", "acknowledged", "in_progress",
+  "resolved", "reopened", "closed", "duplicate", "cancelled"];
+const PRIORITIES = ["low", "normal", "high", "urgent"];
+
+const TEXT = {
+  vi: {
+    "lang.switch": "English", "signout": "Đăng xuất", "signin.title": "Đăng nhập",
+    "signin.token": "Mã truy cập", "signin.go": "Đăng nhập", "signin.bad": "Mã truy cập không đúng.",
+    "console.title": "Bàn điều hành IOC", "ward.title": "Việc của đơn vị", "citizen.title": "Phản ánh của bạn",
+    "tab.queue": "Hàng đợi", "tab.figures": "Số liệu", "any": "Tất cả",
+    "f.ward": "Phường/xã", "f.category": "Lĩnh vực", "f.status": "Trạng thái", "f.source": "Nguồn",
+    "f.since": "Từ", "f.until": "Đến", "f.clear": "Xoá lọc",
+    "source.report": "Người dân", "source.camera": "Camera",
+    "queue.title": "Hàng đợi", "queue.order": "Mới và chưa giao trước, rồi quá hạn, rồi còn lại.",
+    "queue.empty": "Không có sự việc nào khớp bộ lọc.",
+    "col.incident": "Sự việc", "col.status": "Trạng thái", "col.ward": "Phường/xã", "col.when": "Thời điểm", "col.due": "Hạn xử lý",
+    "detail.none": "Chọn một sự việc trong hàng đợi.", "detail.where": "Vị trí", "detail.photos": "Ảnh",
+    "detail.history": "Lịch sử xử lý", "detail.clocks": "Thời hạn", "detail.ack_due": "Hạn tiếp nhận",
+    "detail.sla_due": "Hạn giải quyết", "detail.overdue": "quá hạn", "detail.left": "còn",
+    "detail.escalations": "Đã quá hạn", "detail.result": "Kết quả", "detail.unit": "Đơn vị",
+    "detail.actions": "Thao tác", "detail.camera": "Camera", "detail.address": "Địa chỉ",
+    "no.ward": "chưa giao",
+    "a.verify": "Xác minh", "a.assign": "Giao / chuyển", "a.merge": "Gộp vào", "a.cancel": "Huỷ", "a.close": "Đóng",
+    "a.acknowledge": "Tiếp nhận", "a.start": "Bắt đầu xử lý", "a.resolve": "Báo kết quả", "a.reject": "Trả lại",
+    "a.priority": "Mức ưu tiên", "a.ward": "Phường/xã", "a.of": "Mã sự việc gốc", "a.reason": "Lý do",
+    "a.result": "Kết quả xử lý", "a.photos": "Liên kết ảnh (mỗi dòng một)", "a.belongs": "Thuộc phường/xã (nếu biết)",
+    "a.done": "Đã lưu.", "a.refused": "Không thực hiện được:",
+    "p.low": "thấp", "p.normal": "bình thường", "p.high": "cao", "p.urgent": "khẩn",
+    "fig.month": "Tháng", "fig.show": "Xem", "fig.csv": "Tải CSV",
+    "fig.ward": "Phường/xã", "fig.category": "Lĩnh vực", "fig.received": "Tiếp nhận", "fig.open": "Đang mở",
+    "fig.resolved": "Đã xử lý", "fig.on_time": "Đúng hạn", "fig.ack_on_time": "Tiếp nhận đúng hạn",
+    "fig.overdue": "Quá hạn", "fig.escalations": "Cảnh báo", "fig.rejected": "Bị trả lại", "fig.rerouted": "Chuyển lại",
+    "fig.reopened": "Mở lại (khiếu nại)", "fig.duplicates": "Trùng", "fig.cancelled": "Huỷ", "fig.total": "Tổng",
+    "ward.none": "Không có việc đang mở.", "ward.count": "việc đang mở, hạn sớm nhất trước.", "ward.due": "Hạn",
+    "c.status": "Trạng thái", "c.submitted": "Gửi lúc", "c.expected": "Dự kiến xong", "c.ward": "Phường/xã",
+    "c.result": "Kết quả", "c.timeline": "Tiến trình", "c.confirm": "Tôi đồng ý với kết quả",
+    "c.dispute": "Chưa được giải quyết", "c.reason": "Vì sao chưa được giải quyết?", "c.thanks": "Cảm ơn bạn.",
+    "c.merged": "Phản ánh này được gộp vào một phản ánh khác cùng nội dung:", "c.notfound": "Không tìm thấy phản ánh với mã này.",
+    "s.new": "mới", "s.verified": "đã xác minh", "s.unassigned": "chờ phân loại", "s.assigned": "đã giao",
+    "s.acknowledged": "đã tiếp nhận", "s.in_progress": "đang xử lý", "s.resolved": "đã có kết quả",
+    "s.reopened": "mở lại", "s.closed": "đã đóng", "s.duplicate": "trùng", "s.cancelled": "đã huỷ",
+  },
+  en: {
+    "lang.switch": "Tiếng Việt", "signout": "Sign out", "signin.title": "Sign in",
+    "signin.token": "Access token", "signin.go": "Sign in", "signin.bad": "That token is not valid.",
+    "console.title": "IOC operators' console", "ward.title": "Our unit's work", "citizen.title": "Your report",
+    "tab.queue": "Queue", "tab.figures": "Figures", "any": "Any",
+    "f.ward": "Ward", "f.category": "Category", "f.status": "Status", "f.source": "Source",
+    "f.since": "From", "f.until": "To", "f.clear": "Clear filters",
+    "source.report": "Citizen", "source.camera": "Camera",
+    "queue.title": "Queue", "queue.order": "New and unassigned first, then overdue, then the rest.",
+    "queue.empty": "No incident matches the filters.",
+    "col.incident": "Incident", "col.status": "Status", "col.ward": "Ward", "col.when": "When", "col.due": "Due",
+    "detail.none": "Pick an incident in the queue.", "detail.where": "Where", "detail.photos": "Photos",
+    "detail.history": "History", "detail.clocks": "Service levels", "detail.ack_due": "Acknowledge by",
+    "detail.sla_due": "Resolve by", "detail.overdue": "overdue", "detail.left": "left",
+    "detail.escalations": "Missed targets", "detail.result": "Result", "detail.unit": "Unit",
+    "detail.actions": "Actions", "detail.camera": "Camera", "detail.address": "Address",
+    "no.ward": "unassigned",
+    "a.verify": "Verify", "a.assign": "Assign / re-route", "a.merge": "Merge into", "a.cancel": "Cancel", "a.close": "Close",
+    "a.acknowledge": "Acknowledge", "a.start": "Start work", "a.resolve": "Resolve", "a.reject": "Reject",
+    "a.priority": "Priority", "a.ward": "Ward", "a.of": "Original incident id", "a.reason": "Reason",
+    "a.result": "Result", "a.photos": "Photo links (one per line)", "a.belongs": "Belongs to ward (if known)",
+    "a.done": "Saved.", "a.refused": "Not done:",
+    "p.low": "low", "p.normal": "normal", "p.high": "high", "p.urgent": "urgent",
+    "fig.month": "Month", "fig.show": "Show", "fig.csv": "Download CSV",
+    "fig.ward": "Ward", "fig.category": "Category", "fig.received": "Received", "fig.open": "Open",
+    "fig.resolved": "Resolved", "fig.on_time": "On time", "fig.ack_on_time": "Acknowledged on time",
+    "fig.overdue": "Overdue", "fig.escalations": "Escalations", "fig.rejected": "Rejected", "fig.rerouted": "Rerouted",
+    "fig.reopened": "Reopened (disputes)", "fig.duplicates": "Duplicates", "fig.cancelled": "Cancelled", "fig.total": "Total",
+    "ward.none": "No open work.", "ward.count": "open, earliest due first.", "ward.due": "Due",
+    "c.status": "Status", "c.submitted": "Sent", "c.expected": "Expected by", "c.ward": "Ward",
+    "c.result": "Result", "c.timeline": "Progress", "c.confirm": "I accept the result",
+    "c.dispute": "Not solved", "c.reason": "Why is it not solved?", "c.thanks": "Thank you.",
+    "c.merged": "This report was merged into another one about the same thing:", "c.notfound": "No report has this tracking id.",
+    "s.new": "new", "s.verified": "verified", "s.unassigned": "awaiting triage", "s.assigned": "assigned",
+    "s.acknowledged": "acknowledged", "s.in_progress": "in progress", "s.resolved": "resolved",
+    "s.reopened": "reopened", "s.closed": "closed", "s.duplicate": "duplicate", "s.cancelled": "cancelled",
+  },
+};
+
+let lang = localStorage.getItem("ioc-lang") === "en" ? "en" : "vi";
+const t = (key) => TEXT[lang][key] ?? TEXT.vi[key] ?? key;
+
+function translate() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+}
+
+/** An element with attributes and children (strings become text nodes). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
+  return el;
+}
+
+function when(ts) {
+  if (!ts) return "–";
+  return new Intl.DateTimeFormat(lang === "vi" ? "vi-VN" : "en-GB", {
+    timeZone: ZONE, dateStyle: "short", timeStyle: "short",
+  }).format(new Date(ts));
+}
+
+function span(seconds) {
+  const s = Math.abs(Math.round(seconds));
+  const d = Math.floor(s / 86400), hr = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d ? `${d}d ${hr}h` : hr ? `${hr}h ${m}m` : `${m}m`;
+}
+
+/** An incident as the API sends it, with the lists it leaves out when empty filled in. */
+function full(i) {
+  for (const k of ["escalations", "media_urls", "history", "merged"]) i[k] = i[k] || [];
+  if (i.resolution) i.resolution.photo_urls = i.resolution.photo_urls || [];
+  return i;
+}
+
+function status(s) { return h("span", { class: `badge ${s}`, text: t(`s.${s}`) }); }
+
+// ---- The token: kept in this tab's session storage, never in the address bar. ----
+
+function token() { return sessionStorage.getItem("ioc-token") || ""; }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, { method = "GET", body, auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth) headers.Authorization = `Bearer ${token()}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new ApiError(resp.status, data?.error?.message || `HTTP ${resp.status}`);
+  return data;
+}
+
+/** Shows the sign-in form until a token the server accepts is given; then runs `start`. */
+function signedIn(start) {
+  const form = document.getElementById("signin");
+  const app = document.getElementById("app");
+  const out = document.getElementById("signout");
+  // A link of the form …#token=… (as `ioc demo` prints) signs in once, and the token leaves the
+  // address bar at once.
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    sessionStorage.setItem("ioc-token", fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  out.addEventListener("click", () => {
+    sessionStorage.removeItem("ioc-token");
+    location.reload();
+  });
+  const open = async () => {
+    try {
+      await start();
+      form.hidden = true; app.hidden = false; out.hidden = false;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        sessionStorage.removeItem("ioc-token");
+        form.hidden = false; app.hidden = true;
+        document.getElementById("signin-error").textContent = token() ? t("signin.bad") : "";
+        document.getElementById("token").focus();
+      } else {
+        throw e;
+      }
+    }
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const given = document.getElementById("token").value.trim();
+    sessionStorage.setItem("ioc-token", given);
+    document.getElementById("token").value = "";
+    await open();
+    if (!token()) document.getElementById("signin-error").textContent = t("signin.bad");
+  });
+  if (token()) open(); else { form.hidden = false; document.getElementById("token").focus(); }
+}
+
+/** A live stream of incident changes (EventSource cannot send headers; this endpoint alone
+ * takes the token in its query). */
+function live(onIncident) {
+  const source = new EventSource(`/v1/stream?access_token=${encodeURIComponent(token())}`);
+  source.addEventListener("incident", (ev) => onIncident(JSON.parse(ev.data)));
+  return source;
+}
+
+function refusal(e) { return `${t("a.refused")} ${e.message}`; }
+
+// ---- Wards (for pickers and maps) ----
+
+let wards = null;
+async function loadWards() {
+  if (!wards) {
+    const fc = await api("/v1/wards");
+    wards = new Map(fc.features.map((f) => [f.properties.id, f]));
+    const list = document.getElementById("ward-list");
+    if (list) {
+      list.replaceChildren(...[...wards.values()].map((f) =>
+        h("option", { value: f.properties.id, label: `${f.properties.name} (${f.properties.id})` })));
+    }
+  }
+  return wards;
+}
+
+function wardName(ref) { return ref ? `${ref.name} (${ref.id})` : t("no.ward"); }
+
+/** The ward's outline with the incident's position, drawn in SVG (no tiles needed). */
+function wardMap(incident) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "wardmap");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${t("detail.where")}: ${incident.location.lat.toFixed(5)}, ${incident.location.lon.toFixed(5)}`);
+  const feature = incident.ward && wards?.get(incident.ward.id);
+  const rings = feature ? feature.geometry.coordinates.flat() : [];
+  const pts = rings.flat().concat([[incident.location.lon, incident.location.lat]]);
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const [minx, maxx, miny, maxy] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const k = Math.cos(((miny + maxy) / 2) * Math.PI / 180);
+  const w = Math.max((maxx - minx) * k, 1e-4), hgt = Math.max(maxy - miny, 1e-4);
+  const scale = Math.min(400 / w, 220 / hgt);
+  const proj = ([x, y]) => [10 + (x - minx) * k * scale, 230 - (y - miny) * scale];
+  svg.setAttribute("viewBox", "0 0 420 240");
+  if (rings.length) {
+    const path = document.createElementNS(NS, "path");
+    path.setAttribute("d", rings.map((r) => "M" + r.map((c) => proj(c).map((v) => v.toFixed(1)).join(",")).join("L") + "Z").join(""));
+    path.setAttribute("fill-rule", "evenodd");
+    svg.append(path);
+  }
+  const [cx, cy] = proj([incident.location.lon, incident.location.lat]);
+  const dot = document.createElementNS(NS, "circle");
+  dot.setAttribute("cx", cx.toFixed(1)); dot.setAttribute("cy", cy.toFixed(1)); dot.setAttribute("r", "6");
+  svg.append(dot);
+  return svg;
+}
+
+// ---- The operators' console ----
+
+function consolePage() {
+  const incidents = new Map();
+  const filters = document.getElementById("filters");
+  let selected = new URLSearchParams(location.search).get("incident");
+  let categories = new Set();
+
+  const q = () => Object.fromEntries(new FormData(filters).entries());
+  const toIso = (local) => (local ? new Date(local).toISOString() : "");
+
+  function matches(i) {
+    const f = q();
+    if (f.ward && (f.ward === "unassigned" ? i.ward : i.ward?.id !== f.ward)) return false;
+    if (f.category && i.category !== f.category) return false;
+    if (f.status && i.status !== f.status) return false;
+    if (f.source && i.source.kind !== f.source) return false;
+    if (f.since && new Date(i.occurred_at) < new Date(f.since)) return false;
+    if (f.until && new Date(i.occurred_at) >= new Date(f.until)) return false;
+    return true;
+  }
+
+  const overdue = (i) => i.escalations.length > 0 ||
+    (!["resolved", "closed", "cancelled", "duplicate"].includes(i.status) && new Date(i.sla_due_at) < new Date());
+  const rank = (i) => (["new", "verified", "unassigned", "reopened"].includes(i.status) || !i.ward ? 0 : overdue(i) ? 1 : 2);
+
+  function renderQueue() {
+    const rows = [...incidents.values()].filter(matches)
+      .sort((a, b) => rank(a) - rank(b) || new Date(b.occurred_at) - new Date(a.occurred_at));
+    document.getElementById("queue-count").textContent = `(${rows.length})`;
+    const body = document.querySelector("#queue tbody");
+    if (!rows.length) {
+      body.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted", text: t("queue.empty") })));
+      return;
+    }
+    body.replaceChildren(...rows.slice(0, 300).map((i) => {
+      const open = () => select(i.id);
+      return h("tr", {
+        tabindex: "0", "data-id": i.id, class: i.id === selected ? "selected" : null,
+        "aria-selected": i.id === selected ? "true" : "false",
+        onclick: open, onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
+      },
+      h("td", {}, h("strong", { text: i.category }), h("br"), h("span", { class: "muted", text: i.id.slice(0, 13) })),
+      h("td", {}, status(i.status)),
+      h("td", { text: wardName(i.ward) }),
+      h("td", { text: when(i.occurred_at) }),
+      h("td", { class: overdue(i) ? "late" : null, text: when(i.sla_due_at) }));
+    }));
+  }
+
+  function syncUrl() {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q())) if (v) params.set(k, v);
+    if (selected) params.set("incident", selected);
+    history.replaceState(null, "", `${location.pathname}?${params}`);
+  }
+
+  async function load() {
+    const f = q();
+    const params = new URLSearchParams({ limit: "500" });
+    for (const k of ["ward", "category", "status"]) if (f[k]) params.set(k, f[k]);
+    if (f.since) params.set("since", toIso(f.since));
+    if (f.until) params.set("until", toIso(f.until));
+    const page = await api(`/v1/incidents?${params}`);
+    for (const i of page.items) incidents.set(i.id, full(i));
+    renderQueue();
+  }
+
+  async function select(id) {
+    selected = id;
+    syncUrl();
+    renderQueue();
+    const box = document.getElementById("detail");
+    try {
+      const i = full(await api(`/v1/incidents/${encodeURIComponent(id)}`));
+      incidents.set(i.id, i);
+      box.replaceChildren(...detail(i).filter(Boolean));
+    } catch (e) {
+      box.replaceChildren(h("p", { class: "error", role: "alert", text: e.message }));
+    }
+  }
+
+  function clocks(i) {
+    const now = Date.now();
+    const line = (label, due) => {
+      if (!due) return null;
+      const left = (new Date(due) - now) / 1000;
+      return h("li", {}, `${label}: ${when(due)} `,
+        h("span", { class: left < 0 ? "late" : "ok", text: `(${left < 0 ? t("detail.overdue") : t("detail.left")} ${span(left)})` }));
+    };
+    const done = ["resolved", "closed", "cancelled", "duplicate"].includes(i.status);
+    return h("ul", {}, done ? null : line(t("detail.ack_due"), ["assigned"].includes(i.status) ? i.ack_due_at : null),
+      done ? null : line(t("detail.sla_due"), i.sla_due_at),
+      i.escalations.length ? h("li", { class: "late", text: `${t("detail.escalations")}: ${i.escalations.map((e) => e.target).join(", ")}` }) : null);
+  }
+
+  function actionForm(label, fields, build) {
+    const msg = h("span", { role: "status" });
+    const form = h("form", {
+      "aria-label": label,
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        msg.className = ""; msg.textContent = "…";
+        try {
+          const next = await api(`/v1/incidents/${encodeURIComponent(selected)}/actions`, {
+            method: "POST", body: build(Object.fromEntries(new FormData(form).entries())),
+          });
+          incidents.set(next.id, full(next));
+          renderQueue();
+          await select(next.id);
+          document.getElementById("detail").prepend(h("p", { class: "ok", role: "status", text: t("a.done") }));
+        } catch (e) {
+          msg.className = "error"; msg.setAttribute("role", "alert"); msg.textContent = refusal(e);
+        }
+      },
+    }, fields, h("button", { type: "submit", class: "primary", text: label }), msg);
+    return form;
+  }
+
+  const prioritySelect = (current) => h("label", {}, t("a.priority"),
+    h("select", { name: "priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === current, text: t(`p.${p}`) }))));
+  const text = (name, label, required = true) => h("label", {}, label, h("input", { name, required, autocomplete: "off" }));
+
+  function detail(i) {
+    const src = i.source.kind === "camera"
+      ? `${t("detail.camera")} ${i.source.camera_id} · ${i.source.event_type} · ${Math.round(i.source.confidence * 100)}%`
+      : `${t("source.report")} (${i.source.channel})`;
+    const photos = i.media_urls.filter((u) => /^https?:\/\//.test(u));
+    return [
+      h("h2", { id: "detail-title" }, `${i.category} `, status(i.status)),
+      h("p", { class: "muted", text: `${i.id} · ${src} · ${t("a.priority")}: ${t(`p.${i.priority}`)}` }),
+      i.text ? h("p", { text: i.text }) : null,
+      i.address ? h("p", { text: `${t("detail.address")}: ${i.address}` }) : null,
+      h("section", { class: "card" }, h("h3", { text: `${t("detail.where")}: ${wardName(i.ward)}` }),
+        wardMap(i), i.unit ? h("p", { text: `${t("detail.unit")}: ${i.unit}` }) : null),
+      photos.length ? h("section", { class: "card photos" }, h("h3", { text: t("detail.photos") }),
+        photos.map((u) => h("a", { href: u, target: "_blank", rel: "noopener noreferrer" }, h("img", { src: u, alt: t("detail.photos"), loading: "lazy" })))) : null,
+      h("section", { class: "card" }, h("h3", { text: t("detail.clocks") }), clocks(i)),
+      i.resolution ? h("section", { class: "card" }, h("h3", { text: t("detail.result") }), h("p", { text: i.resolution.text })) : null,
+      h("section", { class: "card" }, h("h3", { text: t("detail.actions") }), h("div", { class: "actions" },
+        actionForm(t("a.verify"), [prioritySelect(i.priority)], (f) => ({ action: "verify", priority: f.priority })),
+        actionForm(t("a.assign"), [h("label", {}, t("a.ward"), h("input", { name: "ward_id", list: "ward-list", required: true, autocomplete: "off" })), prioritySelect(i.priority)],
+          (f) => ({ action: "assign", ward_id: f.ward_id.trim(), priority: f.priority })),
+        actionForm(t("a.merge"), [text("of", t("a.of"))], (f) => ({ action: "mark_duplicate", of: f.of.trim() })),
+        actionForm(t("a.cancel"), [text("reason", t("a.reason"))], (f) => ({ action: "cancel", reason: f.reason })),
+        actionForm(t("a.close"), [], () => ({ action: "close" })))),
+      h("section", { class: "card" }, h("h3", { text: t("detail.history") }), h("table", {},
+        h("thead", {}, h("tr", {}, h("th", { text: t("col.when") }), h("th", { text: "" }), h("th", { text: t("col.status") }), h("th", { text: "" }))),
+        h("tbody", {}, i.history.map((s) => h("tr", {},
+          h("td", { text: when(s.at) }), h("td", { text: `${s.actor.role}: ${s.actor.name}` }),
+          h("td", {}, s.from ? status(s.from) : "", " → ", status(s.to)),
+          h("td", { text: [s.action, s.note].filter(Boolean).join(" · ") })))))),
+    ];
+  }
+
+  // Figures of a month, per ward and category, and the same as CSV.
+  const COLUMNS = ["ward", "category", "received", "open", "resolved", "resolved_on_time_rate", "acknowledged_on_time_rate",
+    "overdue_now", "escalations", "rejected", "rerouted", "reopened", "duplicates", "cancelled"];
+  const HEAD = { ward: "fig.ward", category: "fig.category", received: "fig.received", open: "fig.open", resolved: "fig.resolved",
+    resolved_on_time_rate: "fig.on_time", acknowledged_on_time_rate: "fig.ack_on_time", overdue_now: "fig.overdue",
+    escalations: "fig.escalations", rejected: "fig.rejected", rerouted: "fig.rerouted", reopened: "fig.reopened",
+    duplicates: "fig.duplicates", cancelled: "fig.cancelled" };
+  let figureRows = [];
+  const monthForm = document.getElementById("figures-form");
+  const cell = (row, c) => {
+    const v = row[c];
+    if (c.endsWith("_rate")) return v === null || v === undefined ? "" : `${Math.round(v * 100)}%`;
+    if (c === "ward" && v) return wardName(wards?.get(v) ? { id: v, name: wards.get(v).properties.name } : { id: v, name: v });
+    return v ?? "";
+  };
+  async function figures() {
+    const month = monthForm.month.value;
+    const [y, m] = month.split("-").map(Number);
+    const since = new Date(Date.UTC(y, m - 1, 1)).toISOString();
+    const until = new Date(Date.UTC(y, m, 1)).toISOString();
+    const err = document.getElementById("figures-error");
+    err.textContent = "";
+    try {
+      const f = await api(`/v1/figures?since=${since}&until=${until}`);
+      figureRows = [...f.rows, { ...f.total, ward: t("fig.total"), category: "" }];
+      const table = document.getElementById("figures");
+      table.tHead.replaceChildren(h("tr", {}, COLUMNS.map((c) => h("th", { scope: "col", text: t(HEAD[c]) }))));
+      table.tBodies[0].replaceChildren(...figureRows.map((r) => h("tr", {}, COLUMNS.map((c) => h("td", { text: String(cell(r, c)) })))));
+    } catch (e) { err.textContent = e.message; }
+  }
+  const now = new Date();
+  monthForm.month.value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+  monthForm.addEventListener("submit", (ev) => { ev.preventDefault(); figures(); });
+  document.getElementById("csv").addEventListener("click", () => {
+    const quote = (v) => `"${String(v).replaceAll('"', '""')}"`;
+    const lines = [COLUMNS.join(","), ...figureRows.map((r) => COLUMNS.map((c) => quote(r[c] ?? "")).join(","))];
+    const a = h("a", { href: URL.createObjectURL(new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" })), download: `ioc-figures-${monthForm.month.value}.csv` });
+    document.body.append(a); a.click(); a.remove();
+  });
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    tab.addEventListener("click", () => {
+      for (const other of document.querySelectorAll('[role="tab"]')) {
+        const on = other === tab;
+        other.setAttribute("aria-selected", String(on));
+        document.getElementById(other.getAttribute("aria-controls")).hidden = !on;
+      }
+      if (tab.id === "tab-figures") figures();
+    });
+  }
+
+  signedIn(async () => {
+    const stats = await api("/v1/stats");
+    await loadWards();
+    for (const byStatus of Object.values(stats.by_ward)) for (const cats of Object.values(byStatus)) for (const c of Object.keys(cats)) categories.add(c);
+    filters.category.append(...[...categories].sort().map((c) => h("option", { value: c, text: c })));
+    filters.status.append(...STATUSES.map((s) => h("option", { value: s, text: t(`s.${s}`) })));
+    const params = new URLSearchParams(location.search);
+    for (const el of filters.elements) if (el.name && params.has(el.name)) el.value = params.get(el.name);
+    await load();
+    if (selected) await select(selected);
+    filters.addEventListener("change", () => { syncUrl(); load(); });
+    filters.addEventListener("reset", () => setTimeout(() => { syncUrl(); load(); }));
+    live((i) => {
+      full(i);
+      incidents.set(i.id, i);
+      renderQueue();
+      if (i.id === selected) document.getElementById("detail").replaceChildren(...detail(i).filter(Boolean));
+    });
+  });
+}
+
+// ---- The ward unit's work list ----
+
+function wardPage() {
+  const tasks = new Map();
+  const OPEN = ["assigned", "acknowledged", "in_progress", "reopened"];
+
+  function render() {
+    const list = [...tasks.values()].filter((i) => OPEN.includes(i.status))
+      .sort((a, b) => new Date(a.sla_due_at) - new Date(b.sla_due_at));
+    document.getElementById("summary").textContent = list.length ? `${list.length} ${t("ward.count")}` : t("ward.none");
+    document.getElementById("tasks").replaceChildren(...list.map(card));
+  }
+
+  function act(i, build, form) {
+    return async (ev) => {
+      ev.preventDefault();
+      const msg = form.querySelector("[data-msg]");
+      msg.textContent = "…"; msg.className = "";
+      try {
+        const next = await api(`/v1/incidents/${encodeURIComponent(i.id)}/actions`, {
+          method: "POST", body: build(Object.fromEntries(new FormData(form).entries())),
+        });
+        tasks.set(next.id, full(next));
+        render();
+      } catch (e) { msg.className = "error"; msg.setAttribute("role", "alert"); msg.textContent = refusal(e); }
+    };
+  }
+
+  function card(i) {
+    const late = new Date(i.sla_due_at) < new Date();
+    const box = h("article", { class: "task", "aria-labelledby": `t-${i.id}`, "data-id": i.id });
+    const button = (label, build) => {
+      const f = h("form", {}, h("button", { type: "submit", class: "primary", text: label }), h("span", { "data-msg": "" }));
+      f.addEventListener("submit", act(i, build, f));
+      return f;
+    };
+    const resolve = h("form", { "aria-label": t("a.resolve") },
+      h("label", {}, t("a.result"), h("textarea", { name: "result", required: true, rows: "3" })),
+      h("label", {}, t("a.photos"), h("textarea", { name: "photos", rows: "2" })),
+      h("button", { type: "submit", class: "primary", text: t("a.resolve") }), h("span", { "data-msg": "" }));
+    resolve.addEventListener("submit", act(i, (f) => ({
+      action: "resolve", result: f.result, photo_urls: f.photos.split(/\s+/).filter(Boolean),
+    }), resolve));
+    const reject = h("form", { "aria-label": t("a.reject") },
+      h("label", {}, t("a.reason"), h("input", { name: "reason", required: true })),
+      h("label", {}, t("a.belongs"), h("input", { name: "ward_id", list: "ward-list", autocomplete: "off" })),
+      h("button", { type: "submit", text: t("a.reject") }), h("span", { "data-msg": "" }));
+    reject.addEventListener("submit", act(i, (f) => ({
+      action: "reject", reason: f.reason, ward_id: f.ward_id.trim() || undefined,
+    }), reject));
+    box.append(...[
+      h("h2", { id: `t-${i.id}` }, `${i.category} `, status(i.status)),
+      h("p", { class: `due ${late ? "late" : ""}`, text: `${t("ward.due")}: ${when(i.sla_due_at)}` }),
+      i.text ? h("p", { text: i.text }) : null,
+      i.address ? h("p", { class: "muted", text: i.address }) : null,
+      h("p", { class: "muted", text: `${i.location.lat.toFixed(5)}, ${i.location.lon.toFixed(5)} · ${i.id}` }),
+      h("div", { class: "row" },
+        i.status === "assigned" || i.status === "reopened" ? button(t("a.acknowledge"), () => ({ action: "acknowledge" })) : null,
+        i.status === "acknowledged" ? button(t("a.start"), () => ({ action: "start" })) : null),
+      h("details", {}, h("summary", { text: t("a.resolve") }), resolve),
+      h("details", {}, h("summary", { text: t("a.reject") }), reject),
+    ].filter(Boolean));
+    return box;
+  }
+
+  document.body.append(h("datalist", { id: "ward-list" }));
+  signedIn(async () => {
+    const list = await api("/v1/assignments");
+    await loadWards().catch(() => null);
+    tasks.clear();
+    for (const i of list) tasks.set(i.id, full(i));
+    render();
+    live((i) => { tasks.set(i.id, full(i)); render(); });
+  });
+}
+
+// ---- The citizen's status page (public: no token, nothing about anyone else) ----
+
+function citizenPage() {
+  const id = decodeURIComponent(location.pathname.split("/").pop());
+  const box = document.getElementById("report");
+  const error = document.getElementById("error");
+
+  function show(r) {
+    const parts = [
+      h("h2", {}, `${r.category} `, status(r.status)),
+      h("dl", {},
+        h("dt", { text: t("c.submitted") }), h("dd", { text: when(r.submitted_at) }),
+        h("dt", { text: t("c.ward") }), h("dd", { text: r.ward ? r.ward.name : t("no.ward") }),
+        r.unit ? [h("dt", { text: t("detail.unit") }), h("dd", { text: r.unit })] : null,
+        ["resolved", "closed", "cancelled", "duplicate"].includes(r.status) ? null
+          : [h("dt", { text: t("c.expected") }), h("dd", { text: when(r.expected_by) })]),
+    ];
+    if (r.result) {
+      parts.push(h("section", { class: "card" }, h("h3", { text: t("c.result") }), h("p", { text: r.result.text }),
+        h("div", { class: "photos" }, (r.result.photo_urls || []).filter((u) => /^https?:\/\//.test(u))
+          .map((u) => h("a", { href: u, target: "_blank", rel: "noopener noreferrer" }, h("img", { src: u, alt: t("c.result"), loading: "lazy" }))))));
+    }
+    if (r.status === "resolved") {
+      const msg = h("p", { role: "status" });
+      const answer = (path, body) => async (ev) => {
+        ev?.preventDefault();
+        try {
+          await api(`/v1/reports/${encodeURIComponent(id)}/${path}`, { method: "POST", body, auth: false });
+          msg.className = "ok"; msg.textContent = t("c.thanks");
+          await refresh();
+        } catch (e) { msg.className = "error"; msg.setAttribute("role", "alert"); msg.textContent = refusal(e); }
+      };
+      const dispute = h("form", { "aria-label": t("c.dispute") },
+        h("label", {}, t("c.reason"), h("textarea", { name: "reason", required: true, rows: "3" })),
+        h("button", { type: "submit", text: t("c.dispute") }));
+      dispute.addEventListener("submit", (ev) => answer("dispute", { reason: new FormData(dispute).get("reason") })(ev));
+      parts.push(h("section", { class: "card" },
+        h("button", { type: "button", class: "primary", onclick: answer("confirm", {}), text: t("c.confirm") }),
+        h("details", {}, h("summary", { text: t("c.dispute") }), dispute), msg));
+    }
+    parts.push(h("section", { class: "card" }, h("h3", { text: t("c.timeline") }),
+      h("ol", { class: "timeline" }, (r.history || []).map((s) => h("li", {}, `${when(s.at)} `, status(s.status))))));
+    if (r.merged_into) {
+      parts.push(h("p", { text: t("c.merged") }), h("a", { href: `/r/${encodeURIComponent(r.merged_into.tracking_id)}`, text: r.merged_into.tracking_id }));
+    }
+    box.replaceChildren(...parts.filter(Boolean));
+  }
+
+  async function refresh() {
+    try {
+      show(await api(`/v1/reports/${encodeURIComponent(id)}`, { auth: false }));
+      error.textContent = "";
+    } catch (e) {
+      error.textContent = e.status === 404 ? t("c.notfound") : e.message;
+    }
+  }
+  refresh();
+  setInterval(refresh, 30000);
+}
+
+document.getElementById("lang")?.addEventListener("click", () => {
+  lang = lang === "vi" ? "en" : "vi";
+  localStorage.setItem("ioc-lang", lang);
+  location.reload();
+});
+translate();
+({ console: consolePage, ward: wardPage, citizen: citizenPage })[document.body.dataset.page]?.();

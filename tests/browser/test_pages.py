@@ -1,0 +1,191 @@
+"""The web pages in a real browser (headless Chromium driven by Playwright), as their users work
+with them: an operator in the console, a ward unit on a phone, a citizen following a report.
+
+Run by scripts/browser.sh, which starts `ioc demo --rate 0 --no-staff` and passes its addresses
+and tokens in the environment. Fails on any uncaught JavaScript error and on any console error
+other than the browser's own note about an HTTP error answer (several steps provoke refusals on
+purpose). Screenshots of each step go to $IOC_ARTIFACTS.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+from playwright.sync_api import expect, sync_playwright
+
+INGEST = os.environ["IOC_INGEST"]
+DASHBOARD = os.environ["IOC_DASHBOARD"]
+OPERATOR = os.environ["IOC_OPERATOR_TOKEN"]
+WARD_TOKEN = os.environ["IOC_WARD_TOKEN"]
+WARD = os.environ["IOC_WARD"]
+ARTIFACTS = os.environ.get("IOC_ARTIFACTS", "target/browser-artifacts")
+WAIT_MS = 15_000
+
+problems = []
+
+
+def call(method, url, body=None, token=None):
+    req = urllib.request.Request(url, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    data = json.dumps(body).encode() if body is not None else None
+    with urllib.request.urlopen(req, data, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def file_report(text):
+    """A report far from every ward, so it waits in the operators' triage."""
+    return call("POST", f"{INGEST}/v1/reports", {
+        "channel": "app", "category": "environment", "text": text,
+        "location": {"lat": 10.95, "lon": 107.05},
+        "reporter": {"phone": "+84-912345678", "name": "Nguyễn Văn A"},
+        "submitted_at": datetime.now(timezone.utc).isoformat(),
+    })
+
+
+def watch(page, who):
+    def on_console(msg):
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            problems.append(f"{who}: console error: {msg.text}")
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: problems.append(f"{who}: uncaught error: {e}"))
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
+
+
+def sign_in(page, path, token):
+    page.goto(f"{DASHBOARD}{path}")
+    page.get_by_label("Mã truy cập").fill(token)
+    page.get_by_role("button", name="Đăng nhập").click()
+    expect(page.locator("#app")).to_be_visible(timeout=WAIT_MS)
+    assert "token" not in page.url, page.url
+
+
+def main():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+
+        # An operator signs in; a wrong token is refused first.
+        operator = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        watch(operator, "console")
+        operator.goto(f"{DASHBOARD}/console")
+        operator.get_by_label("Mã truy cập").fill("not-a-token")
+        operator.get_by_role("button", name="Đăng nhập").click()
+        expect(operator.locator("#signin-error")).to_have_text("Mã truy cập không đúng.", timeout=WAIT_MS)
+        sign_in(operator, "/console", OPERATOR)
+        shot(operator, "01-console-signed-in")
+
+        # A report filed over the API appears in the queue without a reload.
+        filed_at = time.monotonic()
+        filed = file_report("Ngập nước sau mưa, xe máy chết máy")
+        report_id = filed["tracking_id"]
+        row = operator.locator(f'#queue tr[data-id="{report_id}"]')
+        expect(row).to_be_visible(timeout=WAIT_MS)
+        print(f"report on the operator's queue {time.monotonic() - filed_at:.2f} s after filing, no reload")
+        assert "Nguyễn" not in operator.content() and "912345678" not in operator.content()
+
+        # Keyboard: the row opens with Enter.
+        row.focus()
+        operator.keyboard.press("Enter")
+        expect(operator.locator("#detail h2")).to_contain_text("environment", timeout=WAIT_MS)
+        assert f"incident={report_id}" in operator.url
+        # A refused action shows the server's reason: closing an unresolved incident.
+        operator.get_by_role("form", name="Đóng").get_by_role("button").click()
+        expect(operator.locator("#detail [role=alert]").first).to_contain_text("Không thực hiện được", timeout=WAIT_MS)
+        operator.get_by_role("form", name="Xác minh").get_by_role("button").click()
+        expect(operator.locator("#detail h2 .badge")).to_have_text("đã xác minh", timeout=WAIT_MS)
+        assign = operator.get_by_role("form", name="Giao / chuyển")
+        assign.get_by_label("Phường/xã").fill(WARD)
+        assign.get_by_role("button").click()
+        expect(operator.locator("#detail h2 .badge")).to_have_text("đã giao", timeout=WAIT_MS)
+        shot(operator, "02-console-assigned")
+
+        # Filters stay in the address: a reload keeps them.
+        operator.locator("#filters select[name=status]").select_option("assigned")
+        operator.wait_for_function("location.search.includes('status=assigned')", timeout=WAIT_MS)
+        operator.reload()
+        expect(operator.locator("#filters select[name=status]")).to_have_value("assigned", timeout=WAIT_MS)
+        expect(operator.locator(f'#queue tr[data-id="{report_id}"]')).to_be_visible(timeout=WAIT_MS)
+
+        # Another ward's incident, for the isolation check below.
+        other = file_report("Lấn chiếm vỉa hè")["tracking_id"]
+        wards = call("GET", f"{DASHBOARD}/v1/wards", token=OPERATOR)["features"]
+        other_ward = next(f["properties"]["id"] for f in wards if f["properties"]["id"] != WARD)
+        for _ in range(100):
+            try:
+                call("POST", f"{DASHBOARD}/v1/incidents/{other}/actions",
+                     {"action": "assign", "ward_id": other_ward}, token=OPERATOR)
+                break
+            except urllib.error.HTTPError:
+                time.sleep(0.1)
+
+        # The ward unit, on a phone-sized screen: acknowledge, start, resolve.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        unit = phone.new_page()
+        watch(unit, "ward page")
+        sign_in(unit, "/ward", WARD_TOKEN)
+        task = unit.locator(f'article[data-id="{report_id}"]')
+        expect(task).to_be_visible(timeout=WAIT_MS)
+        assert unit.locator(f'article[data-id="{other}"]').count() == 0
+        shot(unit, "03-ward-list")
+        task.get_by_role("button", name="Tiếp nhận").click()
+        expect(task.locator(".badge")).to_have_text("đã tiếp nhận", timeout=WAIT_MS)
+        task.get_by_role("button", name="Bắt đầu xử lý").click()
+        expect(task.locator(".badge")).to_have_text("đang xử lý", timeout=WAIT_MS)
+        task.locator("summary", has_text="Báo kết quả").click()
+        task.get_by_label("Kết quả xử lý").fill("Đã khơi thông cống, nước đã rút.")
+        task.get_by_role("form", name="Báo kết quả").get_by_role("button").click()
+        expect(task).to_have_count(0, timeout=WAIT_MS)
+        shot(unit, "04-ward-resolved")
+
+        # A ward token sees no other ward's incident in any page.
+        unit.goto(f"{DASHBOARD}/console?incident={other}")
+        expect(unit.locator("#detail [role=alert]")).to_contain_text("This is not in your ward", timeout=WAIT_MS)
+        assert unit.locator(f'#queue tr[data-id="{other}"]').count() == 0
+        shot(unit, "05-ward-token-on-another-ward")
+
+        # The citizen follows the status_url ingest gave, sees the result and confirms.
+        citizen = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        watch(citizen, "citizen page")
+        assert filed["status_url"].endswith(f"/r/{report_id}"), filed["status_url"]
+        citizen.goto(filed["status_url"])
+        expect(citizen.locator("#report h2 .badge")).to_have_text("đã có kết quả", timeout=WAIT_MS)
+        expect(citizen.locator("#report")).to_contain_text("Đã khơi thông cống")
+        assert "Nguyễn" not in citizen.content() and "912345678" not in citizen.content()
+        shot(citizen, "06-citizen-result")
+        citizen.get_by_role("button", name="Tôi đồng ý với kết quả").click()
+        expect(citizen.locator("#report h2 .badge")).to_have_text("đã đóng", timeout=WAIT_MS)
+
+        # English on request; dates in the city's time zone.
+        citizen.get_by_role("button", name="English").click()
+        expect(citizen.locator("h1")).to_have_text("Your report", timeout=WAIT_MS)
+        shot(citizen, "07-citizen-closed-en")
+
+        # Signing out forgets the token.
+        operator.get_by_role("button", name="Đăng xuất").click()
+        expect(operator.locator("#signin")).to_be_visible(timeout=WAIT_MS)
+        assert operator.evaluate("sessionStorage.getItem('ioc-token')") is None
+        browser.close()
+
+    if problems:
+        sys.exit("JavaScript errors in the pages (above)")
+    print("browser tests passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        if problems:
+            print("\n".join(problems), file=sys.stderr)

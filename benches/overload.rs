@@ -157,8 +157,8 @@ async fn main() -> anyhow::Result<()> {
         "broker back",
     ];
     println!("\nresident memory before the load: {baseline:.0} MiB");
-    println!("\n| phase | sent | 202 | 503 | other | 202 p50 / p99 | 503 p50 / p99 | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("\n| phase | sent | 202 | 503 | other | 202 p50 / p99 | 503 p50 / p99 | first 202 after | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (i, phase) in phases.iter().enumerate() {
         match i {
             1 => broker.set_round_trip(Duration::from_millis(args.round_trip_ms))?,
@@ -170,6 +170,8 @@ async fn main() -> anyhow::Result<()> {
             _ => {}
         }
         let answers: Arc<Mutex<Answers>> = Arc::default();
+        // When the first 202 of the phase was answered, counted from the phase's start.
+        let first_ok: Arc<Mutex<Option<Duration>>> = Arc::default();
         let peak = Arc::new(Mutex::new(0f64));
         let sampling = {
             let peak = peak.clone();
@@ -190,8 +192,13 @@ async fn main() -> anyhow::Result<()> {
         let mut tasks = Vec::with_capacity(total as usize);
         for _ in 0..total {
             tick.tick().await;
-            let (http, url, body, answers) =
-                (http.clone(), url.clone(), body.clone(), answers.clone());
+            let (http, url, body, answers, first_ok) = (
+                http.clone(),
+                url.clone(),
+                body.clone(),
+                answers.clone(),
+                first_ok.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut body = (*body).clone();
                 body["submitted_at"] = json!(chrono::Utc::now());
@@ -201,6 +208,11 @@ async fn main() -> anyhow::Result<()> {
                     Err(_) => 0,
                 };
                 let took = t0.elapsed();
+                if status == 202 {
+                    let at = phase_started.elapsed();
+                    let mut first = first_ok.lock().unwrap();
+                    *first = Some(first.map_or(at, |f| f.min(at)));
+                }
                 answers
                     .lock()
                     .unwrap()
@@ -232,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
             })
         };
         println!(
-            "| {phase} | {total} in {:.1} s | {} | {} | {other} | {} / {} ms | {} / {} ms | {:.0} MiB |",
+            "| {phase} | {total} in {:.1} s | {} | {} | {other} | {} / {} ms | {} / {} ms | {} | {:.0} MiB |",
             took.as_secs_f64(),
             n(202),
             n(503),
@@ -240,6 +252,10 @@ async fn main() -> anyhow::Result<()> {
             ms(202, 99),
             ms(503, 50),
             ms(503, 99),
+            first_ok
+                .lock()
+                .unwrap()
+                .map_or("–".to_string(), |d| format!("{:.2} s", d.as_secs_f64())),
             *peak.lock().unwrap(),
         );
     }

@@ -9,10 +9,17 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::model::Config;
 
+/// Longest wait between attempts to reconnect to a broker, unless `[kafka.options]` says
+/// otherwise.
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
+
 /// Base client configuration: brokers plus the raw options from `[kafka.options]`.
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.kafka.brokers);
+    // librdkafka waits up to 10 s between attempts to reach a broker that went away, so a stage
+    // went on refusing requests for up to 10 s after the broker was back (BENCHMARKS.md).
+    cc.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
     for (k, v) in &config.kafka.options {
         cc.set(k, v);
     }

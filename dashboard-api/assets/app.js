@@ -33,7 +33,8 @@ const TEXT = {
     "a.done": "Đã lưu.", "a.refused": "Không thực hiện được:",
     "p.low": "thấp", "p.normal": "bình thường", "p.high": "cao", "p.urgent": "khẩn",
     "fig.month": "Tháng", "fig.show": "Xem", "fig.csv": "Tải CSV",
-    "fig.ward": "Phường/xã", "fig.category": "Lĩnh vực", "fig.received": "Tiếp nhận", "fig.open": "Đang mở",
+    "fig.ward": "Phường/xã", "fig.category": "Lĩnh vực", "fig.unit": "Đơn vị xử lý", "fig.verified": "Đã xác minh",
+    "fig.confirmed": "Người dân đồng ý", "fig.received": "Tiếp nhận", "fig.open": "Đang mở",
     "fig.resolved": "Đã xử lý", "fig.on_time": "Đúng hạn", "fig.ack_on_time": "Tiếp nhận đúng hạn",
     "fig.overdue": "Quá hạn", "fig.escalations": "Cảnh báo", "fig.rejected": "Bị trả lại", "fig.rerouted": "Chuyển lại",
     "fig.reopened": "Mở lại (khiếu nại)", "fig.duplicates": "Trùng", "fig.cancelled": "Huỷ", "fig.total": "Tổng",
@@ -70,7 +71,8 @@ const TEXT = {
     "a.done": "Saved.", "a.refused": "Not done:",
     "p.low": "low", "p.normal": "normal", "p.high": "high", "p.urgent": "urgent",
     "fig.month": "Month", "fig.show": "Show", "fig.csv": "Download CSV",
-    "fig.ward": "Ward", "fig.category": "Category", "fig.received": "Received", "fig.open": "Open",
+    "fig.ward": "Ward", "fig.category": "Category", "fig.unit": "Handling unit", "fig.verified": "Verified",
+    "fig.confirmed": "Confirmed by citizens", "fig.received": "Received", "fig.open": "Open",
     "fig.resolved": "Resolved", "fig.on_time": "On time", "fig.ack_on_time": "Acknowledged on time",
     "fig.overdue": "Overdue", "fig.escalations": "Escalations", "fig.rejected": "Rejected", "fig.rerouted": "Rerouted",
     "fig.reopened": "Reopened (disputes)", "fig.duplicates": "Duplicates", "fig.cancelled": "Cancelled", "fig.total": "Total",
@@ -111,6 +113,18 @@ function when(ts) {
   return new Intl.DateTimeFormat(lang === "vi" ? "vi-VN" : "en-GB", {
     timeZone: ZONE, dateStyle: "short", timeStyle: "short",
   }).format(new Date(ts));
+}
+
+/** The instant the city's clocks show midnight on the first of a month (`month` from 0; 12 is
+ * January of the next year). */
+function zoneMidnight(year, month) {
+  const guess = Date.UTC(year, month, 1);
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+    timeZone: ZONE, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric",
+  }).formatToParts(new Date(guess)).map((p) => [p.type, Number(p.value)]));
+  const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+  return new Date(guess - (wall - guess));
 }
 
 function span(seconds) {
@@ -402,9 +416,11 @@ function consolePage() {
   }
 
   // Figures of a month, per ward and category, and the same as CSV.
-  const COLUMNS = ["ward", "category", "received", "open", "resolved", "resolved_on_time_rate", "acknowledged_on_time_rate",
-    "overdue_now", "escalations", "rejected", "rerouted", "reopened", "duplicates", "cancelled"];
-  const HEAD = { ward: "fig.ward", category: "fig.category", received: "fig.received", open: "fig.open", resolved: "fig.resolved",
+  const COLUMNS = ["ward", "category", "unit", "received", "verified", "open", "resolved", "resolved_on_time_rate",
+    "acknowledged_on_time_rate", "overdue_now", "escalations", "rejected", "rerouted", "confirmed", "reopened",
+    "duplicates", "cancelled"];
+  const HEAD = { ward: "fig.ward", category: "fig.category", unit: "fig.unit", received: "fig.received", verified: "fig.verified",
+    confirmed: "fig.confirmed", open: "fig.open", resolved: "fig.resolved",
     resolved_on_time_rate: "fig.on_time", acknowledged_on_time_rate: "fig.ack_on_time", overdue_now: "fig.overdue",
     escalations: "fig.escalations", rejected: "fig.rejected", rerouted: "fig.rerouted", reopened: "fig.reopened",
     duplicates: "fig.duplicates", cancelled: "fig.cancelled" };
@@ -413,14 +429,14 @@ function consolePage() {
   const cell = (row, c) => {
     const v = row[c];
     if (c.endsWith("_rate")) return v === null || v === undefined ? "" : `${Math.round(v * 100)}%`;
-    if (c === "ward" && v) return wardName(wards?.get(v) ? { id: v, name: wards.get(v).properties.name } : { id: v, name: v });
+    if (c === "ward" && wards?.get(v)) return wardName({ id: v, name: wards.get(v).properties.name });
     return v ?? "";
   };
   async function figures() {
     const month = monthForm.month.value;
     const [y, m] = month.split("-").map(Number);
-    const since = new Date(Date.UTC(y, m - 1, 1)).toISOString();
-    const until = new Date(Date.UTC(y, m, 1)).toISOString();
+    const since = zoneMidnight(y, m - 1).toISOString();
+    const until = zoneMidnight(y, m).toISOString();
     const err = document.getElementById("figures-error");
     err.textContent = "";
     try {

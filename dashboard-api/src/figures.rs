@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ioc_schema::sla::{self, Target};
-use ioc_schema::{Incident, Status, Step};
+use ioc_schema::{ActorRole, Incident, Status, Step};
 use serde::Serialize;
 
 /// An overdue incident in `GET /v1/overdue`.
@@ -51,8 +51,13 @@ pub struct Row {
     pub ward: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub category: String,
+    /// The specialist unit that handles the category in the ward.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub unit: String,
     /// Incidents that occurred in the period.
     pub received: usize,
+    /// Incidents an operator verified.
+    pub verified: usize,
     /// Still needing work now (resolved ones wait only for the citizen).
     pub open: usize,
     /// With a resolution (resolved, or closed after one).
@@ -73,7 +78,10 @@ pub struct Row {
     pub rejected: usize,
     /// Incidents handed to another ward after a rejection.
     pub rerouted: usize,
+    /// Resolutions the citizen disputed (the incident was reopened).
     pub reopened: usize,
+    /// Resolutions the citizen confirmed.
+    pub confirmed: usize,
     pub duplicates: usize,
     pub cancelled: usize,
 }
@@ -99,6 +107,14 @@ impl Acc {
     fn add(&mut self, i: &Incident, now: DateTime<Utc>) {
         let r = &mut self.row;
         r.received += 1;
+        if r.unit.is_empty() {
+            if let Some(unit) = &i.unit {
+                r.unit.clone_from(unit);
+            }
+        }
+        if i.history.iter().any(|t| t.action == Step::Verify) {
+            r.verified += 1;
+        }
         if i.status.is_open() && i.status != Status::Resolved {
             r.open += 1;
         }
@@ -128,6 +144,7 @@ impl Acc {
                     rejected_before = true;
                 }
                 Step::Reopen => r.reopened += 1,
+                Step::Close if t.actor.role == ActorRole::Citizen => r.confirmed += 1,
                 Step::Acknowledge if !acknowledged => {
                     acknowledged = true;
                     if let Some(from) = assigned_at {
@@ -194,13 +211,16 @@ impl Figures {
                 .or_default()
                 .add(i, now);
         }
+        let mut total = total.finish();
+        total.unit.clear();
         Figures {
-            total: total.finish(),
+            total,
             rows: groups
                 .into_iter()
                 .map(|((ward, category), acc)| {
                     let mut row = acc.finish();
                     row.ward = ward;
+                    // The unit is per category; the total mixes them.
                     row.category = category;
                     row
                 })
@@ -287,10 +307,27 @@ mod tests {
             vec![
                 route(0),
                 step(5, Step::Reject, Status::Unassigned),
+                step(8, Step::Verify, Status::Verified),
                 step(20, Step::Assign, Status::Assigned),
             ],
             None,
         );
+        let mut confirmed = on_time.clone();
+        confirmed.id = "d".into();
+        confirmed.history.push(fixtures::transition(
+            t(200),
+            ActorRole::Citizen,
+            Step::Close,
+            Status::Closed,
+        ));
+        // An operator's close is not a citizen's confirmation.
+        let mut closed_by_operator = on_time.clone();
+        closed_by_operator.id = "e".into();
+        closed_by_operator
+            .history
+            .push(step(200, Step::Close, Status::Closed));
+        let f = Figures::compute([&confirmed, &closed_by_operator].into_iter(), t(1000));
+        assert_eq!((f.total.confirmed, f.total.verified), (1, 0));
         let all = [on_time, late, rerouted];
         let f = Figures::compute(all.iter(), t(1000));
         let r = &f.total;
@@ -301,6 +338,7 @@ mod tests {
         assert_eq!(r.resolved_on_time_rate, Some(0.5));
         assert_eq!(r.acknowledged_on_time_rate, Some(0.5));
         assert_eq!((r.rejected, r.rerouted, r.escalations), (1, 1, 2));
+        assert_eq!(r.verified, 1);
         // "c" is assigned, unacknowledged since minute 20 (due at 30) and unresolved past 600.
         assert_eq!(r.overdue_now, 1);
         assert_eq!(f.rows.len(), 1);

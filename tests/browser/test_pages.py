@@ -172,6 +172,19 @@ def main():
         expect(citizen.locator("h1")).to_have_text("Your report", timeout=WAIT_MS)
         shot(citizen, "07-citizen-closed-en")
 
+        # The month's figures, on the page and as CSV: the citizen's confirmation is counted.
+        operator.get_by_role("tab", name="Số liệu").click()
+        ward_row = operator.locator("#figures tbody tr", has_text=f"({WARD})").filter(has_text="environment")
+        expect(ward_row).to_be_visible(timeout=WAIT_MS)
+        with operator.expect_download(timeout=WAIT_MS) as download:
+            operator.get_by_role("button", name="Tải CSV").click()
+        lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+        header = lines[0].split(",")
+        assert header[:4] == ["ward", "category", "unit", "received"], header
+        row = next(l for l in lines if l.startswith(f'"{WARD}","environment"'))
+        assert row.split(",")[header.index("confirmed")] == '"1"', row
+        shot(operator, "08-figures")
+
         # Signing out forgets the token.
         operator.get_by_role("button", name="Đăng xuất").click()
         expect(operator.locator("#signin")).to_be_visible(timeout=WAIT_MS)

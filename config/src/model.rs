@@ -171,6 +171,12 @@ impl CameraKeyConfig {
 pub struct RouterConfig {
     /// Consumer group shared by every router instance.
     pub group_id: String,
+    /// This router's stable name in the group (Kafka static membership, `group.instance.id`),
+    /// e.g. the host or pod name, unique per running router. A router restarted under the same
+    /// name takes its own partitions back at once, without a rebalance; one that does not come
+    /// back loses them after the session timeout. Unset: dynamic membership.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Address of the router's `/metrics` and `/healthz` endpoint.
     pub listen: String,
     /// Points within this distance of a ward edge are "on the boundary" (metres).

@@ -26,7 +26,17 @@ pub fn clients(
     metrics: &Metrics,
     stage: &'static str,
 ) -> anyhow::Result<(StreamConsumer<LagContext>, Sink)> {
-    let consumer: StreamConsumer<LagContext> = super::consumer_config(config, group)
+    let mut cc = super::consumer_config(config, group);
+    if let Some(instance) = config
+        .router
+        .instance_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        // One name per group the process is a member of.
+        cc.set("group.instance.id", format!("{instance}-{stage}"));
+    }
+    let consumer: StreamConsumer<LagContext> = cc
         .create_with_context(LagContext {
             metrics: metrics.clone(),
             stage,

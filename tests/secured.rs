@@ -72,3 +72,45 @@ async fn a_client_that_cannot_verify_the_broker_does_not_talk_to_it() {
     let plain = Sink::new(&s.config, Metrics::new(), "test").expect("producer");
     assert!(plain.reachable().await.is_err());
 }
+
+/// The SCRAM broker (`IOC_TEST_SCRAM_BROKERS`, with `IOC_TEST_SCRAM_USER` and
+/// `IOC_TEST_SCRAM_PASSWORD`), or `None` with the reason printed.
+fn scram_broker() -> Option<(String, String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("IOC_TEST_SCRAM_BROKERS"),
+        var("IOC_TEST_SCRAM_USER"),
+        var("IOC_TEST_SCRAM_PASSWORD"),
+    ) {
+        (Some(b), Some(u), Some(p)) => Some((b, u, p)),
+        _ => {
+            eprintln!("skipped: IOC_TEST_SCRAM_BROKERS, IOC_TEST_SCRAM_USER and IOC_TEST_SCRAM_PASSWORD are not set (scripts/test.sh sets them when its tansu has durable storage)");
+            None
+        }
+    }
+}
+
+fn with_scram(s: &mut Settings, user: &str, password: &str) {
+    let options = &mut s.config.kafka.options;
+    options.insert("security.protocol".into(), "SASL_PLAINTEXT".into());
+    options.insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+    options.insert("sasl.username".into(), user.into());
+    options.insert("sasl.password".into(), password.into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_travels_the_whole_pipeline_signed_in_with_scram() {
+    let Some((brokers, user, password)) = scram_broker() else {
+        return;
+    };
+    let mut s = common::settings("scram-refused", &brokers, 1);
+    with_scram(&mut s, &user, "not-the-password");
+    let refused = Sink::new(&s.config, Metrics::new(), "test").expect("producer");
+    assert!(refused.reachable().await.is_err());
+
+    let p = Pipeline::start_at("scram-e2e", &brokers, |s| with_scram(s, &user, &password)).await;
+    let id = p.file_report(WARD_OF_TOKEN).await;
+    p.incident_when(&id, "routed", |i| i["ward"]["id"] == WARD_OF_TOKEN)
+        .await;
+    p.stop().await;
+}

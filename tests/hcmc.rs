@@ -113,3 +113,49 @@ fn the_index_agrees_with_an_exact_answer_in_each_of_the_168_units() {
         "the sample reaches outside the city ({outside})"
     );
 }
+
+/// The 697 real traffic cameras of the city's portal against the ward the portal itself records
+/// for each (`ward_code_2025`): the ward a camera event is routed to must be that one.
+#[test]
+fn cameras_fall_in_the_ward_the_city_records_for_them() {
+    let Some(file) = wards_file() else {
+        println!("skipped: ../shared/data/vietnam/hcmc_2025/ is absent (set IOC_SHARED_DATA)");
+        return;
+    };
+    let features = ioc_schema::boundary::read_wards(&file, "code", Some("name")).unwrap();
+    let index = WardIndex::build(
+        features.into_iter().map(Ward::from).collect(),
+        BuildOptions::default(),
+    );
+    let cameras: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(file.with_file_name("hcmc_traffic_cameras_2025.geojson")).unwrap(),
+    )
+    .unwrap();
+    let cameras = cameras["features"].as_array().unwrap();
+    assert_eq!(cameras.len(), 697);
+    // The portal records no ward for a camera outside the city; the rule still hands one within
+    // `nearest_max_m` (50 m) of a unit to that unit, and leaves the others to operators.
+    let (mut same, mut outside, mut differ) = (0, Vec::new(), Vec::new());
+    for c in cameras {
+        let at = &c["geometry"]["coordinates"];
+        let (lon, lat) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+        let recorded = c["properties"]["ward_code_2025"]
+            .as_str()
+            .filter(|s| !s.is_empty());
+        let got = index.locate(lon, lat);
+        let ours = got.ward.map(|w| index.wards()[w as usize].id.as_str());
+        match (recorded, ours) {
+            (Some(r), Some(o)) if r == o => same += 1,
+            (None, _) if matches!(got.rule, AssignRule::Nearest | AssignRule::Unassigned) => {
+                outside.push((ours.map(str::to_string), got.distance_m))
+            }
+            _ => differ.push((c["properties"]["code"].clone(), recorded, ours, got.rule)),
+        }
+    }
+    println!(
+        "697 cameras: {same} in the recorded ward; {} outside every unit with no ward recorded (nearest unit within 50 m, distance): {outside:?}",
+        outside.len()
+    );
+    assert!(differ.is_empty(), "{differ:?}");
+    assert_eq!((same, outside.len()), (694, 3));
+}

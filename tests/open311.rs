@@ -224,3 +224,41 @@ async fn an_open311_key_over_its_budget_gets_429_in_the_spec_format() {
     assert_eq!(body[0]["code"], 429, "{body}");
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_address_over_its_budget_gets_429_in_the_spec_format() {
+    let p = Pipeline::start_with("o311-addr-limit", 1, 0, None, |s| {
+        s.config.limits.per_client_per_minute = 1;
+        s.config.limits.per_client_burst = 1;
+    })
+    .await;
+    let file = |ext: &'static str| {
+        let p = &p;
+        async move {
+            p.http
+                .post(format!("{}/open311/v2/requests.{ext}", p.dashboard_url))
+                .form(&[
+                    ("api_key", OPEN311_KEY),
+                    ("service_code", "environment"),
+                    ("lat", "20.54"),
+                    ("long", "105.91"),
+                    ("description", "Rác"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(file("json").await.status().as_u16(), 201);
+    let refused = file("json").await;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body[0]["code"], 429, "{body}");
+    let refused = file("xml").await;
+    assert_eq!(refused.status().as_u16(), 429);
+    let xml = refused.text().await.unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "errors", "{xml}");
+    p.stop().await;
+}

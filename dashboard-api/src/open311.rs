@@ -90,6 +90,14 @@ pub fn document(
                         ),
                     201,
                     "Filed: durably in Kafka",
+                )
+                .answers_in(
+                    429,
+                    "Too many requests from this client or API key; Retry-After says when to retry (the spec's error format)",
+                    json!({
+                        "application/json": {"schema": {"type": "array"}},
+                        "text/xml": {"schema": {"type": "string"}},
+                    }),
                 ),
             ]
         },

@@ -53,6 +53,59 @@ fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
     assert!(accepted > 50, "{last}");
 }
 
+/// `ioc demo --config config/hcmc.toml`: Ho Chi Minh City's own ward maps (2019 and 2025) and its
+/// 697 traffic cameras, read from ../shared/data; skips with a printed reason when absent.
+#[test]
+fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vietnam");
+    if !data.join("hcmc_2025/hcmc_wards_2025.geojson").is_file() {
+        println!("skipped: ../shared/data/vietnam is absent (config/hcmc.toml reads it there)");
+        return;
+    }
+    let out = ioc(&[
+        "demo",
+        "--config",
+        "config/hcmc.toml",
+        "--rate",
+        "40",
+        "--duration",
+        "8",
+        "--ingest-listen",
+        "127.0.0.1:0",
+        "--dashboard-listen",
+        "127.0.0.1:0",
+        "--router-listen",
+        "127.0.0.1:0",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The simulated units are the 2025 units, by their official codes (e.g. 26740).
+    let ward_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("ward token"))
+        .expect("a ward token line");
+    let unit = ward_line
+        .split("unit of ward ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap_or_default();
+    assert_eq!(unit.len(), 5, "{ward_line}");
+    let last = stdout.lines().last().unwrap();
+    let numbers: Vec<u64> = last
+        .strip_prefix("stopped: ")
+        .unwrap_or_else(|| panic!("no summary line: {last}"))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (accepted, routed) = (numbers[0], numbers[1]);
+    assert!(accepted > 50, "{last}");
+    assert_eq!(accepted, routed, "{last}");
+}
+
 #[test]
 fn wards_check_passes_the_demo_city_and_fails_overlaps() {
     let out = ioc(&["wards", "check", "config/demo/wards.geojson"]);

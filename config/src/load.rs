@@ -396,6 +396,9 @@ pub fn token_digest(token: &str) -> String {
 
 /// Parses the camera registry CSV (`id,lat,lon,description`), listing every bad row.
 pub fn parse_cameras(text: &str) -> Result<HashMap<String, Camera>, Vec<String>> {
+    if text.trim_start().starts_with('{') {
+        return parse_camera_features(text);
+    }
     let mut out = HashMap::new();
     let mut errors = Vec::new();
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
@@ -429,6 +432,54 @@ pub fn parse_cameras(text: &str) -> Result<HashMap<String, Camera>, Vec<String>>
             }
             _ => errors.push(format!(
                 "line {line}: needs id, lat (-90..90), lon (-180..180)"
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A registry as a GeoJSON FeatureCollection of Points (as city portals publish them): the
+/// camera id is the feature's `id` (or its `id` property), the description its `name` property.
+fn parse_camera_features(text: &str) -> Result<HashMap<String, Camera>, Vec<String>> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| vec![format!("not GeoJSON: {e}")])?;
+    let Some(features) = doc["features"].as_array() else {
+        return Err(vec!["a GeoJSON registry must be a FeatureCollection".into()]);
+    };
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, f) in features.iter().enumerate() {
+        let id = match (&f["id"], &f["properties"]["id"]) {
+            (serde_json::Value::String(s), _) | (_, serde_json::Value::String(s)) => s.clone(),
+            (serde_json::Value::Number(n), _) | (_, serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let at = &f["geometry"]["coordinates"];
+        let (lon, lat) = (at[0].as_f64(), at[1].as_f64());
+        match (lat, lon) {
+            (Some(lat), Some(lon))
+                if ioc_schema::validate::check_id("camera_id", &id).is_ok()
+                    && f["geometry"]["type"] == "Point"
+                    && (-90.0..=90.0).contains(&lat)
+                    && (-180.0..=180.0).contains(&lon) =>
+            {
+                let description = f["properties"]["name"].as_str().unwrap_or("").to_string();
+                let cam = Camera {
+                    id: id.clone(),
+                    lat,
+                    lon,
+                    description,
+                };
+                if out.insert(id.clone(), cam).is_some() {
+                    errors.push(format!("feature {i}: camera id '{id}' appears twice"));
+                }
+            }
+            _ => errors.push(format!(
+                "feature {i}: needs a Point geometry and an id (letters, digits, . _ : / @ + -)"
             )),
         }
     }
@@ -535,5 +586,29 @@ mod tests {
         let errs =
             parse_cameras("id,lat,lon,description\nC1,1,2,a\nC1,1,2,b\nC2,95,0,c\n").unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn a_registry_can_be_a_geojson_feature_collection() {
+        let point = |id: &str, lon: f64, lat: f64| {
+            format!(
+                r#"{{"type":"Feature","id":{id},"geometry":{{"type":"Point","coordinates":[{lon},{lat}]}},"properties":{{"name":"Trần Quang Khải"}}}}"#
+            )
+        };
+        let ok = format!(
+            r#"{{"type":"FeatureCollection","features":[{},{}]}}"#,
+            point("\"662b86c4\"", 106.69, 10.79),
+            point("17", 106.7, 10.8)
+        );
+        let cams = parse_cameras(&ok).unwrap();
+        assert_eq!(cams["662b86c4"].lat, 10.79);
+        assert_eq!(cams["662b86c4"].description, "Trần Quang Khải");
+        assert!(cams.contains_key("17"));
+        let bad = format!(
+            r#"{{"type":"FeatureCollection","features":[{},{}]}}"#,
+            point("\"TTH 406\"", 106.69, 10.79),
+            point("\"ok\"", 106.69, 95.0)
+        );
+        assert_eq!(parse_cameras(&bad).unwrap_err().len(), 2);
     }
 }

@@ -117,10 +117,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         role: Role::Operator,
         ward: None,
     });
-    // One unit token per ward, so the simulated units act under their own ward's rights.
-    let unit_tokens: HashMap<String, String> = ioc_router::wards::demo::wards()
-        .into_iter()
-        .map(|w| (w.id, new_token()))
+    // One unit token per ward of the boundary set in force, so the simulated units act under
+    // their own ward's rights (in the demo city or a city's own files given with --config).
+    let wards: Vec<(String, String)> = {
+        let sets = ioc_router::wards::BoundarySets::load(&settings, None)
+            .context("loading the boundary sets")?;
+        let set = sets.current().context(
+            "no boundary set is in force now; check valid_from/valid_to in [[boundaries]]",
+        )?;
+        set.index
+            .wards()
+            .iter()
+            .map(|w| (w.id.clone(), w.name.clone()))
+            .collect()
+    };
+    let cfg = &mut settings.config;
+    let unit_tokens: HashMap<String, String> = wards
+        .iter()
+        .map(|(id, _)| (id.clone(), new_token()))
         .collect();
     for (ward, token) in &unit_tokens {
         cfg.dashboard.tokens.push(TokenConfig {
@@ -147,7 +161,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
         speed_up_targets(cfg, args.sla_speedup);
     }
-    let first_ward = ioc_router::wards::demo::wards()[0].id.clone();
+    let first_ward = wards
+        .first()
+        .context("the boundary set in force has no wards")?
+        .0
+        .clone();
     let ward_token = unit_tokens[&first_ward].clone();
 
     let ingest_l = bind(&cfg.ingest.listen, "ingest API", "--ingest-listen").await?;

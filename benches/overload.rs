@@ -12,6 +12,8 @@
 //! Run: `cargo bench --bench overload -- --rate 3000 --seconds 15`
 //! (`--round-trip-ms 400`, `--max-pending 1000`). Under `cargo test` it does nothing.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use ioc_config::kafka::EmbeddedBroker;
 use ioc_config::load::Settings;
 use ioc_schema::metrics::Metrics;
 use serde_json::json;
+use support::{memory_mib, percentile};
 use tokio::sync::watch;
 
 struct Args {
@@ -58,25 +61,6 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         bail!("--rate and --seconds must be more than zero");
     }
     Ok(Some(args))
-}
-
-fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((p * sorted.len()).div_ceil(100)).max(1) - 1]
 }
 
 /// Answers of one phase: time to answer, by status (`0`: no answer within 30 s).
@@ -149,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         "overload: {} reports/s for {} s per phase, slow broker {} ms per answer, kafka.max_pending {}",
         args.rate, args.seconds, args.round_trip_ms, args.max_pending
     );
-    let baseline = rss_mib().unwrap_or(f64::NAN);
+    let baseline = memory_mib("VmRSS").unwrap_or(f64::NAN);
     let phases = [
         "healthy broker",
         "slow broker",
@@ -177,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             let peak = peak.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Some(r) = rss_mib() {
+                    if let Some(r) = memory_mib("VmRSS") {
                         let mut p = peak.lock().unwrap();
                         *p = p.max(r);
                     }

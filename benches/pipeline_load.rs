@@ -11,6 +11,8 @@
 //! (`--brokers host:port` for a real broker; the embedded one keeps only ~5 MB per partition, so
 //! keep `--reports` at or below about 40,000 there). Under `cargo test` it does nothing.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use serde_json::{json, Value};
+use support::{memory_mib, percentile};
 use tokio::sync::{watch, Semaphore};
 
 const OPERATOR_TOKEN: &str = "load-harness-operator";
@@ -63,25 +66,6 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         }
     }
     Ok(Some(args))
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((p * sorted.len()).div_ceil(100)).max(1) - 1]
-}
-
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -330,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
         all_routed.as_secs_f64(),
         refused.load(std::sync::atomic::Ordering::Relaxed),
         held,
-        peak_rss_mib().unwrap_or(f64::NAN),
+        memory_mib("VmHWM").unwrap_or(f64::NAN),
     );
     let _ = stop_tx.send(true);
     let _ = watching.await;

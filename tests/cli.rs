@@ -18,9 +18,10 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
-    let out = ioc(&[
+/// Runs `ioc demo` for 8 s at 40 events/s on loopback ports (plus `extra` arguments); returns
+/// what it printed, after checking it stopped cleanly.
+fn run_demo(extra: &[&str]) -> String {
+    let mut args = vec![
         "demo",
         "--rate",
         "40",
@@ -32,25 +33,38 @@ fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
         "127.0.0.1:0",
         "--router-listen",
         "127.0.0.1:0",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    ];
+    args.extend_from_slice(extra);
+    let out = ioc(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// The numbers of the demo's last line, "stopped: N accepted, M routed, K dead-lettered".
+fn summary(stdout: &str) -> Vec<u64> {
+    let last = stdout.lines().last().unwrap_or_default();
+    last.strip_prefix("stopped: ")
+        .unwrap_or_else(|| panic!("no summary line: {last}"))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
+    let stdout = run_demo(&[]);
     assert!(
         stdout.contains("ingest API     http://127.0.0.1:"),
         "{stdout}"
     );
     assert!(stdout.contains("operator token"), "{stdout}");
-    let last = stdout.lines().last().unwrap();
-    let accepted: u64 = last
-        .strip_prefix("stopped: ")
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no summary line: {last}"));
-    assert!(accepted > 50, "{last}");
+    let accepted = summary(&stdout)[0];
+    assert!(accepted > 50, "{stdout}");
 }
 
 /// `ioc demo --config config/hcmc.toml`: Ho Chi Minh City's own ward maps (2019 and 2025) and its
@@ -62,27 +76,7 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
         println!("skipped: ../shared/data/vietnam is absent (config/hcmc.toml reads it there)");
         return;
     }
-    let out = ioc(&[
-        "demo",
-        "--config",
-        "config/hcmc.toml",
-        "--rate",
-        "40",
-        "--duration",
-        "8",
-        "--ingest-listen",
-        "127.0.0.1:0",
-        "--dashboard-listen",
-        "127.0.0.1:0",
-        "--router-listen",
-        "127.0.0.1:0",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_demo(&["--config", "config/hcmc.toml"]);
     // The simulated units are the 2025 units, by their official codes (e.g. 26740).
     let ward_line = stdout
         .lines()
@@ -94,16 +88,10 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .unwrap_or_default();
     assert_eq!(unit.len(), 5, "{ward_line}");
-    let last = stdout.lines().last().unwrap();
-    let numbers: Vec<u64> = last
-        .strip_prefix("stopped: ")
-        .unwrap_or_else(|| panic!("no summary line: {last}"))
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let numbers = summary(&stdout);
     let (accepted, routed) = (numbers[0], numbers[1]);
-    assert!(accepted > 50, "{last}");
-    assert_eq!(accepted, routed, "{last}");
+    assert!(accepted > 50, "{stdout}");
+    assert_eq!(accepted, routed, "{stdout}");
 }
 
 #[test]

@@ -6,6 +6,22 @@ mod common;
 use common::{eventually, point_in, read_topic, Pipeline, OPEN311_KEY, WARD_OF_TOKEN, WARD_TOKEN};
 use serde_json::{json, Value};
 
+/// Files one request as a 311 client, in `ext` (`json` or `xml`).
+async fn file_request(p: &Pipeline, ext: &str) -> reqwest::Response {
+    p.http
+        .post(format!("{}/open311/v2/requests.{ext}", p.dashboard_url))
+        .form(&[
+            ("api_key", OPEN311_KEY),
+            ("service_code", "environment"),
+            ("lat", "20.54"),
+            ("long", "105.91"),
+            ("description", "Rác"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open311_clients_file_and_follow_requests_through_kafka() {
     let p = Pipeline::start("life-311", 2, 1).await;
@@ -197,22 +213,8 @@ async fn an_open311_key_over_its_budget_gets_429_in_the_spec_format() {
         s.config.limits.per_key_burst = 1;
     })
     .await;
-    let file = || async {
-        p.http
-            .post(format!("{}/open311/v2/requests.json", p.dashboard_url))
-            .form(&[
-                ("api_key", OPEN311_KEY),
-                ("service_code", "environment"),
-                ("lat", "20.54"),
-                ("long", "105.91"),
-                ("description", "Rác"),
-            ])
-            .send()
-            .await
-            .unwrap()
-    };
-    assert_eq!(file().await.status().as_u16(), 201);
-    let refused = file().await;
+    assert_eq!(file_request(&p, "json").await.status().as_u16(), 201);
+    let refused = file_request(&p, "json").await;
     assert_eq!(refused.status().as_u16(), 429);
     let retry: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -232,30 +234,13 @@ async fn a_client_address_over_its_budget_gets_429_in_the_spec_format() {
         s.config.limits.per_client_burst = 1;
     })
     .await;
-    let file = |ext: &'static str| {
-        let p = &p;
-        async move {
-            p.http
-                .post(format!("{}/open311/v2/requests.{ext}", p.dashboard_url))
-                .form(&[
-                    ("api_key", OPEN311_KEY),
-                    ("service_code", "environment"),
-                    ("lat", "20.54"),
-                    ("long", "105.91"),
-                    ("description", "Rác"),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(file("json").await.status().as_u16(), 201);
-    let refused = file("json").await;
+    assert_eq!(file_request(&p, "json").await.status().as_u16(), 201);
+    let refused = file_request(&p, "json").await;
     assert_eq!(refused.status().as_u16(), 429);
     assert!(refused.headers().contains_key("retry-after"));
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body[0]["code"], 429, "{body}");
-    let refused = file("xml").await;
+    let refused = file_request(&p, "xml").await;
     assert_eq!(refused.status().as_u16(), 429);
     let xml = refused.text().await.unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");

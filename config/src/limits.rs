@@ -108,6 +108,12 @@ impl Limits {
 
     /// Who is asking: the first address of `X-Forwarded-For` when the deployment says a proxy
     /// in front sets it, else the connection's own address.
+    /// Takes one token from the budget of the client behind `headers` and `peer`, or says how
+    /// long it has to wait.
+    pub fn check_client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(), Duration> {
+        self.per_client.check(&self.client(headers, peer))
+    }
+
     pub fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> String {
         let forwarded = self
             .trust_forwarded_for
@@ -161,38 +167,10 @@ pub async fn per_client(
     req: Request,
     next: Next,
 ) -> Response {
-    let client = limits.client(req.headers(), peer);
-    match limits.per_client.check(&client) {
+    match limits.check_client(req.headers(), peer) {
         Ok(()) => next.run(req).await,
-        Err(wait) if req.uri().path().starts_with("/open311/") => {
-            open311_too_many(wait, req.uri().path().ends_with(".xml"))
-        }
         Err(wait) => too_many(wait),
     }
-}
-
-/// A 429 in Open311 GeoReport v2's error format (a list of `code` and `description`), as JSON
-/// or XML like the request.
-fn open311_too_many(wait: Duration, xml: bool) -> Response {
-    let secs = retry_after_secs(wait);
-    let description = format!("Too many requests from this client; retry in {secs} s.");
-    let mut resp = if xml {
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-            format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><errors><error><code>429</code><description>{description}</description></error></errors>"),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!([{"code": 429, "description": description}])),
-        )
-            .into_response()
-    };
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    resp
 }
 
 /// Whole seconds to wait, at least one, for a `Retry-After` header.

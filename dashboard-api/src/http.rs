@@ -231,7 +231,7 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .answers(200, "An endless event stream", Some(("text/event-stream", json!({"type": "string"}))))
                 .errors(api, read)]
         });
-    open311::document(docs, limited)
+    open311::document(docs, limits.clone())
         .with_ops(metrics, STAGE, |s: AppState| async move {
             if !s.is_caught_up() {
                 return Err("still reading the incident topic after a start".to_string());

@@ -23,6 +23,7 @@ use axum::{Form, Json};
 use chrono::{DateTime, Duration, Utc};
 use ioc_config::http::Documented;
 use ioc_config::intake::FileError;
+use ioc_config::limits::{retry_after_secs, Limits, Peer};
 use ioc_config::load::find_by_digest;
 use ioc_schema::openapi::Op;
 use ioc_schema::{Channel, Contact, Incident, Location, ReportSubmission, Source, Status};
@@ -37,10 +38,14 @@ const MAX_REQUESTS: usize = 1000;
 const DEFAULT_DAYS: i64 = 90;
 
 /// Adds the Open311 routes, documented, under `/open311/v2`.
-pub fn document(
-    docs: Documented<AppState>,
-    limited: impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState>,
-) -> Documented<AppState> {
+pub fn document(docs: Documented<AppState>, limits: Limits) -> Documented<AppState> {
+    // The per-address limit of the public routes, refusing in this API's own error format.
+    let limited = |m: MethodRouter<AppState>| {
+        m.route_layer(axum::middleware::from_fn_with_state(
+            limits.clone(),
+            per_client,
+        ))
+    };
     let file = "`services.json` or `requests.json`, or the same in `.xml`";
     // Every answer comes in the format the path's extension names, errors included.
     let fmt_answers = |op: Op, ok: u16, ok_text: &str| {
@@ -226,6 +231,37 @@ impl IntoResponse for Open311Error {
     }
 }
 
+/// A 429 with `Retry-After`, for `who` (an address or an API key) over its budget.
+fn too_many(who: &str, wait: std::time::Duration) -> Open311Error {
+    let secs = retry_after_secs(wait);
+    let mut refused = Open311Error::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("{who} has made too many requests; retry in {secs} s."),
+    );
+    refused.3 = Some(secs);
+    refused
+}
+
+/// The per-address limit on the Open311 routes, answering in the format the path names.
+async fn per_client(
+    State(limits): State<Limits>,
+    Peer(peer): Peer,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match limits.check_client(req.headers(), peer) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let fmt = if req.uri().path().ends_with(".xml") {
+                Format::Xml
+            } else {
+                Format::Json
+            };
+            too_many("This client", wait).in_format(fmt).into_response()
+        }
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Open311Error {
     Open311Error::new(StatusCode::BAD_REQUEST, msg)
 }
@@ -386,13 +422,7 @@ async fn file_request(
     };
     // Each 311 client (API key) has its own budget besides the per-address one.
     if let Err(wait) = s.limits.per_key.check(&client.name) {
-        let secs = ioc_config::limits::retry_after_secs(wait);
-        let mut refused = Open311Error::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("This api_key has made too many requests; retry in {secs} s."),
-        );
-        refused.3 = Some(secs);
-        return Err(refused);
+        return Err(too_many("This api_key", wait));
     }
     let client = format!("open311:{}", client.name);
     check_jurisdiction(s, r.jurisdiction_id.as_deref())?;

@@ -15,26 +15,15 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$VERSION"
 fi
 
-OUT=$(mktemp -t ioc-demo.XXXXXX)
-"$IOC" demo --rate 5 --ingest-listen 127.0.0.1:0 --dashboard-listen 127.0.0.1:0 \
-  --router-listen 127.0.0.1:0 >"$OUT" 2>&1 &
-DEMO=$!
-trap 'kill -INT $DEMO 2>/dev/null || true; wait $DEMO 2>/dev/null || true' EXIT
-
-# The demo's own lines start with two spaces (log lines do not).
-field() { grep -a "^  $1" "$OUT" | head -1 | awk "{print \$$2}"; }
-for _ in $(seq 1 60); do
-  if grep -aq "^  camera key" "$OUT"; then break; fi
-  if ! kill -0 "$DEMO" 2>/dev/null; then cat "$OUT"; echo "the demo exited" >&2; exit 1; fi
-  sleep 0.5
-done
-INGEST=$(field "ingest API " 3)
-DASHBOARD=$(field "dashboard API " 3)
-ROUTER=$(field "router " 2 | sed 's#/metrics##')
-OPERATOR=$(field "operator token" 3)
-CAMERA=$(field "camera key" 3)
+source scripts/demo_env.sh
+start_demo "$IOC" --rate 5
+INGEST=$(demo_field "ingest API " 3)
+DASHBOARD=$(demo_field "dashboard API " 3)
+ROUTER=$(demo_field "router " 2 | sed 's#/metrics##')
+OPERATOR=$(demo_field "operator token" 3)
+CAMERA=$(demo_field "camera key" 3)
 [ -n "$INGEST" ] && [ -n "$DASHBOARD" ] && [ -n "$ROUTER" ] && [ -n "$OPERATOR" ] && [ -n "$CAMERA" ] \
-  || { cat "$OUT"; echo "could not read the demo's addresses and credentials" >&2; exit 1; }
+  || { cat "$DEMO_OUT"; echo "could not read the demo's addresses and credentials" >&2; exit 1; }
 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 run() {

@@ -474,7 +474,11 @@ function consolePage() {
     filters.category.append(...[...categories].sort().map((c) => h("option", { value: c, text: c })));
     filters.status.append(...STATUSES.map((s) => h("option", { value: s, text: t(`s.${s}`) })));
     const params = new URLSearchParams(location.search);
-    for (const el of filters.elements) if (el.name && params.has(el.name)) el.value = params.get(el.name);
+    for (const el of filters.elements) {
+      const v = params.get(el.name);
+      // A value a picker does not offer (an edited address) leaves it at "any".
+      if (el.name && v !== null && (el.tagName !== "SELECT" || [...el.options].some((o) => o.value === v))) el.value = v;
+    }
     await load();
     if (selected) await select(selected);
     filters.addEventListener("change", () => { syncUrl(); load(); });

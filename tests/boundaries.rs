@@ -1,5 +1,6 @@
-//! Boundary sets over time: an event is judged by the map in force at its own time, and a set
-//! added to the configuration file while the router runs is picked up without a restart.
+//! Boundary sets over time: an incident is routed with the map in force when it was received
+//! (its record's Kafka time), and a set added to the configuration file while the router runs
+//! is picked up without a restart.
 
 mod common;
 
@@ -102,7 +103,7 @@ fn report_at(id: &str, when: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
+async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_received_time() {
     let (unique, broker, dir) = setup("e2e-sets");
     let listen = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -168,15 +169,18 @@ async fn a_new_boundary_set_is_picked_up_live_and_chosen_by_event_time() {
     let producer: FutureProducer = ioc_config::kafka::producer_config(&settings.config)
         .create()
         .unwrap();
-    for (id, when) in [
+    // The citizen's own time says nothing about the map: the record's time does.
+    for (id, received) in [
         ("before", "2026-05-01T08:00:00Z"),
         ("after", "2031-05-01T08:00:00Z"),
     ] {
+        let received: chrono::DateTime<chrono::Utc> = received.parse().unwrap();
         producer
             .send(
                 FutureRecord::to(&settings.config.topics.reports)
                     .key(id)
-                    .payload(&report_at(id, when)),
+                    .timestamp(received.timestamp_millis())
+                    .payload(&report_at(id, "2026-05-01T07:00:00Z")),
                 Duration::from_secs(10),
             )
             .await

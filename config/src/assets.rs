@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 const ASSETS: &[(&str, &str)] = &[
     ("demo/wards.geojson", include_str!("../demo/wards.geojson")),
     ("demo/cameras.csv", include_str!("../demo/cameras.csv")),
+    (
+        "demo/wards-reformed.geojson",
+        include_str!("../demo/wards-reformed.geojson"),
+    ),
 ];
 
 /// A file named in configuration: either bundled (`embedded:demo/wards.geojson`) or on disk

@@ -165,18 +165,20 @@ pub async fn act(
         Action::Reject { ward_id, .. } => ward_id.as_ref(),
         _ => None,
     };
-    let ward = named.and_then(|id| {
-        s.with_set_in_force(|set| {
-            set?.index
-                .wards()
-                .iter()
-                .find(|w| &w.id == id)
-                .map(|w| WardRef {
-                    id: w.id.clone(),
-                    name: w.name.clone(),
+    let (ward, boundary_version) = named
+        .and_then(|id| {
+            s.with_set_in_force(|set| {
+                let set = set?;
+                set.index.wards().iter().find(|w| &w.id == id).map(|w| {
+                    let ward = WardRef {
+                        id: w.id.clone(),
+                        name: w.name.clone(),
+                    };
+                    (ward, set.version.clone())
                 })
+            })
         })
-    });
+        .unzip();
     let category = s.settings.category(&current.category);
     let targets = category.map(|c| c.targets());
     let cx = Context {
@@ -184,6 +186,7 @@ pub async fn act(
         actor_name: actor,
         at,
         ward,
+        boundary_version,
         unit: category.map(|c| c.unit.clone()),
         reopen_window: s.settings.config.dashboard.reopen_window.to_chrono(),
         targets: targets.as_ref(),

@@ -1,7 +1,8 @@
-//! The service-level monitor: escalates every missed target and closes resolutions nobody
-//! disputed, as revisions written like any other change (see [`crate::actions`]). Both records
-//! are pure functions of the incident revision, so a second monitor or a replay writes the same
-//! bytes.
+//! The service-level monitor: hands open incidents over when a new boundary set takes effect
+//! (see [`ioc_wards::reform`]), escalates every missed target and closes resolutions nobody
+//! disputed, as revisions written like any other change (see [`crate::actions`]). All three
+//! records are pure functions of the incident revision (and the sets), so a second monitor or a
+//! replay writes the same bytes.
 
 use chrono::{DateTime, Utc};
 use ioc_config::supervise::CancellationToken;
@@ -15,24 +16,28 @@ use crate::{ApiError, AppState};
 /// What one pass of the monitor wrote.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
+    pub handed_over: usize,
+    pub to_triage: usize,
     pub escalated: usize,
     pub closed: usize,
 }
 
-/// One pass of the service-level monitor at `now`: escalates every missed target not escalated
-/// yet and closes resolutions left undisputed for `dashboard.close_after`.
+/// One pass of the monitor at `now`: hands over every open incident still held under a boundary
+/// set that another has followed, escalates every missed target not escalated yet and closes
+/// resolutions left undisputed for `dashboard.close_after`.
 pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> {
     let _one_at_a_time = s.acting.lock().await;
     if !s.is_caught_up() {
         return Ok(Sweep::default());
     }
     let close_after = s.settings.config.dashboard.close_after.to_chrono();
+    let sets = s.sets.read().expect("sets lock").clone();
     let due: Vec<Incident> = {
         let view = s.view.read().expect("view lock");
         view.iter()
             .filter_map(|i| {
-                sla::next_escalation(i, now)
-                    .map(|e| sla::escalate(i, e))
+                ioc_wards::reform::hand_over(i, &sets, now, &s.settings)
+                    .or_else(|| sla::next_escalation(i, now).map(|e| sla::escalate(i, e)))
                     .or_else(|| lifecycle::auto_close(i, close_after, now))
             })
             .collect()
@@ -46,26 +51,32 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
         // Several targets may have passed since the last pass; record each in turn.
         loop {
             write(s, &next).await?;
-            match next.history.last().map(|t| t.action) {
+            let step = next.history.last().map(|t| t.action);
+            s.metrics
+                .lifecycle_actions
+                .with_label_values(&[step.unwrap_or(Step::AutoClose).as_str()])
+                .inc();
+            match step {
+                Some(Step::HandOver) => {
+                    let outcome = if next.ward.is_some() {
+                        done.handed_over += 1;
+                        "handed_over"
+                    } else {
+                        done.to_triage += 1;
+                        "triage"
+                    };
+                    let set = next.assignment.boundary_version.as_deref().unwrap_or("");
+                    s.metrics.handovers.with_label_values(&[set, outcome]).inc();
+                }
                 Some(Step::Escalate) => {
                     let e = next.escalations.last().expect("escalation recorded");
                     s.metrics
                         .escalations
                         .with_label_values(&[e.target.as_str(), &next.category])
                         .inc();
-                    s.metrics
-                        .lifecycle_actions
-                        .with_label_values(&[Step::Escalate.as_str()])
-                        .inc();
                     done.escalated += 1;
                 }
-                _ => {
-                    s.metrics
-                        .lifecycle_actions
-                        .with_label_values(&[Step::AutoClose.as_str()])
-                        .inc();
-                    done.closed += 1;
-                }
+                _ => done.closed += 1,
             }
             match sla::next_escalation(&next, now) {
                 Some(e) => next = sla::escalate(&next, e),
@@ -85,8 +96,14 @@ pub async fn monitor(s: AppState, shutdown: CancellationToken) -> anyhow::Result
             _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {
                 match sweep(&s, s.now()).await {
-                    Ok(Sweep { escalated: 0, closed: 0 }) => {}
-                    Ok(done) => tracing::info!(escalated = done.escalated, closed = done.closed, "service-level monitor pass"),
+                    Ok(done) if done == Sweep::default() => {}
+                    Ok(done) => tracing::info!(
+                        handed_over = done.handed_over,
+                        to_triage = done.to_triage,
+                        escalated = done.escalated,
+                        closed = done.closed,
+                        "monitor pass"
+                    ),
                     Err(ApiError(_, _, message)) => tracing::warn!("service-level monitor: {message}"),
                 }
             }

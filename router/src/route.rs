@@ -186,7 +186,7 @@ fn incident_skeleton(
     }
 }
 
-/// Picks the boundary set in force at the incident's time and applies the ward rule. With `hold`,
+/// Picks the boundary set in force when the incident was received and applies the ward rule. With `hold`,
 /// a located incident waits for operators as `new`, the ward found kept as a proposal and no
 /// acknowledgement clock until an operator assigns it.
 fn assign(
@@ -197,10 +197,12 @@ fn assign(
     metrics: Option<&Metrics>,
     hold: bool,
 ) {
-    let Some(set) = sets.select(incident.occurred_at) else {
+    // The unit responsible is the one in force when the incident reached us; what happens to
+    // it when a later set takes effect is the reform's hand-over (`ioc_wards::reform`).
+    let Some(set) = sets.select(incident.received_at) else {
         incident.assignment.reason = Some(format!(
             "no boundary set is in force at {}",
-            incident.occurred_at.to_rfc3339()
+            incident.received_at.to_rfc3339()
         ));
         count(metrics, AssignRule::Unassigned);
         return;

@@ -335,6 +335,14 @@ impl Actor {
             name: "service level monitor".into(),
         }
     }
+
+    /// The hand-over of open incidents when a new boundary set takes effect.
+    pub fn reform() -> Actor {
+        Actor {
+            role: ActorRole::System,
+            name: "boundary reform".into(),
+        }
+    }
 }
 
 /// What happened to an incident: one step of its audit trail.
@@ -359,6 +367,9 @@ pub enum Step {
     Escalate,
     /// A resolution nobody disputed was closed.
     AutoClose,
+    /// A new boundary set took effect and the incident went to the unit that now holds its
+    /// location (or to triage when none does).
+    HandOver,
 }
 
 impl Step {
@@ -378,6 +389,7 @@ impl Step {
             Step::Merge => "merge",
             Step::Escalate => "escalate",
             Step::AutoClose => "auto_close",
+            Step::HandOver => "hand_over",
         }
     }
 }
@@ -394,6 +406,24 @@ pub struct Transition {
     /// Why, or the result text (internal unless it is a resolution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a hand-over: which ward under which set gave it to which ward under which set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_over: Option<HandOver>,
+}
+
+/// What a hand-over at a boundary reform moved, as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HandOver {
+    /// The ward that held the incident under the set it was routed with.
+    pub from_ward: WardRef,
+    /// That set's version, when the incident recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_set: Option<String>,
+    /// The ward holding its location under the set now in force; none sends it to triage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ward: Option<WardRef>,
+    /// The set now in force.
+    pub to_set: String,
 }
 
 /// The unit's result, shown to the citizen.
@@ -495,6 +525,7 @@ impl Incident {
             to,
             action: step,
             note,
+            hand_over: None,
         });
     }
 }
@@ -553,10 +584,13 @@ impl AssignmentRecord {
         // A ward is only a proposal until an operator has verified and assigned the incident.
         let proposed = matches!(i.status, Status::New | Status::Verified);
         if let Some(ward) = i.ward.as_ref().filter(|_| !proposed) {
-            let assigned_now = i.status == Status::Assigned
-                && i.history
-                    .last()
-                    .is_some_and(|t| matches!(t.action, Step::Route | Step::Assign));
+            // New to this ward: it came from another one (re-routed, rejected naming this
+            // ward, handed over at a reform), or it was routed or assigned just now.
+            let assigned_now = i.previous_ward.is_some()
+                || i.status == Status::Assigned
+                    && i.history
+                        .last()
+                        .is_some_and(|t| matches!(t.action, Step::Route | Step::Assign));
             out.push(AssignmentRecord {
                 schema: ASSIGNMENT_SCHEMA.into(),
                 ward_id: ward.id.clone(),

@@ -67,5 +67,6 @@ pub fn transition(at: DateTime<Utc>, role: ActorRole, action: Step, to: Status) 
         to,
         action,
         note: None,
+        hand_over: None,
     }
 }

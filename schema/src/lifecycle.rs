@@ -234,6 +234,8 @@ pub struct Context<'a> {
     pub at: DateTime<Utc>,
     /// The ward named by an `assign` action, resolved by the caller from the boundary set.
     pub ward: Option<WardRef>,
+    /// The version of the boundary set `ward` was found in, recorded with the assignment.
+    pub boundary_version: Option<String>,
     /// The category's responsible unit, for `assign`.
     pub unit: Option<String>,
     /// How long after resolution a citizen may dispute it.
@@ -421,6 +423,9 @@ fn named_ward(cx: &Context<'_>, id: &str) -> Option<WardRef> {
 fn hand_over(next: &mut Incident, ward: WardRef, priority: Priority, cx: &Context<'_>) {
     next.ward = Some(ward);
     next.unit = cx.unit.clone();
+    if cx.boundary_version.is_some() {
+        next.assignment.boundary_version = cx.boundary_version.clone();
+    }
     if let Some(t) = cx.targets {
         next.ack_due_at = sla::acknowledge_due(&t.for_priority(priority), cx.at);
     }
@@ -517,6 +522,7 @@ mod tests {
                 id: "P002".into(),
                 name: "Two".into(),
             }),
+            boundary_version: Some("v2".into()),
             unit: Some("unit".into()),
             reopen_window: Duration::days(7),
             targets: None,

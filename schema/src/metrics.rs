@@ -37,6 +37,9 @@ pub struct Metrics {
     pub lifecycle_actions: IntCounterVec,
     /// Missed service-level targets, by target (`acknowledge`, `resolve`) and category.
     pub escalations: IntCounterVec,
+    /// Open incidents handed over when a new boundary set took effect, by that set and outcome
+    /// (`handed_over` to a ward of the new set, `triage` when none holds the place).
+    pub handovers: IntCounterVec,
     /// HTTP requests answered, by stage, route template (never the raw path) and status code.
     pub http_requests: IntCounterVec,
     /// Time to answer an HTTP request (to the response head), by stage and route template.
@@ -84,6 +87,11 @@ impl Metrics {
             "ioc_escalations_total",
             "Service-level targets missed",
             &["target", "category"],
+        );
+        let handovers = counter(
+            "ioc_handovers_total",
+            "Open incidents handed over to a new boundary set",
+            &["boundary_version", "outcome"],
         );
         let http_requests = counter(
             "ioc_http_requests_total",
@@ -153,6 +161,7 @@ impl Metrics {
             dashboard_incidents,
             lifecycle_actions,
             escalations,
+            handovers,
             http_requests,
             http_seconds,
         }

@@ -99,11 +99,17 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
                 dir.join("cameras.csv"),
                 ioc_router::wards::demo::cameras_csv(),
             )?;
+            std::fs::write(
+                dir.join("wards-reformed.geojson"),
+                ioc_router::wards::demo::reformed_wards_geojson(),
+            )?;
             println!(
-                "wrote {} and {} ({} wards)",
+                "wrote {}, {} ({} wards) and {} ({} units after the reform)",
                 dir.join("wards.geojson").display(),
                 dir.join("cameras.csv").display(),
-                ioc_router::wards::demo::wards().len()
+                ioc_router::wards::demo::wards().len(),
+                dir.join("wards-reformed.geojson").display(),
+                ioc_router::wards::demo::reformed_wards().len()
             );
             Ok(())
         }

@@ -143,8 +143,8 @@ const NAMES: &[&str] = &[
     "Yên Ninh",
 ];
 
-/// The wards of the demo city, ordered by id.
-pub fn wards() -> Vec<Ward> {
+/// The lattice cells the city keeps, in ward order (ward `P001` is the first).
+fn cells() -> Vec<(usize, usize)> {
     let mut cells: Vec<(usize, usize)> = Vec::new();
     for j in 0..CY {
         for i in 0..CX {
@@ -153,6 +153,12 @@ pub fn wards() -> Vec<Ward> {
             }
         }
     }
+    cells
+}
+
+/// The wards of the demo city, ordered by id.
+pub fn wards() -> Vec<Ward> {
+    let cells = cells();
     let mut wards: Vec<Ward> = cells
         .iter()
         .enumerate()
@@ -226,9 +232,122 @@ pub fn wards() -> Vec<Ward> {
     wards
 }
 
+/// The demo city after its reform: every block of two by two lattice cells merged into one
+/// unit (`U01`, ...; named after the block's first ward), the enclave kept as it was. About a
+/// third as many units, as when Vietnam merged its communes in 2025. The units are drawn from
+/// the same lattice edges as the wards, so the two maps share every boundary they have in common.
+pub fn reformed_wards() -> Vec<Ward> {
+    let old = wards();
+    let cells = cells();
+    let mut blocks: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+    for (n, &(i, j)) in cells.iter().enumerate() {
+        blocks.entry((j / 2, i / 2)).or_default().push(n);
+    }
+    let mut units: Vec<Ward> = blocks
+        .into_values()
+        .enumerate()
+        .map(|(u, members)| {
+            let mut polygons = Vec::new();
+            for part in connected(&members.iter().map(|&n| cells[n]).collect::<Vec<_>>()) {
+                let holes = members
+                    .iter()
+                    .filter(|&&n| part.contains(&cells[n]))
+                    .flat_map(|&n| old[n].geometry.0[0].interiors().to_vec())
+                    .collect();
+                polygons.push(Polygon::new(outline(&part), holes));
+            }
+            // Islands and other extra parts of a member come along.
+            polygons.extend(
+                members
+                    .iter()
+                    .flat_map(|&n| old[n].geometry.0[1..].to_vec()),
+            );
+            let first = old[members[0]].name.trim_start_matches("Phường ");
+            Ward {
+                id: format!("U{:02}", u + 1),
+                name: format!("Phường {first} mới"),
+                geometry: MultiPolygon(polygons),
+            }
+        })
+        .collect();
+    let enclave = old.last().expect("the enclave is the last ward").clone();
+    units.push(Ward {
+        id: format!("U{:02}", units.len() + 1),
+        ..enclave
+    });
+    units
+}
+
+/// The groups of `cells` joined side by side (not corner to corner).
+fn connected(cells: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
+    let mut groups: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut left: Vec<(usize, usize)> = cells.to_vec();
+    while let Some(seed) = left.pop() {
+        let mut group = vec![seed];
+        let mut k = 0;
+        while k < group.len() {
+            let (i, j) = group[k];
+            let mut n = 0;
+            while n < left.len() {
+                let (a, b) = left[n];
+                if i.abs_diff(a) + j.abs_diff(b) == 1 {
+                    group.push(left.swap_remove(n));
+                } else {
+                    n += 1;
+                }
+            }
+            k += 1;
+        }
+        groups.push(group);
+    }
+    groups
+}
+
+/// The outer ring of side-by-side `cells` (at most a two by two block, so without holes):
+/// the cells' lattice edges that no two cells share, chained counter-clockwise.
+fn outline(cells: &[(usize, usize)]) -> LineString<f64> {
+    type V = (usize, usize);
+    let mut edges: Vec<(V, V)> = Vec::new();
+    for &(i, j) in cells {
+        let c = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1), (i, j)];
+        for w in c.windows(2) {
+            match edges.iter().position(|&(a, b)| (a, b) == (w[1], w[0])) {
+                Some(shared) => {
+                    edges.swap_remove(shared);
+                }
+                None => edges.push((w[0], w[1])),
+            }
+        }
+    }
+    let start = edges[0].0;
+    let mut at = start;
+    let mut ring = Vec::new();
+    for _ in 0..edges.len() {
+        let &(a, b) = edges.iter().find(|e| e.0 == at).expect("a closed outline");
+        let mut e = edge(a, b);
+        e.pop();
+        ring.extend(e);
+        at = b;
+        if at == start {
+            break;
+        }
+    }
+    ring.push(ring[0]);
+    LineString(ring)
+}
+
 /// The demo city as a GeoJSON FeatureCollection (properties `id`, `name`).
 pub fn wards_geojson() -> String {
-    let lines: Vec<String> = wards()
+    geojson(&wards())
+}
+
+/// The demo city after its reform ([`reformed_wards`]), as GeoJSON.
+pub fn reformed_wards_geojson() -> String {
+    geojson(&reformed_wards())
+}
+
+fn geojson(wards: &[Ward]) -> String {
+    let lines: Vec<String> = wards
         .iter()
         .map(|w| {
             serde_json::json!({
@@ -301,6 +420,34 @@ mod tests {
         );
         let cams = include_str!("../../config/demo/cameras.csv");
         assert!(cams == cameras_csv(), "config/demo/cameras.csv is stale");
+        let reformed = include_str!("../../config/demo/wards-reformed.geojson");
+        assert!(
+            reformed == reformed_wards_geojson(),
+            "config/demo/wards-reformed.geojson is stale"
+        );
+    }
+
+    #[test]
+    fn the_reform_merges_wards_into_fewer_units_covering_the_same_city() {
+        let (old, new) = (wards(), reformed_wards());
+        assert!(
+            new.len() * 3 < old.len(),
+            "{} units from {}",
+            new.len(),
+            old.len()
+        );
+        let report = crate::check::check(&new, 1.0);
+        assert!(report.overlaps.is_empty(), "{:?}", report.overlaps);
+        assert!(report.gaps.is_empty(), "{:?}", report.gaps);
+        assert!(report.invalid.is_empty(), "{:?}", report.invalid);
+        assert!(report.duplicate_ids.is_empty());
+        // Every camera of the old city is in a unit of the new one.
+        let index = crate::WardIndex::build(new, crate::BuildOptions::default());
+        for line in cameras_csv().lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let (lat, lon): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            assert!(index.locate(lon, lat).ward.is_some(), "{line}");
+        }
     }
 
     #[test]

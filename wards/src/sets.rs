@@ -1,6 +1,7 @@
 //! Boundary sets with validity periods. Ward maps change (Chicago redrew its wards on 2023-05-15;
-//! Vietnam merged communes on 2025-07-01), and an event must be judged by the map in force at the
-//! event's own time, not at the time it is processed.
+//! Vietnam merged communes on 2025-07-01). The router routes an incident with the set in force
+//! when it was received, open incidents move to a new set when it takes effect
+//! ([`crate::reform`]), and `ioc wards locate --time-col` judges history by each event's own time.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;

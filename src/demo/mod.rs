@@ -54,6 +54,33 @@ pub struct DemoArgs {
     /// escalations show within minutes (1 keeps the configured targets).
     #[arg(long, default_value_t = 60.0)]
     sla_speedup: f64,
+    /// Seconds after the start at which the demo city's reform takes effect: its wards merge
+    /// into fewer units and open incidents are handed over live (0: no reform). Only with the
+    /// bundled demo city.
+    #[arg(long, default_value_t = 300)]
+    reform_after: u64,
+}
+
+/// When the configuration routes with the bundled demo city alone, adds its reformed map from
+/// `at` on (the old map ends there). Returns whether it did.
+fn schedule_demo_reform(cfg: &mut ioc_config::Config, at: chrono::DateTime<chrono::Utc>) -> bool {
+    let [only] = cfg.boundaries.as_mut_slice() else {
+        return false;
+    };
+    if only.file != "embedded:demo/wards.geojson" || only.valid_to.is_some() {
+        return false;
+    }
+    only.valid_to = Some(at);
+    let reformed = ioc_config::BoundarySetConfig {
+        version: "demo-reform".into(),
+        file: "embedded:demo/wards-reformed.geojson".into(),
+        id_property: only.id_property.clone(),
+        name_property: only.name_property.clone(),
+        valid_from: at,
+        valid_to: None,
+    };
+    cfg.boundaries.push(reformed);
+    true
 }
 
 /// Divides every service-level target by `speedup`.
@@ -106,6 +133,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(a) = &args.router_listen {
         cfg.router.listen = a.clone();
     }
+    let reform_at = (args.reform_after > 0)
+        .then(|| chrono::Utc::now() + chrono::Duration::seconds(args.reform_after as i64))
+        .filter(|&at| schedule_demo_reform(cfg, at));
     let broker = EmbeddedBroker::start(&cfg.topics.all(), cfg.topics.partitions)
         .context("starting the embedded broker")?;
     cfg.kafka.brokers = broker.bootstrap_servers().to_string();
@@ -117,24 +147,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         role: Role::Operator,
         ward: None,
     });
-    // One unit token per ward of the boundary set in force, so the simulated units act under
-    // their own ward's rights (in the demo city or a city's own files given with --config).
-    let wards: Vec<(String, String)> = {
+    // One unit token per ward of the boundary set in force and of any set taking effect later,
+    // so the simulated units act under their own ward's rights (in the demo city or a city's
+    // own files given with --config), before and after a reform.
+    let (wards, later_units): (Vec<(String, String)>, Vec<String>) = {
         let sets = ioc_router::wards::BoundarySets::load(&settings, None)
             .context("loading the boundary sets")?;
         let set = sets.current().context(
             "no boundary set is in force now; check valid_from/valid_to in [[boundaries]]",
         )?;
-        set.index
+        let later = sets
+            .sets
+            .iter()
+            .filter(|s| s.valid_from > set.valid_from)
+            .flat_map(|s| s.index.wards().iter().map(|w| w.id.clone()))
+            .collect();
+        let wards = set
+            .index
             .wards()
             .iter()
             .map(|w| (w.id.clone(), w.name.clone()))
-            .collect()
+            .collect();
+        (wards, later)
     };
     let cfg = &mut settings.config;
     let unit_tokens: HashMap<String, String> = wards
         .iter()
-        .map(|(id, _)| (id.clone(), new_token()))
+        .map(|(id, _)| id.clone())
+        .chain(later_units)
+        .map(|id| (id, new_token()))
         .collect();
     for (ward, token) in &unit_tokens {
         cfg.dashboard.tokens.push(TokenConfig {
@@ -247,6 +288,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.sla_speedup
         );
     }
+    if let Some(at) = reform_at {
+        println!(
+            "  reform         at {} (in {} s; --reform-after): the demo city's {} wards merge into fewer units and open incidents are handed over",
+            at.format("%H:%M:%S UTC"),
+            args.reform_after,
+            wards.len()
+        );
+    }
     println!(
         "  note: the embedded broker keeps only about 5 MB per partition and nothing survives exit"
     );
@@ -336,7 +385,7 @@ async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Resul
         let routed = metrics.total("ioc_incidents_routed_total") as u64;
         let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
         let line = format!(
-            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {}",
+            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {} | handed over {}",
             started.elapsed().as_secs(),
             rate,
             accepted,
@@ -347,6 +396,7 @@ async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Resul
             metrics.dashboard_incidents.with_label_values(&["resolved"]).get(),
             metrics.dashboard_incidents.with_label_values(&["closed"]).get(),
             metrics.total("ioc_escalations_total") as u64,
+            metrics.total("ioc_handovers_total") as u64,
         );
         if tty {
             print!("\r{line}   ");

@@ -44,6 +44,7 @@ fn set(
         index: Arc::new(index),
         source: file.into(),
         modified: None,
+        predecessors: None,
     }
 }
 

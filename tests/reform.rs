@@ -51,6 +51,7 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
             name_property: old.name_property.clone(),
             valid_from: reform,
             valid_to: None,
+            predecessors: None,
         };
         s.config.boundaries.push(reformed);
         s.config.dashboard.sla_check_interval.0 = std::time::Duration::from_millis(200);

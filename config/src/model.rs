@@ -296,6 +296,34 @@ pub struct BoundarySetConfig {
     /// First instant it no longer is (open-ended when absent).
     #[serde(default)]
     pub valid_to: Option<DateTime<Utc>>,
+    /// Which wards of the set before this one each of its wards was made from, for figures
+    /// across the change (`GET /v1/figures?boundary_set=`).
+    #[serde(default)]
+    pub predecessors: Option<PredecessorsConfig>,
+}
+
+/// A CSV table with one row per ward of a set: its id, and the wards of the previous set it was
+/// made from, by id or by name, separated by commas (names are compared without diacritics,
+/// prefixes such as "Phường" or qualifiers in parentheses).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredecessorsConfig {
+    /// `embedded:` or a path (relative to the config file).
+    pub file: String,
+    /// Column holding the new ward's id.
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    /// Column listing the previous set's wards.
+    #[serde(default = "default_list_column")]
+    pub list_column: String,
+}
+
+fn default_id_column() -> String {
+    "id".into()
+}
+
+fn default_list_column() -> String {
+    "predecessors".into()
 }
 
 /// A kind of incident, who handles it and how fast.

@@ -197,14 +197,24 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 }
 
 impl Figures {
+    /// Figures per the ward each incident holds now.
     pub fn compute<'a>(incidents: impl Iterator<Item = &'a Incident>, now: DateTime<Utc>) -> Self {
+        Figures::compute_in(
+            incidents.map(|i| (i, i.ward.as_ref().map(|w| w.id.clone()))),
+            now,
+        )
+    }
+
+    /// Figures per the ward given with each incident (`None`: unassigned), e.g. the wards of
+    /// another boundary set.
+    pub fn compute_in<'a>(
+        incidents: impl Iterator<Item = (&'a Incident, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut total = Acc::default();
         let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
-        for i in incidents {
-            let ward = i
-                .ward
-                .as_ref()
-                .map_or_else(|| "unassigned".to_string(), |w| w.id.clone());
+        for (i, ward) in incidents {
+            let ward = ward.unwrap_or_else(|| "unassigned".to_string());
             total.add(i, now);
             groups
                 .entry((ward, i.category.clone()))

@@ -21,9 +21,11 @@ use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::{Incident, Resolution, Status, WardRef};
+use ioc_wards::predecessors;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
@@ -464,12 +466,54 @@ async fn get_figures(
     };
     q.since = Some(since);
     q.until = Some(until);
+    let Some(version) = q.boundary_set.clone() else {
+        return Ok(s
+            .scan(move |view| {
+                let report = figures::Figures::compute(view.iter().filter(|i| q.matches(i)), now);
+                to_json(&json!({
+                    "since": q.since,
+                    "until": q.until,
+                    "at": now,
+                    "total": report.total,
+                    "rows": report.rows,
+                }))
+            })
+            .await);
+    };
+    let sets = s.sets.read().expect("sets lock").clone();
+    if !sets.sets.iter().any(|set| set.version == version) {
+        let known: Vec<&str> = sets.sets.iter().map(|s| s.version.as_str()).collect();
+        return Err(bad_query(format!(
+            "boundary_set '{version}' is not loaded; the sets are: {}",
+            known.join(", ")
+        )));
+    }
     Ok(s.scan(move |view| {
-        let report = figures::Figures::compute(view.iter().filter(|i| q.matches(i)), now);
+        let set = sets
+            .sets
+            .iter()
+            .find(|set| set.version == version)
+            .expect("checked above");
+        let table = set.predecessors.as_deref();
+        let mut placed: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let counted = view
+            .iter()
+            .filter(|i| q.matches_but_ward(i))
+            .filter_map(|i| {
+                let (ward, how) = predecessors::place(i, &set.version, &set.index, table);
+                let ward = ward.map(|w| set.index.wards()[w as usize].id.clone());
+                q.in_ward(ward.as_deref()).then(|| {
+                    *placed.entry(how.as_str()).or_default() += 1;
+                    (i, ward)
+                })
+            });
+        let report = figures::Figures::compute_in(counted, now);
         to_json(&json!({
             "since": q.since,
             "until": q.until,
             "at": now,
+            "boundary_set": set.version,
+            "placed": placed,
             "total": report.total,
             "rows": report.rows,
         }))

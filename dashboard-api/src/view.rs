@@ -27,6 +27,11 @@ pub struct Query {
     pub limit: Option<usize>,
     /// How many matching incidents to skip.
     pub offset: Option<usize>,
+    /// `GET /v1/figures` only: count every incident in the wards of this boundary set
+    /// (a version from `GET /v1/wards` or the router's `/v1/boundary-sets`), those routed under
+    /// the set before it mapped through its predecessors table, or by location where the table
+    /// does not place their ward. `ward` then names a ward of this set.
+    pub boundary_set: Option<String>,
     /// Accepted by the stream endpoint only, where browsers cannot send headers; refused
     /// elsewhere, so tokens stay out of URLs (and so out of logs and browser histories).
     pub access_token: Option<String>,
@@ -34,9 +39,19 @@ pub struct Query {
 
 impl Query {
     pub fn matches(&self, i: &Incident) -> bool {
-        self.ward.as_ref().is_none_or(|w| {
-            i.ward.as_ref().map(|r| &r.id) == Some(w) || (w == "unassigned" && i.ward.is_none())
-        }) && self.status.is_none_or(|s| i.status == s)
+        self.in_ward(i.ward.as_ref().map(|w| w.id.as_str())) && self.matches_but_ward(i)
+    }
+
+    /// Whether an incident counted in `ward` (`None`: no ward) passes the ward filter.
+    pub fn in_ward(&self, ward: Option<&str>) -> bool {
+        self.ward
+            .as_deref()
+            .is_none_or(|w| ward == Some(w) || (w == "unassigned" && ward.is_none()))
+    }
+
+    /// Every filter but the ward.
+    pub fn matches_but_ward(&self, i: &Incident) -> bool {
+        self.status.is_none_or(|s| i.status == s)
             && self.category.as_ref().is_none_or(|c| &i.category == c)
             && self.since.is_none_or(|t| i.occurred_at >= t)
             && self.until.is_none_or(|t| i.occurred_at < t)

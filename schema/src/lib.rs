@@ -14,6 +14,7 @@
 //! - [`validate`]: field rules with machine-readable error codes.
 //! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
 //! - [`metrics`]: every `ioc_` metric, declared once.
+//! - [`names`]: place names compared without diacritics ("Sai Gon" finds "Sài Gòn").
 //! - [`openapi`]: JSON Schemas of the records on every topic and the OpenAPI builder the stages
 //!   describe their HTTP endpoints with, both generated from these types.
 
@@ -24,6 +25,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod names;
 pub mod openapi;
 pub mod sla;
 pub mod validate;

@@ -78,6 +78,7 @@ fn schedule_demo_reform(cfg: &mut ioc_config::Config, at: chrono::DateTime<chron
         name_property: only.name_property.clone(),
         valid_from: at,
         valid_to: None,
+        predecessors: None,
     };
     cfg.boundaries.push(reformed);
     true

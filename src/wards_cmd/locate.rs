@@ -160,6 +160,7 @@ fn load_sets(args: &LocateArgs) -> anyhow::Result<BoundarySets> {
                     index: Arc::new(index),
                     source: file.display().to_string(),
                     modified: None,
+                    predecessors: None,
                 }],
             })
         }

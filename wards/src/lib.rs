@@ -20,6 +20,7 @@ pub mod check;
 pub mod demo;
 pub mod geodesy;
 pub mod index;
+pub mod predecessors;
 pub mod reform;
 pub mod rule;
 pub mod sets;

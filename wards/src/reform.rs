@@ -147,6 +147,7 @@ mod tests {
             index: Arc::new(WardIndex::build(wards, BuildOptions::default())),
             source: "test".into(),
             modified: None,
+            predecessors: None,
         }
     }
 

@@ -12,6 +12,7 @@ use ioc_config::supervise::CancellationToken;
 use ioc_config::BoundarySetConfig;
 
 use crate::index::WardIndex;
+use crate::predecessors::{self, Predecessors};
 use crate::rule::{BuildOptions, Ward};
 
 /// Shared, swappable boundary sets: a reload builds new sets off the hot path and swaps the Arc.
@@ -26,6 +27,8 @@ pub struct BoundarySet {
     /// Where it came from and when that file last changed, to notice edits.
     pub source: String,
     pub modified: Option<std::time::SystemTime>,
+    /// Which wards of the set before it each ward was made from, when configured.
+    pub predecessors: Option<Arc<Predecessors>>,
 }
 
 impl BoundarySet {
@@ -96,9 +99,56 @@ impl BoundarySets {
                 index,
                 source,
                 modified,
+                predecessors: None,
             });
         }
-        Ok(BoundarySets { sets })
+        let mut loaded = BoundarySets { sets };
+        for (n, cfg) in settings.config.boundaries.iter().enumerate() {
+            if let Some(p) = &cfg.predecessors {
+                let table = loaded.predecessors_of(n, settings, p)?;
+                loaded.sets[n].predecessors = Some(Arc::new(table));
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Reads and resolves the predecessors table of set `n` against the set in force just
+    /// before it.
+    fn predecessors_of(
+        &self,
+        n: usize,
+        settings: &Settings,
+        cfg: &ioc_config::PredecessorsConfig,
+    ) -> anyhow::Result<Predecessors> {
+        let set = &self.sets[n];
+        let before = set.valid_from - chrono::Duration::nanoseconds(1);
+        let previous = self
+            .sets
+            .iter()
+            .filter(|s| s.version != set.version && s.in_force_at(before))
+            .max_by_key(|s| s.valid_from)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "boundary set {} has a predecessors table, but no set is in force just before its valid_from",
+                    set.version
+                )
+            })?;
+        let file = settings.file(&cfg.file).map_err(anyhow::Error::msg)?;
+        let text = file
+            .read()
+            .map_err(|e| anyhow::anyhow!("cannot read predecessors table {file}: {e}"))?;
+        let rows = predecessors::parse_csv(&text, &cfg.id_column, &cfg.list_column)
+            .map_err(|e| anyhow::anyhow!("predecessors table {file}: {e}"))?;
+        let table = Predecessors::resolve(&rows, &previous.version, &previous.index, &set.index);
+        tracing::info!(
+            version = %set.version,
+            from = %previous.version,
+            old_wards_placed = table.resolved_wards(),
+            old_wards = previous.index.wards().len(),
+            entries_unmatched = table.unresolved.len(),
+            "predecessors table read (old wards it does not place are counted by location)"
+        );
+        Ok(table)
     }
 }
 

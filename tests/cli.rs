@@ -94,6 +94,18 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
     assert_eq!(accepted, routed, "{stdout}");
 }
 
+/// The README shows Ho Chi Minh City's configuration as it is in `config/hcmc.toml`.
+#[test]
+fn the_readme_shows_the_hcmc_configuration_as_it_is() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let config = std::fs::read_to_string(root.join("config/hcmc.toml")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{config}```")),
+        "README.md's copy of config/hcmc.toml is stale"
+    );
+}
+
 #[test]
 fn wards_check_passes_the_demo_city_and_fails_overlaps() {
     let out = ioc(&["wards", "check", "config/demo/wards.geojson"]);

@@ -94,6 +94,23 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
     assert_eq!(accepted, routed, "{stdout}");
 }
 
+/// `ioc wards find` matches names without diacritics, and says so when nothing matches.
+#[test]
+fn wards_find_matches_names_without_diacritics() {
+    let out = ioc(&["wards", "find", "an binh"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("demo-2020\tP001\tPhường An Bình\n"), "{text}");
+    assert!(text.lines().all(|l| l.contains("An Bình")), "{text}");
+    let out = ioc(&["wards", "find", "DONG   son"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Phường Đông Sơn"));
+    let out = ioc(&["wards", "find", "nowhere at all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no ward's name contains 'nowhere at all'")
+    );
+}
+
 /// The README shows Ho Chi Minh City's configuration as it is in `config/hcmc.toml`.
 #[test]
 fn the_readme_shows_the_hcmc_configuration_as_it_is() {

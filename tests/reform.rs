@@ -64,6 +64,22 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
     })
     .await;
 
+    // Wards are found by name without diacritics ("phuong an binh" for "Phường An Bình").
+    let found = p.dashboard("/v1/wards?q=phuong%20an%20binh").await;
+    let names: Vec<&str> = found["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Phường An Bình"), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("Phường An Bình")),
+        "{names:?}"
+    );
+    let (status, _) = p.dashboard_as("/v1/wards?name=x", OPERATOR_TOKEN).await;
+    assert_eq!(status, 400, "unknown filters are refused");
+
     // Before the reform: two open cases in one ward (one acknowledged), one closed in another.
     let assigned = p.file_report(WARD_OF_TOKEN).await;
     let acknowledged = p.file_report(WARD_OF_TOKEN).await;

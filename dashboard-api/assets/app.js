@@ -214,6 +214,12 @@ function refusal(e) { return `${t("a.refused")} ${e.message}`; }
 
 // ---- Wards (for pickers and maps) ----
 
+/** A name without diacritics, in lower case: "Phường Sài Gòn" and "phuong sai gon" fold alike. */
+function fold(s) {
+  return (s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[đĐ]/g, "d")
+    .toLowerCase().replace(/\s+/g, " ").trim();
+}
+
 let wards = null;
 async function loadWards() {
   if (!wards) {
@@ -221,11 +227,27 @@ async function loadWards() {
     wards = new Map(fc.features.map((f) => [f.properties.id, f]));
     const list = document.getElementById("ward-list");
     if (list) {
-      list.replaceChildren(...[...wards.values()].map((f) =>
-        h("option", { value: f.properties.id, label: `${f.properties.name} (${f.properties.id})` })));
+      // The label carries the name without diacritics too, so typing "sai gon" suggests "Sài Gòn".
+      list.replaceChildren(...[...wards.values()].map((f) => {
+        const { id, name } = f.properties;
+        const bare = fold(name) === name.toLowerCase() ? "" : ` · ${fold(name)}`;
+        return h("option", { value: id, label: `${name} (${id})${bare}` });
+      }));
     }
   }
   return wards;
+}
+
+/** The ward id a picker's text names: an id as it is, else the ward whose name is the text, else
+ *  the one ward whose name contains it, all without diacritics ("phuong sai gon" → the id of
+ *  "Phường Sài Gòn"). Anything else is left as typed, for the server to refuse with its reason. */
+function wardId(text) {
+  const v = (text || "").trim();
+  if (!v || v === "unassigned" || !wards || wards.has(v)) return v;
+  const all = [...wards.values()];
+  const exact = all.filter((f) => fold(f.properties.name) === fold(v));
+  const hits = exact.length ? exact : all.filter((f) => fold(f.properties.name).includes(fold(v)));
+  return hits.length === 1 ? hits[0].properties.id : v;
 }
 
 function wardName(ref) { return ref ? `${ref.name} (${ref.id})` : t("no.ward"); }
@@ -273,7 +295,8 @@ function consolePage() {
 
   function matches(i) {
     const f = q();
-    if (f.ward && (f.ward === "unassigned" ? i.ward : i.ward?.id !== f.ward)) return false;
+    const ward = wardId(f.ward);
+    if (ward && (ward === "unassigned" ? i.ward : i.ward?.id !== ward)) return false;
     if (f.category && i.category !== f.category) return false;
     if (f.status && i.status !== f.status) return false;
     if (f.source && i.source.kind !== f.source) return false;
@@ -320,7 +343,8 @@ function consolePage() {
   async function load() {
     const f = q();
     const params = new URLSearchParams({ limit: "500" });
-    for (const k of ["ward", "category", "status"]) if (f[k]) params.set(k, f[k]);
+    if (f.ward) params.set("ward", wardId(f.ward));
+    for (const k of ["category", "status"]) if (f[k]) params.set(k, f[k]);
     if (f.since) params.set("since", toIso(f.since));
     if (f.until) params.set("until", toIso(f.until));
     const page = await api(`/v1/incidents?${params}`);
@@ -402,7 +426,7 @@ function consolePage() {
       h("section", { class: "card" }, h("h3", { text: t("detail.actions") }), h("div", { class: "actions" },
         actionForm(t("a.verify"), [prioritySelect(i.priority)], (f) => ({ action: "verify", priority: f.priority })),
         actionForm(t("a.assign"), [h("label", {}, t("a.ward"), h("input", { name: "ward_id", list: "ward-list", required: true, autocomplete: "off" })), prioritySelect(i.priority)],
-          (f) => ({ action: "assign", ward_id: f.ward_id.trim(), priority: f.priority })),
+          (f) => ({ action: "assign", ward_id: wardId(f.ward_id), priority: f.priority })),
         actionForm(t("a.merge"), [text("of", t("a.of"))], (f) => ({ action: "mark_duplicate", of: f.of.trim() })),
         actionForm(t("a.cancel"), [text("reason", t("a.reason"))], (f) => ({ action: "cancel", reason: f.reason })),
         actionForm(t("a.close"), [], () => ({ action: "close" })))),
@@ -540,7 +564,7 @@ function wardPage() {
       h("label", {}, t("a.belongs"), h("input", { name: "ward_id", list: "ward-list", autocomplete: "off" })),
       h("button", { type: "submit", text: t("a.reject") }), h("span", { "data-msg": "" }));
     reject.addEventListener("submit", act(i, (f) => ({
-      action: "reject", reason: f.reason, ward_id: f.ward_id.trim() || undefined,
+      action: "reject", reason: f.reason, ward_id: wardId(f.ward_id) || undefined,
     }), reject));
     box.append(...[
       h("h2", { id: `t-${i.id}` }, `${i.category} `, status(i.status)),

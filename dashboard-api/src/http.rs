@@ -19,6 +19,7 @@ use ioc_config::limits::{per_client, Limits};
 use ioc_schema::boundary::multipolygon_to_geojson;
 use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
+use ioc_schema::names;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::{Incident, Resolution, Status, WardRef};
 use ioc_wards::predecessors;
@@ -217,9 +218,11 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .errors(api, read)]
         })
         .route("/v1/wards", get(get_wards), |api| {
+            let params = api.query::<WardSearch>();
             vec![Op::get("The wards in force as an RFC 7946 FeatureCollection, with live counts")
                 .tag("operators")
                 .security(&["token"])
+                .params(params)
                 .answers(200, "GeoJSON", Some(("application/json", json!({"type": "object", "required": ["type", "features"]}))))
                 .errors(api, read)]
         })
@@ -361,7 +364,22 @@ fn incident_event(incident: &Incident) -> Event {
     event.data(serde_json::to_string(incident).unwrap_or_else(|_| "{}".into()))
 }
 
-async fn get_wards(State(s): State<AppState>, who: Authenticated) -> Result<Response, ApiError> {
+/// Filters of `GET /v1/wards`.
+#[derive(Debug, Default, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WardSearch {
+    /// Only wards whose name contains this, compared without diacritics or case ("sai gon"
+    /// finds "Phường Sài Gòn"), or whose id is this.
+    pub q: Option<String>,
+}
+
+async fn get_wards(
+    State(s): State<AppState>,
+    who: Authenticated,
+    search: Result<QueryParams<WardSearch>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let QueryParams(search) = search.map_err(bad_query)?;
+    let wanted = search.q.as_deref().map(|q| (q.trim(), names::fold(q)));
     let counts = s.view.read().expect("view lock").ward_counts();
     let body = s.with_set_in_force(|set| {
         let Some(set) = set else {
@@ -374,6 +392,11 @@ async fn get_wards(State(s): State<AppState>, who: Authenticated) -> Result<Resp
             .filter(|w| match &who.caller {
                 Caller::Ward(own) => &w.id == own,
                 Caller::Operator => true,
+            })
+            .filter(|w| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|(q, folded)| w.id == *q || names::fold(&w.name).contains(folded))
             })
             .map(|w| {
                 let c = counts.get(w.id.as_str()).cloned().unwrap_or_default();

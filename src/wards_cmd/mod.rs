@@ -51,7 +51,26 @@ pub enum WardsCommand {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
-    /// Write the generated demo city (wards.geojson, cameras.csv) into a folder.
+    /// Find wards by name, with or without diacritics ("sai gon" finds "Phường Sài Gòn"), or
+    /// by id, in every boundary set of the configuration (or in one --boundaries file).
+    Find {
+        /// Part of a ward's name, or a ward id.
+        query: String,
+        /// Configuration file whose [[boundaries]] to search (default: embedded demo city).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// A single boundary file instead of the configuration's sets.
+        #[arg(long)]
+        boundaries: Option<PathBuf>,
+        /// Ward id property of --boundaries.
+        #[arg(long, default_value = "id")]
+        id_property: String,
+        /// Ward name property of --boundaries.
+        #[arg(long)]
+        name_property: Option<String>,
+    },
+    /// Write the generated demo city (wards.geojson, cameras.csv, wards-reformed.geojson) into
+    /// a folder.
     DemoCity {
         /// Folder to write into.
         #[arg(default_value = "config/demo")]
@@ -83,6 +102,42 @@ pub fn run(cmd: WardsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WardsCommand::Locate(args) => locate::locate(args),
+        WardsCommand::Find {
+            query,
+            config,
+            boundaries,
+            id_property,
+            name_property,
+        } => {
+            let sets: Vec<(String, Vec<ioc_schema::boundary::WardFeature>)> = match boundaries {
+                Some(file) => vec![(
+                    file.display().to_string(),
+                    ioc_schema::boundary::read_wards(
+                        &file,
+                        &id_property,
+                        name_property.as_deref(),
+                    )?,
+                )],
+                None => {
+                    let settings =
+                        ioc_config::load::Settings::load(config.as_deref(), std::env::vars())?;
+                    let mut out = Vec::new();
+                    for b in &settings.config.boundaries {
+                        let file = settings.file(&b.file).map_err(anyhow::Error::msg)?;
+                        let text = file.read().with_context(|| format!("reading {file}"))?;
+                        let features = ioc_schema::boundary::parse_wards(
+                            &text,
+                            &b.id_property,
+                            b.name_property.as_deref(),
+                        )
+                        .map_err(|e| anyhow::anyhow!("boundary file {file}: {e}"))?;
+                        out.push((b.version.clone(), features));
+                    }
+                    out
+                }
+            };
+            find(&query, &sets)
+        }
         WardsCommand::Bench {
             boundaries,
             points,
@@ -225,4 +280,33 @@ fn print_check(file: &Path, r: &ioc_router::wards::check::CheckReport) {
             "PROBLEMS FOUND"
         }
     );
+}
+
+/// Prints the wards of each set whose name contains `query` without diacritics, or whose id is
+/// `query`, one per line (set, id, name, tab-separated); an error when there are none.
+fn find(
+    query: &str,
+    sets: &[(String, Vec<ioc_schema::boundary::WardFeature>)],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let folded = ioc_schema::names::fold(query);
+    let mut out = std::io::stdout().lock();
+    let mut found = 0;
+    for (version, wards) in sets {
+        for w in wards {
+            if w.id == query.trim() || ioc_schema::names::fold(&w.name).contains(&folded) {
+                // A closed pipe (`| head`) ends the listing quietly.
+                if writeln!(out, "{version}\t{}\t{}", w.id, w.name).is_err() {
+                    return Ok(());
+                }
+                found += 1;
+            }
+        }
+    }
+    anyhow::ensure!(
+        found > 0,
+        "no ward's name contains '{query}' (compared without diacritics) in {} boundary set(s); try a shorter part of the name",
+        sets.len()
+    );
+    Ok(())
 }

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 import urllib.request
 from datetime import datetime, timezone
 
@@ -105,10 +106,18 @@ def main():
         expect(operator.locator("#detail [role=alert]").first).to_contain_text("Không thực hiện được", timeout=WAIT_MS)
         operator.get_by_role("form", name="Xác minh").get_by_role("button").click()
         expect(operator.locator("#detail h2 .badge")).to_have_text("đã xác minh", timeout=WAIT_MS)
+        # The ward is picked by its name typed without diacritics ("Phuong An Binh" for
+        # "Phường An Bình").
+        ward_name = next(f["properties"]["name"] for f in call("GET", f"{DASHBOARD}/v1/wards", token=OPERATOR)["features"]
+                         if f["properties"]["id"] == WARD)
+        bare = "".join(c for c in unicodedata.normalize("NFD", ward_name) if not unicodedata.combining(c))
+        bare = bare.replace("đ", "d").replace("Đ", "D")
+        assert bare != ward_name, ward_name
         assign = operator.get_by_role("form", name="Giao / chuyển")
-        assign.get_by_label("Phường/xã").fill(WARD)
+        assign.get_by_label("Phường/xã").fill(bare)
         assign.get_by_role("button").click()
         expect(operator.locator("#detail h2 .badge")).to_have_text("đã giao", timeout=WAIT_MS)
+        expect(operator.locator("#detail")).to_contain_text(f"{ward_name} ({WARD})", timeout=WAIT_MS)
         shot(operator, "02-console-assigned")
 
         # Filters stay in the address: a reload keeps them.

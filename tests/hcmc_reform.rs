@@ -143,7 +143,7 @@ async fn open_cases_move_to_the_2025_units_and_figures_count_across_the_change()
     assert_eq!(before["assignment"]["boundary_version"], "hcmc-2019");
     assert_eq!(before["ward"]["id"], "27121");
     let (_, list) = p.dashboard_as("/v1/assignments", OLD_UNIT.1).await;
-    assert_eq!(ids(&list), [ward_8.clone()]);
+    assert_eq!(ids(&list), std::slice::from_ref(&ward_8));
 
     // 2025-07-01.
     clock.advance(chrono::Duration::hours(2));
@@ -173,7 +173,7 @@ async fn open_cases_move_to_the_2025_units_and_figures_count_across_the_change()
     let (_, list) = p.dashboard_as("/v1/assignments", OLD_UNIT.1).await;
     assert_eq!(ids(&list), Vec::<String>::new());
     let (_, list) = p.dashboard_as("/v1/assignments", NEW_UNIT.1).await;
-    assert_eq!(ids(&list), [ward_8.clone()]);
+    assert_eq!(ids(&list), std::slice::from_ref(&ward_8));
 
     eventually(
         "withdrawn from 27121 and assigned to 27139 on the assignments topic",

@@ -268,6 +268,36 @@ async fn a_repeated_idempotency_key_yields_one_incident() {
     p.stop().await;
 }
 
+/// A report without `submitted_at` is accepted and dated when it reached us, as most intake
+/// APIs do; one with a bad time is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_without_submitted_at_is_dated_when_received() {
+    let p = Pipeline::start("e2e-undated", 1, 1).await;
+    let (lat, lon) = (demo::CENTRE.1, demo::CENTRE.0);
+    let mut body = report(lat, lon, "0900000002", None);
+    body.as_object_mut().unwrap().remove("submitted_at");
+    let before = chrono::Utc::now();
+    let filed = post_report(&p, &body).await;
+    let id = filed["tracking_id"].as_str().unwrap();
+    let i = p.incident_when(id, "routed", |_| true).await;
+    let occurred: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(i["occurred_at"].clone()).unwrap();
+    let received: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(i["received_at"].clone()).unwrap();
+    assert!(occurred >= before - chrono::Duration::seconds(1), "{i}");
+    assert!(occurred <= received, "{i}");
+    body["submitted_at"] = json!("yesterday");
+    let refused = p
+        .http
+        .post(format!("{}/v1/reports", p.ingest_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    p.stop().await;
+}
+
 /// Kills an `ioc router` child process when dropped, so a failing test leaves nothing behind.
 struct RouterProcess(Child);
 

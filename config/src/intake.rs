@@ -155,7 +155,8 @@ impl Intake {
             address: sub.address,
             photo_urls: sub.photo_urls,
             reporter: sub.reporter,
-            submitted_at: sub.submitted_at,
+            // Most intake APIs take the time of receipt when the client gives none.
+            submitted_at: sub.submitted_at.unwrap_or(now),
             received_at: now,
         };
         let payload = serde_json::to_vec(&report).expect("report serializes");

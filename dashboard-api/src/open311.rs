@@ -458,7 +458,7 @@ async fn file_request(
         address: non_empty(r.address_string),
         photo_urls: non_empty(r.media_url).into_iter().collect(),
         reporter: (contact != Contact::default()).then_some(contact),
-        submitted_at: Utc::now(),
+        submitted_at: None,
     };
     let filed = s.intake.file_report(sub, &client).await.map_err(|e| match e {
         FileError::Invalid(e) => bad(e.message),

@@ -45,7 +45,8 @@ pub fn read_wards(
 }
 
 /// Parses a FeatureCollection. Every feature must have a Polygon or MultiPolygon geometry and the
-/// id property (string or number); the name falls back to the id.
+/// id property (string or number), or else a feature `id` of its own (RFC 7946 §3.2); the name
+/// falls back to the id.
 pub fn parse_wards(
     text: &str,
     id_property: &str,
@@ -81,8 +82,19 @@ fn parse_feature(
     name_property: Option<&str>,
 ) -> Result<WardFeature, String> {
     let props = f.get("properties").unwrap_or(&Value::Null);
+    // RFC 7946 gives a feature an `id` of its own; files written that way need no id property.
     let id = property_string(props, id_property)
-        .ok_or_else(|| format!("no string or number property '{id_property}'"))?;
+        .or_else(|| property_string(f, "id"))
+        .ok_or_else(|| {
+            let available: Vec<&str> = props
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            format!(
+                "no string or number property '{id_property}' and no feature id; the feature's properties are: {} (name one with --id-property, or id_property in the configuration)",
+                if available.is_empty() { "none".to_string() } else { available.join(", ") }
+            )
+        })?;
     let name = name_property
         .and_then(|n| property_string(props, n))
         .unwrap_or_else(|| id.clone());
@@ -175,6 +187,21 @@ mod tests {
         assert_eq!(wards[0].name, "Seven");
         assert_eq!(wards[1].name, "8");
         assert_eq!(wards[1].geometry.0.len(), 2);
+    }
+
+    #[test]
+    fn takes_the_feature_id_when_the_property_is_absent_and_names_the_properties_otherwise() {
+        let text = r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","id":26740,"properties":{"name":"Sài Gòn"},
+           "geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}}]}"#;
+        let wards = parse_wards(text, "id", Some("name")).unwrap();
+        assert_eq!(
+            (wards[0].id.as_str(), wards[0].name.as_str()),
+            ("26740", "Sài Gòn")
+        );
+        let without = text.replace(r#""id":26740,"#, "");
+        let err = parse_wards(&without, "id", None).unwrap_err().to_string();
+        assert!(err.contains("the feature's properties are: name"), "{err}");
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub struct ReportSubmission {
     pub photo_urls: Vec<String>,
     #[serde(default, deserialize_with = "crate::validate::optional_object")]
     pub reporter: Option<Contact>,
-    pub submitted_at: DateTime<Utc>,
+    /// When the citizen made the report on their device; when absent, the time it reached us.
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
 }
 
 /// A validated report as stored on the reports topic (keyed by `tracking_id`).

@@ -374,7 +374,10 @@ pub fn check_report(
     }
     check_location(&r.location)?;
     check_photos("photo_urls", &r.photo_urls)?;
-    window.check("submitted_at", r.submitted_at, now)
+    match r.submitted_at {
+        Some(t) => window.check("submitted_at", t, now),
+        None => Ok(()),
+    }
 }
 
 /// Checks a camera event's own fields (the camera registry is checked by the caller); `now` is
@@ -491,14 +494,14 @@ mod tests {
             "invalid_location"
         );
         r.location.lon = 105.0;
-        r.submitted_at = now() + Duration::hours(1);
+        r.submitted_at = Some(now() + Duration::hours(1));
         assert_eq!(
             check_report(&r, |_| true, now(), &TimeWindow::default())
                 .unwrap_err()
                 .code,
             "invalid_time"
         );
-        r.submitted_at = now();
+        r.submitted_at = Some(now());
         r.photo_urls = vec!["file:///etc/passwd".into()];
         assert_eq!(
             check_report(&r, |_| true, now(), &TimeWindow::default())

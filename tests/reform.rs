@@ -79,6 +79,21 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
     );
     let (status, _) = p.dashboard_as("/v1/wards?name=x", OPERATOR_TOKEN).await;
     assert_eq!(status, 400, "unknown filters are refused");
+    // The map is drawn from simplified outlines (lookups keep the exact ones).
+    let all = p.dashboard("/v1/wards").await;
+    let drawn: usize = all["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| vertices(&f["geometry"]["coordinates"]))
+        .sum();
+    let exact: usize = ioc_router::wards::demo::wards()
+        .iter()
+        .flat_map(|w| &w.geometry.0)
+        .map(|p| p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>())
+        .sum();
+    assert_eq!(all["features"].as_array().unwrap().len(), 177);
+    assert!(drawn < exact, "{drawn} drawn of {exact}");
 
     // Before the reform: two open cases in one ward (one acknowledged), one closed in another.
     let assigned = p.file_report(WARD_OF_TOKEN).await;
@@ -200,4 +215,13 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(p.revisions_on_topic(&acknowledged).len(), revisions);
     p.stop().await;
+}
+
+/// Positions in a GeoJSON coordinates array, however deeply nested.
+fn vertices(coordinates: &Value) -> usize {
+    match coordinates.as_array() {
+        Some(a) if a.first().is_some_and(Value::is_number) => 1,
+        Some(a) => a.iter().map(vertices).sum(),
+        None => 0,
+    }
 }

@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use futures::stream::Stream;
 use ioc_config::http::Documented;
 use ioc_config::limits::{per_client, Limits};
-use ioc_schema::boundary::multipolygon_to_geojson;
 use ioc_schema::lifecycle::Action;
 use ioc_schema::metrics::Metrics;
 use ioc_schema::names;
@@ -385,20 +384,22 @@ async fn get_wards(
         let Some(set) = set else {
             return json!({"type": "FeatureCollection", "boundary_version": null, "features": []});
         };
+        let outlines = s.outlines(set);
         let features: Vec<_> = set
             .index
             .wards()
             .iter()
-            .filter(|w| match &who.caller {
+            .zip(outlines.iter())
+            .filter(|(w, _)| match &who.caller {
                 Caller::Ward(own) => &w.id == own,
                 Caller::Operator => true,
             })
-            .filter(|w| {
+            .filter(|(w, _)| {
                 wanted
                     .as_ref()
                     .is_none_or(|(q, folded)| w.id == *q || names::fold(&w.name).contains(folded))
             })
-            .map(|w| {
+            .map(|(w, outline)| {
                 let c = counts.get(w.id.as_str()).cloned().unwrap_or_default();
                 json!({
                     "type": "Feature",
@@ -409,13 +410,14 @@ async fn get_wards(
                         "incidents": c.values().sum::<usize>(),
                         "by_status": c,
                     },
-                    "geometry": multipolygon_to_geojson(&w.geometry),
+                    "geometry": outline,
                 })
             })
             .collect();
         json!({
             "type": "FeatureCollection",
             "boundary_version": set.version,
+            "simplified_to_deg": crate::state::DRAW_TOLERANCE_DEG,
             "features": features,
         })
     });

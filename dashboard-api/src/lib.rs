@@ -81,6 +81,11 @@ pub async fn serve_with_clock(
     if state.tokens.is_empty() {
         tracing::warn!("dashboard.tokens is empty: every request except /v1/reports/{{id}} will be refused; add a token (see README)");
     }
+    // Draw the current map's outlines before the first browser asks for them.
+    let drawing = state.clone();
+    tokio::task::spawn_blocking(move || {
+        drawing.with_set_in_force(|set| set.map(|set| drawing.outlines(set)));
+    });
     tracing::info!("dashboard API on http://{}", listener.local_addr()?);
     let mut tasks = Supervisor::new();
     let token = tasks.token();

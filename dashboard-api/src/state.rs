@@ -25,6 +25,10 @@ use ioc_config::limits::Limits;
 
 use crate::STAGE;
 
+/// How far a drawn ward outline may stray from the real one, in degrees (about 11 m: less than
+/// a pixel on a city-wide map).
+pub const DRAW_TOLERANCE_DEG: f64 = 1e-4;
+
 /// An answer as JSON bytes.
 pub(crate) fn to_json<T: Serialize>(answer: &T) -> Vec<u8> {
     serde_json::to_vec(answer).expect("an answer serializes")
@@ -54,6 +58,15 @@ pub struct AppState {
     pub(crate) limits: Limits,
     /// Cancelled when the dashboard stops: live streams end and the monitor stops writing.
     pub(crate) stopping: CancellationToken,
+    /// The outlines of the set in force, simplified for drawing, made once per set.
+    pub(crate) outlines: Arc<std::sync::Mutex<Option<Outlines>>>,
+}
+
+/// Ward outlines simplified for drawing (never for lookups), in ward order, with the index they
+/// were made from (a reloaded set has a new one).
+pub(crate) struct Outlines {
+    pub(crate) of: Arc<ioc_wards::WardIndex>,
+    pub(crate) geometry: Arc<Vec<serde_json::Value>>,
 }
 
 /// Where "now" comes from: the system clock, or a test's.
@@ -94,6 +107,7 @@ impl AppState {
             caught_up: Arc::default(),
             clock,
             stopping: CancellationToken::new(),
+            outlines: Default::default(),
         })
     }
 
@@ -117,6 +131,34 @@ impl AppState {
     }
 
     /// Runs `f` on the boundary set in force now.
+    /// The outlines of `set`'s wards for drawing: simplified to about [`DRAW_TOLERANCE_DEG`]
+    /// (topology-preserving, so no ring collapses), made on first use and kept until the set
+    /// changes. Ho Chi Minh City's 217,000 vertices would otherwise go to every browser.
+    pub(crate) fn outlines(&self, set: &ioc_wards::BoundarySet) -> Arc<Vec<serde_json::Value>> {
+        use geo::SimplifyVwPreserve;
+        let mut cached = self.outlines.lock().expect("outlines lock");
+        if let Some(o) = cached.as_ref().filter(|o| Arc::ptr_eq(&o.of, &set.index)) {
+            return o.geometry.clone();
+        }
+        let epsilon = DRAW_TOLERANCE_DEG * DRAW_TOLERANCE_DEG;
+        let geometry: Arc<Vec<serde_json::Value>> = Arc::new(
+            set.index
+                .wards()
+                .iter()
+                .map(|w| {
+                    ioc_schema::boundary::multipolygon_to_geojson(
+                        &w.geometry.simplify_vw_preserve(epsilon),
+                    )
+                })
+                .collect(),
+        );
+        *cached = Some(Outlines {
+            of: set.index.clone(),
+            geometry: geometry.clone(),
+        });
+        geometry
+    }
+
     pub(crate) fn with_set_in_force<T>(&self, f: impl FnOnce(Option<&BoundarySet>) -> T) -> T {
         let sets = self.sets.read().expect("sets lock").clone();
         f(sets.select(self.now()))

@@ -110,6 +110,28 @@ fn cities() -> Vec<City> {
                 point_sets: vec![("uniform", uniform(&hcmc, UNIFORM_POINTS, 3))],
                 wards: hcmc,
             });
+            let hcmc_2025 = load(
+                &dir.join("vietnam/hcmc_2025/hcmc_wards_2025.geojson"),
+                "code",
+                Some("name"),
+            );
+            cities.push(City {
+                name: "hcmc-2025-168",
+                // Over the mainland: Côn Đảo lies 180 km offshore, and a box reaching it is sea.
+                point_sets: vec![(
+                    "uniform",
+                    uniform(
+                        &hcmc_2025
+                            .iter()
+                            .filter(|w| w.name != "Côn Đảo")
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                        UNIFORM_POINTS,
+                        4,
+                    ),
+                )],
+                wards: hcmc_2025,
+            });
         }
         None => eprintln!(
             "../shared/data is absent: benchmarking the demo city only (set IOC_SHARED_DATA)"

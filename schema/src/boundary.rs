@@ -46,18 +46,16 @@ pub fn read_wards(
 
 /// Parses a FeatureCollection. Every feature must have a Polygon or MultiPolygon geometry and the
 /// id property (string or number), or else a feature `id` of its own (RFC 7946 §3.2); the name
-/// falls back to the id.
+/// falls back to the id. Positions are read straight into coordinates (no JSON tree of a large
+/// map is built first).
 pub fn parse_wards(
     text: &str,
     id_property: &str,
     name_property: Option<&str>,
 ) -> Result<Vec<WardFeature>, BoundaryError> {
-    let doc: Value =
+    let doc: RawCollection<'_> =
         serde_json::from_str(text).map_err(|e| BoundaryError::Json("boundary file".into(), e))?;
-    let features = doc
-        .get("features")
-        .and_then(Value::as_array)
-        .ok_or(BoundaryError::NotFeatureCollection)?;
+    let features = doc.features.ok_or(BoundaryError::NotFeatureCollection)?;
     features
         .iter()
         .enumerate()
@@ -68,6 +66,61 @@ pub fn parse_wards(
         .collect()
 }
 
+#[derive(serde::Deserialize)]
+struct RawCollection<'a> {
+    #[serde(default, borrow)]
+    features: Option<Vec<RawFeature<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawFeature<'a> {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    properties: Value,
+    #[serde(default, borrow)]
+    geometry: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawGeometry<'a> {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default, borrow)]
+    coordinates: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A GeoJSON position: two finite numbers (an altitude or more after them is ignored).
+struct Position(Coord<f64>);
+
+impl<'de> serde::Deserialize<'de> for Position {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Position;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a position of two finite numbers")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Position, A::Error> {
+                use serde::de::Error;
+                let x: Option<f64> = seq.next_element()?;
+                let y: Option<f64> = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                match (x, y) {
+                    (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                        Ok(Position(Coord { x, y }))
+                    }
+                    _ => Err(A::Error::custom("position is not two finite numbers")),
+                }
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
 fn property_string(props: &Value, key: &str) -> Option<String> {
     match props.get(key)? {
         Value::String(s) => Some(s.clone()),
@@ -76,15 +129,23 @@ fn property_string(props: &Value, key: &str) -> Option<String> {
     }
 }
 
+fn value_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn parse_feature(
-    f: &Value,
+    f: &RawFeature<'_>,
     id_property: &str,
     name_property: Option<&str>,
 ) -> Result<WardFeature, String> {
-    let props = f.get("properties").unwrap_or(&Value::Null);
+    let props = &f.properties;
     // RFC 7946 gives a feature an `id` of its own; files written that way need no id property.
     let id = property_string(props, id_property)
-        .or_else(|| property_string(f, "id"))
+        .or_else(|| value_string(&f.id))
         .ok_or_else(|| {
             let available: Vec<&str> = props
                 .as_object()
@@ -98,20 +159,21 @@ fn parse_feature(
     let name = name_property
         .and_then(|n| property_string(props, n))
         .unwrap_or_else(|| id.clone());
-    let geom = f.get("geometry").ok_or("no geometry")?;
-    let coords = geom
-        .get("coordinates")
-        .ok_or("geometry has no coordinates")?;
-    let geometry = match geom.get("type").and_then(Value::as_str) {
-        Some("Polygon") => MultiPolygon(vec![parse_polygon(coords)?]),
-        Some("MultiPolygon") => MultiPolygon(
-            coords
-                .as_array()
-                .ok_or("MultiPolygon coordinates are not an array")?
-                .iter()
-                .map(parse_polygon)
-                .collect::<Result<_, _>>()?,
-        ),
+    let raw = f.geometry.ok_or("no geometry")?;
+    let geom: RawGeometry<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| format!("geometry: {e}"))?;
+    let coords = geom.coordinates.ok_or("geometry has no coordinates")?.get();
+    let geometry = match geom.kind.as_deref() {
+        Some("Polygon") => {
+            let rings: Vec<Vec<Position>> =
+                serde_json::from_str(coords).map_err(|e| format!("Polygon coordinates: {e}"))?;
+            MultiPolygon(vec![polygon(rings)?])
+        }
+        Some("MultiPolygon") => {
+            let polys: Vec<Vec<Vec<Position>>> = serde_json::from_str(coords)
+                .map_err(|e| format!("MultiPolygon coordinates: {e}"))?;
+            MultiPolygon(polys.into_iter().map(polygon).collect::<Result<_, _>>()?)
+        }
         other => {
             return Err(format!(
                 "geometry type {other:?} is not Polygon or MultiPolygon"
@@ -121,37 +183,22 @@ fn parse_feature(
     Ok(WardFeature { id, name, geometry })
 }
 
-fn parse_polygon(v: &Value) -> Result<Polygon<f64>, String> {
-    let rings = v.as_array().ok_or("polygon is not an array of rings")?;
-    let mut rings = rings.iter().map(parse_ring);
+fn polygon(rings: Vec<Vec<Position>>) -> Result<Polygon<f64>, String> {
+    let mut rings = rings.into_iter().map(ring);
     let exterior = rings.next().ok_or("polygon has no rings")??;
     let interiors = rings.collect::<Result<Vec<_>, _>>()?;
     Ok(Polygon::new(exterior, interiors))
 }
 
-fn parse_ring(v: &Value) -> Result<LineString<f64>, String> {
-    let pts = v.as_array().ok_or("ring is not an array of positions")?;
-    let coords = pts
-        .iter()
-        .map(|p| {
-            let p = p
-                .as_array()
-                .filter(|p| p.len() >= 2)
-                .ok_or("position needs two numbers")?;
-            match (p[0].as_f64(), p[1].as_f64()) {
-                (Some(x), Some(y)) if x.is_finite() && y.is_finite() => Ok(Coord { x, y }),
-                _ => Err("position is not two finite numbers"),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if coords.len() < 3 {
+fn ring(positions: Vec<Position>) -> Result<LineString<f64>, String> {
+    if positions.len() < 3 {
         return Err(format!(
             "ring has {} positions; at least 4 are needed",
-            coords.len()
+            positions.len()
         ));
     }
     // LineString is closed by Polygon::new if the file left the ring open.
-    Ok(LineString(coords))
+    Ok(LineString(positions.into_iter().map(|p| p.0).collect()))
 }
 
 /// GeoJSON geometry of a multipolygon, for serving boundaries back out.

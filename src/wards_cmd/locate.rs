@@ -217,11 +217,11 @@ pub(super) fn locate(args: LocateArgs) -> anyhow::Result<()> {
             bar: bar.clone(),
         },
     );
-    let out: Box<dyn Write> = match &args.output {
+    let out: Box<dyn Write + Send> = match &args.output {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout()),
     };
     let out = BufWriter::with_capacity(1 << 16, out);
     let ndjson = match args.format.as_deref() {
@@ -229,10 +229,11 @@ pub(super) fn locate(args: LocateArgs) -> anyhow::Result<()> {
         None => args.input.ends_with(".ndjson") || args.input.ends_with(".jsonl"),
     };
     let mut tally = Tally::default();
-    if ndjson {
-        locate_ndjson(&args, &sets, now, reader, out, &mut tally)?;
-    } else {
-        locate_csv(&args, &sets, now, reader, out, &mut tally)?;
+    let one_set = sets.select(now).filter(|_| args.time_col.is_none());
+    match one_set {
+        _ if ndjson => locate_ndjson(&args, &sets, now, reader, out, &mut tally)?,
+        Some(set) => locate_plain_or_csv(&args, &sets, set, now, reader, out, &mut tally)?,
+        None => locate_csv(&args, &sets, now, reader, out, &mut tally)?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -250,6 +251,76 @@ pub(super) fn locate(args: LocateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// CSV against one set: the parallel fast path ([`super::plain_csv`]) unless the start of the
+/// input has quotes (a quoted field may span lines, which only the general path reads).
+fn locate_plain_or_csv(
+    args: &LocateArgs,
+    sets: &BoundarySets,
+    set: &BoundarySet,
+    now: DateTime<Utc>,
+    mut reader: impl BufRead,
+    mut out: impl Write + Send,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut head = Vec::new();
+    reader.read_until(b'\n', &mut head)?;
+    let mut first = Vec::new();
+    (&mut reader)
+        .take(super::plain_csv::PEEK as u64)
+        .read_to_end(&mut first)?;
+    if head.contains(&b'"') || first.contains(&b'"') {
+        let replay = std::io::Cursor::new([head, first].concat()).chain(reader);
+        return locate_csv(args, sets, now, replay, out, tally);
+    }
+    let headers = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(head.as_slice())
+        .records()
+        .next()
+        .transpose()?
+        .unwrap_or_default();
+    let lat_i = find_col(&headers, &args.lat_col, &["lat", "latitude"], "lat")?;
+    let lon_i = find_col(&headers, &args.lon_col, &["lon", "lng", "longitude"], "lon")?;
+    {
+        let mut wtr = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(&mut out);
+        wtr.write_record(output_headers(&headers).iter())?;
+        wtr.flush()?;
+    }
+    let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(first).chain(reader));
+    let counts = super::plain_csv::run(set, lat_i, lon_i, rest, &mut out)?;
+    out.flush()?;
+    tally.rows += counts.rows;
+    tally.bad += counts.bad;
+    for (rule, n) in super::plain_csv::RULES.iter().zip(counts.by_rule) {
+        if n > 0 {
+            *tally.by_rule.entry(rule).or_default() += n;
+        }
+    }
+    for (ward, n) in set.index.wards().iter().zip(counts.by_ward) {
+        if n > 0 {
+            tally.by_ward.insert(ward.id.clone(), n);
+        }
+    }
+    Ok(())
+}
+
+/// The input's header with the result columns appended.
+fn output_headers(headers: &csv::StringRecord) -> csv::StringRecord {
+    let mut h = headers.clone();
+    for extra in [
+        "ward_id",
+        "ward_name",
+        "rule",
+        "distance_m",
+        "boundary_version",
+    ] {
+        h.push_field(extra);
+    }
+    h
 }
 
 pub(super) fn find_col(
@@ -290,17 +361,7 @@ fn locate_csv(
         Some(_) => Some(find_col(&headers, &args.time_col, &[], "time")?),
         None => None,
     };
-    let mut h = headers.clone();
-    for extra in [
-        "ward_id",
-        "ward_name",
-        "rule",
-        "distance_m",
-        "boundary_version",
-    ] {
-        h.push_field(extra);
-    }
-    wtr.write_record(&h)?;
+    wtr.write_record(&output_headers(&headers))?;
     let mut record = csv::StringRecord::new();
     loop {
         let line = rdr.position().line();

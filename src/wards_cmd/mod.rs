@@ -7,6 +7,7 @@ use ioc_router::wards::check::check;
 use ioc_router::wards::{BuildOptions, Ward, WardIndex};
 
 mod locate;
+mod plain_csv;
 
 use locate::find_col;
 pub use locate::LocateArgs;

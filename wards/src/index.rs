@@ -221,22 +221,39 @@ impl WardIndex {
             }
             per_ward.push(ids);
         }
+        let boxes: Vec<_> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                GeomWithData::new(
+                    Rectangle::from_corners([s.x1, s.y1], [s.x2, s.y2]),
+                    i as u32,
+                )
+            })
+            .collect();
+        // The edge tree (for the nearest-ward fallback) is built on another core meanwhile:
+        // nothing below needs it.
+        std::thread::scope(|scope| {
+            let tree = scope.spawn(move || RTree::bulk_load(boxes));
+            let mut index = WardIndex::assemble(wards, opts, segs, seg_ward, &per_ward);
+            index.build_grid();
+            index.seg_tree = tree.join().expect("building the edge tree panicked");
+            index
+        })
+    }
+
+    fn assemble(
+        wards: Vec<Ward>,
+        opts: BuildOptions,
+        segs: Vec<Seg>,
+        seg_ward: Vec<u32>,
+        per_ward: &[Vec<u32>],
+    ) -> WardIndex {
         let bands = per_ward
             .iter()
             .map(|ids| Bands::build(ids, &segs))
             .collect();
-        let seg_tree = RTree::bulk_load(
-            segs.iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    GeomWithData::new(
-                        Rectangle::from_corners([s.x1, s.y1], [s.x2, s.y2]),
-                        i as u32,
-                    )
-                })
-                .collect(),
-        );
-        let mut index = WardIndex {
+        WardIndex {
             wards,
             opts,
             segs,
@@ -258,10 +275,8 @@ impl WardIndex {
             mixed: Vec::new(),
             mixed_wards: Vec::new(),
             mixed_segs: Vec::new(),
-            seg_tree,
-        };
-        index.build_grid();
-        index
+            seg_tree: RTree::new(),
+        }
     }
 
     /// The wards, in index order (the order [`Outcome::ward`] refers to).

@@ -264,3 +264,59 @@ fn logs_are_plain_in_a_pipe_and_json_on_request() {
     }
     assert!(json.contains("ingest API on http://"));
 }
+
+/// The parallel fast path of `ioc wards locate` (plain CSV) writes exactly what the general CSV
+/// path writes for the same rows: here the general path is chosen by quoting the header, which
+/// changes nothing else. The rows mix valid points, garbage, positions out of range, blank
+/// lines, Windows line ends and, past the first megabyte, quoted fields with commas.
+#[test]
+fn wards_locate_fast_and_general_paths_agree_row_for_row() {
+    let dir = temp_dir("locate-paths");
+    let mut rows = String::new();
+    let (cx, cy) = ioc_router::wards::demo::CENTRE;
+    for i in 0..60_000u64 {
+        let (dx, dy) = (
+            ((i * 7919) % 1000) as f64 / 1000.0 - 0.5,
+            ((i * 104_729) % 1000) as f64 / 1000.0 - 0.5,
+        );
+        let (lat, lon) = (cy + 0.12 * dy, cx + 0.14 * dx);
+        match i % 997 {
+            0 => rows.push_str("broken,north,east\n"),
+            1 => rows.push_str(&format!("far,95,{lon}\n")),
+            2 => rows.push('\n'),
+            3 => rows.push_str(&format!("crlf-{i},{lat:.6},{lon:.6}\r\n")),
+            // Quoted fields only after the first megabyte, where the fast path is already on.
+            4 if i > 50_000 => rows.push_str(&format!("\"quoted, {i}\",{lat:.6},{lon:.6}\n")),
+            _ => rows.push_str(&format!("p{i},{lat:.6},{lon:.6}\n")),
+        }
+    }
+    let fast = dir.join("fast.csv");
+    let general = dir.join("general.csv");
+    std::fs::write(&fast, format!("name,lat,lng\n{rows}")).unwrap();
+    std::fs::write(&general, format!("\"name\",lat,lng\n{rows}")).unwrap();
+    let run = |input: &std::path::Path| {
+        let out = ioc(&["wards", "locate", input.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (fast_out, fast_err) = run(&fast);
+    let (general_out, general_err) = run(&general);
+    assert!(fast_out.len() > 2_000_000);
+    assert!(
+        fast_out == general_out,
+        "the two paths wrote different rows"
+    );
+    assert_eq!(
+        fast_err, general_err,
+        "the summaries and the reports of bad rows agree"
+    );
+    assert!(fast_err.contains("bad"), "{fast_err}");
+    assert!(String::from_utf8_lossy(&fast_out).contains("\"quoted, 50"));
+}

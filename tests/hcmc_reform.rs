@@ -1,8 +1,11 @@
-//! Ho Chi Minh City's reform end to end, on the real maps: incidents filed against the 322 wards
+//! Ho Chi Minh City end to end on its real maps. The reform: incidents filed against the 322 wards
 //! of 2019, some cancelled before the reform and some left open across it, then the 168 units of
 //! 2025 take effect with the city's predecessors table. The router routes by received time, so
 //! the reform's moment (2025-07-01 00:00 in Vietnam) is moved to an hour after the test starts
 //! and the dashboard's clock is moved past it.
+//!
+//! And the pipeline on the 168 units of 2025 with the city's 697 traffic cameras as the camera
+//! registry: an event from every camera goes through ingest, Kafka and the router.
 //!
 //! Needs `../shared/data/vietnam/` (or `IOC_SHARED_DATA`); skips with a printed reason when it
 //! is absent.
@@ -11,7 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{eventually, read_topic, Pipeline, TestClock, OPERATOR_TOKEN};
+use common::{eventually, read_topic, Pipeline, TestClock, CAMERA_KEY, OPERATOR_TOKEN};
 use geo::InteriorPoint;
 use ioc_config::load::token_digest;
 use ioc_config::{BoundarySetConfig, PredecessorsConfig, Role, TokenConfig};
@@ -274,4 +277,91 @@ async fn file_at(p: &Pipeline, lat: f64, lon: f64) -> String {
         .to_string();
     p.incident_when(&id, "appears", |_| true).await;
     id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_from_each_of_the_697_cameras_reaches_the_ward_the_city_records() {
+    let Some(dir) = data_dir() else {
+        println!("skipped: ../shared/data/vietnam is absent (set IOC_SHARED_DATA)");
+        return;
+    };
+    let registry = dir.join("hcmc_2025/hcmc_traffic_cameras_2025.geojson");
+    let wards_2025 = dir.join("hcmc_2025/hcmc_wards_2025.geojson");
+    let registry_path = registry.display().to_string();
+    let registry_text = std::fs::read_to_string(&registry).unwrap();
+    let cameras_loaded = ioc_config::load::parse_cameras(&registry_text).expect("a valid registry");
+    let p = Pipeline::start_with("hcmc-cameras", 2, 1, None, move |s| {
+        s.config.camera_registry = registry_path;
+        s.cameras = std::sync::Arc::new(cameras_loaded);
+        s.config.boundaries = vec![BoundarySetConfig {
+            version: "hcmc-2025".into(),
+            file: wards_2025.display().to_string(),
+            id_property: "code".into(),
+            name_property: Some("name".into()),
+            valid_from: "2025-06-30T17:00:00Z".parse().unwrap(),
+            valid_to: None,
+            predecessors: None,
+        }];
+    })
+    .await;
+    let cameras: Value = serde_json::from_str(&registry_text).unwrap();
+    let cameras = cameras["features"].as_array().unwrap().clone();
+    assert_eq!(cameras.len(), 697);
+    // Camera id → the ward the city's portal records for it (none for the three outside).
+    let recorded: std::collections::HashMap<String, Option<String>> = cameras
+        .iter()
+        .map(|c| {
+            let ward = c["properties"]["ward_code_2025"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .map(String::from);
+            (c["id"].as_str().unwrap().to_string(), ward)
+        })
+        .collect();
+    for batch in cameras.chunks(50) {
+        let events: Vec<Value> = batch
+            .iter()
+            .map(|c| {
+                json!({"camera_id": c["id"], "event_type": "accident", "confidence": 0.8,
+                       "detected_at": chrono::Utc::now()})
+            })
+            .collect();
+        let resp = p
+            .http
+            .post(format!("{}/v1/camera-events", p.ingest_url))
+            .bearer_auth(CAMERA_KEY)
+            .json(&events)
+            .send()
+            .await
+            .expect("ingest answers");
+        let status = resp.status().as_u16();
+        assert_eq!(status, 202, "{}", resp.text().await.unwrap_or_default());
+    }
+    p.wait_for_incidents(697).await;
+    let mut incidents = Vec::new();
+    for offset in (0..697).step_by(200) {
+        let page = p
+            .dashboard(&format!("/v1/incidents?limit=200&offset={offset}"))
+            .await;
+        incidents.extend(page["items"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(incidents.len(), 697);
+    let (mut same, mut nearest, mut triage) = (0, 0, 0);
+    for i in &incidents {
+        let camera = i["source"]["camera_id"].as_str().unwrap();
+        let ours = i["ward"]["id"].as_str();
+        match (
+            recorded[camera].as_deref(),
+            ours,
+            i["assignment"]["rule"].as_str(),
+        ) {
+            (Some(r), Some(o), _) if r == o => same += 1,
+            (None, Some(_), Some("nearest")) => nearest += 1,
+            (None, None, Some("unassigned")) => triage += 1,
+            other => panic!("camera {camera}: {other:?}"),
+        }
+    }
+    println!("697 cameras through the pipeline: {same} in the recorded ward, {nearest} by the nearest-ward rule, {triage} to triage");
+    assert_eq!((same, nearest, triage), (694, 2, 1));
+    p.stop().await;
 }

@@ -43,7 +43,10 @@ impl ConsumerContext for LagContext {
                 .assigned_partitions
                 .with_label_values(&[self.stage])
                 .set(0);
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // Asynchronous: queued to the coordinator before the group moves on, and never a
+            // wait with no end inside librdkafka's callback (a synchronous commit to a broker
+            // that is gone, or in the middle of a rebalance, blocked its thread for good).
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
                 // Nothing stored since the last commit is the common, harmless case.
                 tracing::debug!(error = %e, "commit on revoke");
             }

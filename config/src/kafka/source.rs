@@ -110,7 +110,10 @@ pub async fn at_least_once<F, Fut>(
             "{stage}: drain deadline passed; unacknowledged inputs will be processed again after restart"
         );
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+    // Asynchronous, as a synchronous commit can wait without end (a broker that is gone, a
+    // rebalance in progress) on an async worker, where no deadline can reach it; closing the
+    // consumer commits what is stored as well (auto-commit of stored offsets).
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
         tracing::debug!(error = %e, "final commit");
     }
 }

@@ -57,8 +57,16 @@ valid_from = "2030-01-01T00:00:00Z"
 /// A unique name, a broker with the pipeline's topics under it, and a scratch folder.
 fn setup(test: &str) -> (String, Broker, std::path::PathBuf) {
     let unique = format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let topics =
-        ["reports", "camera", "incidents", "dlq", "assignments"].map(|t| format!("{unique}.{t}"));
+    let topics = [
+        "reports",
+        "camera",
+        "incidents",
+        "dlq",
+        "assignments",
+        "incidents.commands",
+        "incidents.command-results",
+    ]
+    .map(|t| format!("{unique}.{t}"));
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let broker = Broker::from_env(&topic_refs, 1);
     let dir = std::env::temp_dir().join(&unique);

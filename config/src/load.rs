@@ -82,6 +82,8 @@ impl Settings {
                     problems.push(e.to_string().trim().to_string());
                     ConfigError { problems }
                 })?;
+        let mut config = config;
+        config.topics.derive_names();
         let mut settings = Settings {
             config,
             base_dir,

@@ -100,6 +100,15 @@ pub struct TopicsConfig {
     /// Every incident change that concerns a ward (assigned, updated, or taken away); key: ward
     /// id, so a ward's own systems can follow just their ward.
     pub assignments: String,
+    /// Lifecycle commands to the dashboards (key: incident id): each is applied by the one
+    /// dashboard instance that owns its partition in a consumer group, so two never build on
+    /// the same revision. Empty: the incident topic's name with `.commands`.
+    #[serde(default)]
+    pub commands: String,
+    /// What became of each command, for the instance that took the request (key: that
+    /// instance). Empty: the incident topic's name with `.command-results`.
+    #[serde(default)]
+    pub command_results: String,
     /// Partitions for topics this program creates; router instances can scale up to this many.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -115,14 +124,26 @@ pub struct TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic the pipeline uses.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.reports,
             &self.camera_events,
             &self.incidents,
             &self.dead_letter,
             &self.assignments,
+            &self.commands,
+            &self.command_results,
         ]
+    }
+
+    /// Fills the names left empty from the incident topic's.
+    pub(crate) fn derive_names(&mut self) {
+        if self.commands.is_empty() {
+            self.commands = format!("{}.commands", self.incidents);
+        }
+        if self.command_results.is_empty() {
+            self.command_results = format!("{}.command-results", self.incidents);
+        }
     }
 }
 
@@ -221,8 +242,8 @@ pub struct DashboardConfig {
     pub close_after: Dur,
     /// How often to look for missed service levels (escalations) and incidents to close.
     pub sla_check_interval: Dur,
-    /// Whether this instance writes escalations and automatic closes. Run exactly one dashboard
-    /// with this on (the one that takes lifecycle actions); others only read.
+    /// Whether this instance writes escalations, hand-overs and automatic closes (for the
+    /// incidents of the command partitions it owns; each is written by one instance).
     pub monitor: bool,
     /// The time zone the web pages show dates in (an IANA name).
     pub time_zone: String,

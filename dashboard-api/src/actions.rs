@@ -3,8 +3,9 @@
 //!
 //! Every change is checked against the incident's current revision, written to the incident
 //! topic (the single source of truth) and only then applied to the local view. Changes are
-//! serialised by one lock, so two never build on the same revision; run exactly one dashboard
-//! instance that takes actions (`dashboard.monitor = true`), however many only read.
+//! serialised by one lock, and every incident's changes are made by the one instance that owns
+//! its partition of the command topic ([`crate::commands`]), so two never build on the same
+//! revision however many instances run.
 
 use std::time::Duration;
 
@@ -127,9 +128,21 @@ fn body(raw: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Applies a lifecycle action to incident `id` (or, if it was merged, to its original), writes
-/// the new revision and returns it.
+/// Applies a lifecycle action to incident `id` (or, if it was merged, to its original) through
+/// the instance that owns the incident ([`crate::commands`]) and returns the new revision.
 pub async fn act(
+    s: &AppState,
+    id: &str,
+    action: Action,
+    role: Role,
+    actor: &str,
+) -> Result<Incident, ApiError> {
+    crate::commands::submit(s, id, action, role, actor).await
+}
+
+/// Applies a lifecycle action here: on the instance that owns the incident's partition of the
+/// command topic (or in a test without one), after the view has read what the last owner wrote.
+pub(crate) async fn act_now(
     s: &AppState,
     id: &str,
     action: Action,

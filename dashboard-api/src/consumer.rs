@@ -83,6 +83,7 @@ pub async fn consume(
             msg = consumer.recv() => match msg {
                 Ok(m) => {
                     last_record = std::time::Instant::now();
+                    state.commands.read_up_to.lock().expect("positions lock").insert(m.partition(), m.offset() + 1);
                     if targets.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
                         targets.remove(&m.partition());
                     }

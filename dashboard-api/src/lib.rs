@@ -21,6 +21,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod commands;
 mod consumer;
 mod error;
 pub mod figures;
@@ -104,6 +105,11 @@ pub async fn serve_with_clock(
             monitor::monitor(state.clone(), token.clone()),
         );
     }
+    tasks.spawn("command owner", commands::own(state.clone(), token.clone()));
+    tasks.spawn(
+        "command answers",
+        commands::listen(state.clone(), token.clone()),
+    );
     tasks.spawn(
         "boundary watcher",
         ioc_wards::watch(settings.clone(), state.sets.clone(), token.clone()),

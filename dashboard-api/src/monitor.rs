@@ -34,7 +34,9 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
     let sets = s.sets.read().expect("sets lock").clone();
     let due: Vec<Incident> = {
         let view = s.view.read().expect("view lock");
+        // Only for incidents whose commands this instance applies: one writer for each.
         view.iter()
+            .filter(|i| s.commands.owns(&i.id))
             .filter_map(|i| {
                 ioc_wards::reform::hand_over(i, &sets, now, &s.settings)
                     .or_else(|| sla::next_escalation(i, now).map(|e| sla::escalate(i, e)))

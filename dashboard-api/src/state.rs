@@ -60,6 +60,8 @@ pub struct AppState {
     pub(crate) stopping: CancellationToken,
     /// The outlines of the set in force, simplified for drawing, made once per set.
     pub(crate) outlines: Arc<std::sync::Mutex<Option<Outlines>>>,
+    /// Lifecycle commands: this instance's name, its waiting requests and owned partitions.
+    pub commands: crate::commands::Commands,
 }
 
 /// Ward outlines simplified for drawing (never for lookups), in ward order, with the index they
@@ -108,6 +110,7 @@ impl AppState {
             clock,
             stopping: CancellationToken::new(),
             outlines: Default::default(),
+            commands: Default::default(),
         })
     }
 

@@ -13,14 +13,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sla::{self, CategoryTargets, Priority};
 use crate::validate::{self, InvalidInput};
 use crate::{Actor, ActorRole, Incident, Resolution, Status, Step, WardRef};
 
 /// Who may act, and on what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", content = "ward", rename_all = "snake_case")]
 pub enum Role {
     /// IOC operators: every ward.
     Operator,
@@ -46,7 +47,7 @@ impl Role {
 }
 
 /// Something someone does to an incident, as posted to the API.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Operator: the report is genuine.

@@ -100,6 +100,11 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
         ("IOC_TOPICS__INCIDENTS", format!("{unique}.incidents")),
         ("IOC_TOPICS__DEAD_LETTER", format!("{unique}.dlq")),
         ("IOC_TOPICS__ASSIGNMENTS", format!("{unique}.assignments")),
+        ("IOC_TOPICS__COMMANDS", format!("{unique}.commands")),
+        (
+            "IOC_TOPICS__COMMAND_RESULTS",
+            format!("{unique}.command-results"),
+        ),
         ("IOC_TOPICS__PARTITIONS", partitions.to_string()),
         ("IOC_ROUTER__GROUP_ID", format!("{unique}-router")),
         ("IOC_ROUTER__LISTEN", "127.0.0.1:0".to_string()),
@@ -205,6 +210,7 @@ pub struct Pipeline {
     clock: Option<TestClock>,
     ingest: Option<Stage>,
     dashboard: Option<Stage>,
+    extra_dashboards: Vec<Stage>,
     routers: Vec<Stage>,
     // Kept last so the broker outlives the stages during drop.
     _broker: Broker,
@@ -294,6 +300,7 @@ impl Pipeline {
             clock,
             ingest: Some(ingest),
             dashboard: None,
+            extra_dashboards: Vec::new(),
             routers: Vec::new(),
             _broker: broker,
         };
@@ -318,6 +325,30 @@ impl Pipeline {
         }));
     }
 
+    /// Starts another dashboard instance beside the first (same topics and group) and returns
+    /// its address; [`Pipeline::stop_extra_dashboard`] stops it.
+    pub async fn start_extra_dashboard(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (s, m) = (self.settings.clone(), self.metrics.clone());
+        self.extra_dashboards.push(Stage::spawn(move |rx| {
+            ioc_dashboard::serve(listener, s, m, stopped(rx))
+        }));
+        url
+    }
+
+    /// Stops the `n`th extra dashboard.
+    pub async fn stop_extra_dashboard(&mut self, n: usize) {
+        self.extra_dashboards.remove(n).stop().await;
+    }
+
+    /// Stops the first dashboard (the one `dashboard_url` names), leaving the extra ones.
+    pub async fn stop_dashboard(&mut self) {
+        if let Some(d) = self.dashboard.take() {
+            d.stop().await;
+        }
+    }
+
     /// Starts one more router (in the shared consumer group).
     pub fn start_router(&mut self) {
         let s = self.settings.clone();
@@ -340,6 +371,9 @@ impl Pipeline {
             r.stop().await;
         }
         if let Some(d) = self.dashboard.take() {
+            d.stop().await;
+        }
+        for d in self.extra_dashboards.drain(..) {
             d.stop().await;
         }
     }

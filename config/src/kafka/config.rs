@@ -94,6 +94,12 @@ pub fn topic_settings(config: &Config, topic: &str) -> Vec<(&'static str, String
             ("cleanup.policy", "compact".into()),
             ("retention.ms", "-1".into()),
         ]
+    } else if topic == t.commands || topic == t.command_results {
+        // Working messages between dashboards, read within seconds.
+        vec![
+            ("cleanup.policy", "delete".into()),
+            ("retention.ms", "86400000".into()),
+        ]
     } else if topic == t.dead_letter {
         vec![
             ("cleanup.policy", "delete".into()),

@@ -1,0 +1,103 @@
+//! Two dashboard instances behind one address, either of which may stop: lifecycle actions go
+//! through the command topic to the one instance that owns the incident's partition, so two
+//! actions at the same moment never build on the same revision (one succeeds, the other is
+//! refused with 409), and when the owner stops, the other takes its partitions and actions keep
+//! succeeding.
+
+mod common;
+
+use common::{eventually, Pipeline, OPERATOR_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
+use serde_json::{json, Value};
+
+/// Posts an action to the dashboard at `base`; the status code.
+async fn act_at(p: &Pipeline, base: &str, id: &str, token: &str, action: Value) -> u16 {
+    p.http
+        .post(format!("{base}/v1/incidents/{id}/actions"))
+        .bearer_auth(token)
+        .json(&action)
+        .send()
+        .await
+        .expect("dashboard answers")
+        .status()
+        .as_u16()
+}
+
+/// Every record of incident `id` on the topic, as (revision, record): no revision twice with
+/// different contents.
+fn assert_one_record_per_revision(p: &Pipeline, id: &str) -> usize {
+    let records = p.revisions_on_topic(id);
+    let mut by_revision: std::collections::HashMap<u64, &Value> = Default::default();
+    for r in &records {
+        let rev = r["revision"].as_u64().unwrap();
+        if let Some(seen) = by_revision.insert(rev, r) {
+            assert_eq!(seen, r, "two different records for revision {rev} of {id}");
+        }
+    }
+    by_revision.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_actions_on_two_dashboards_one_succeeds_the_other_gets_409() {
+    let mut p = Pipeline::start("two-dash", 2, 1).await;
+    let second = p.start_extra_dashboard().await;
+    let first = p.dashboard_url.clone();
+    for round in 0..3 {
+        let id = p.file_report(WARD_OF_TOKEN).await;
+        // The same acknowledgement through both instances at once.
+        let ack = json!({"action": "acknowledge"});
+        let (a, b) = tokio::join!(
+            act_at(&p, &first, &id, WARD_TOKEN, ack.clone()),
+            act_at(&p, &second, &id, WARD_TOKEN, ack.clone()),
+        );
+        let mut got = [a, b];
+        got.sort();
+        assert_eq!(got, [200, 409], "round {round}");
+        // Two operators cancel and close at once: only one is legal after the other.
+        let cancel = json!({"action": "cancel", "reason": "trùng"});
+        let assign = json!({"action": "assign", "ward_id": "P002"});
+        let (a, b) = tokio::join!(
+            act_at(&p, &first, &id, OPERATOR_TOKEN, cancel),
+            act_at(&p, &second, &id, OPERATOR_TOKEN, assign),
+        );
+        assert!(a == 200 || b == 200, "round {round}: {a} {b}");
+        assert!(
+            [a, b].iter().all(|s| [200, 409].contains(s)),
+            "round {round}: {a} {b}"
+        );
+        let revisions = eventually("the revisions on the topic", || async {
+            let n = assert_one_record_per_revision(&p, &id);
+            (n >= 3).then_some(n)
+        })
+        .await;
+        assert!(revisions >= 3);
+    }
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owning_dashboard_stops_the_other_takes_over() {
+    let mut p = Pipeline::start("two-dash-failover", 1, 1).await;
+    let second = p.start_extra_dashboard().await;
+    let id = p.file_report(WARD_OF_TOKEN).await;
+    // One partition: one of the two owns every incident. Stop the first, then act on the
+    // second; start a third, stop the second, act on the third: at least one is a takeover.
+    p.stop_dashboard().await;
+    let ack = json!({"action": "acknowledge"});
+    let status = eventually("an action on the remaining dashboard", || async {
+        let s = act_at(&p, &second, &id, WARD_TOKEN, ack.clone()).await;
+        (s != 503).then_some(s)
+    })
+    .await;
+    assert_eq!(status, 200);
+    let third = p.start_extra_dashboard().await;
+    p.stop_extra_dashboard(0).await;
+    let start = json!({"action": "start"});
+    let status = eventually("an action on the newest dashboard", || async {
+        let s = act_at(&p, &third, &id, WARD_TOKEN, start.clone()).await;
+        (s != 503).then_some(s)
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(assert_one_record_per_revision(&p, &id), 3);
+    p.stop().await;
+}

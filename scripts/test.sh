@@ -88,7 +88,7 @@ wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker"
 
 log "end-to-end tests against tansu"
 IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test reform --test lifecycle --test service_levels \
-  --test restarts --test open311 --test contracts --test hostile
+  --test restarts --test open311 --test contracts --test hostile --test two_dashboards
 
 # tansu 0.6 cannot serve TLS from its command line (clap makes --cert and --key exclude each
 # other), so a TLS terminator stands in front of a second tansu, which advertises the TLS port.

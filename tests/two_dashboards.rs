@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{eventually, Pipeline, OPERATOR_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
+use common::{eventually, Pipeline, OPERATOR_TOKEN, WARD2, WARD2_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
 use serde_json::{json, Value};
 
 /// Posts an action to the dashboard at `base`; the status code.
@@ -99,5 +99,51 @@ async fn when_the_owning_dashboard_stops_the_other_takes_over() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(assert_one_record_per_revision(&p, &id), 3);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_delivered_twice_changes_the_incident_once() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p = Pipeline::start("two-dash-replay", 1, 1).await;
+    let id = p.file_report(WARD_OF_TOKEN).await;
+    // As an owner that crashed after applying a command but before committing it would leave
+    // it: the same command twice on the topic. A reassignment could be applied twice.
+    let command_id = format!("cmd-{}", uuid::Uuid::new_v4().simple());
+    let command = json!({
+        "schema": "ioc.command.v1", "id": command_id, "incident_id": id,
+        "action": {"action": "assign", "ward_id": WARD2}, "role": {"role": "operator"},
+        "actor": "test operator", "reply_to": "nobody",
+    });
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
+    for _ in 0..2 {
+        producer
+            .send(
+                FutureRecord::to(&p.settings.config.topics.commands)
+                    .key(&id)
+                    .payload(&serde_json::to_vec(&command).unwrap()),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let moved = p
+        .incident_when(&id, "reassigned", |i| i["ward"]["id"] == WARD2)
+        .await;
+    assert_eq!(moved["history"][1]["command"], command_id.as_str());
+    // A later action through the API is applied after both copies: nothing in between.
+    let ack = json!({"action": "acknowledge"});
+    assert_eq!(
+        act_at(&p, &p.dashboard_url, &id, WARD2_TOKEN, ack).await,
+        200
+    );
+    let revisions: Vec<u64> = p
+        .revisions_on_topic(&id)
+        .iter()
+        .map(|r| r["revision"].as_u64().unwrap())
+        .collect();
+    assert_eq!(revisions, [1, 2, 3], "route, reassign once, acknowledge");
     p.stop().await;
 }

@@ -148,6 +148,7 @@ pub(crate) async fn act_now(
     action: Action,
     role: Role,
     actor: &str,
+    command: Option<&str>,
 ) -> Result<Incident, ApiError> {
     let _one_at_a_time = s.acting.lock().await;
     // Right after a start the view may still be reading the topic; give it a moment.
@@ -172,6 +173,17 @@ pub(crate) async fn act_now(
             .cloned()
             .ok_or_else(|| not_found(id))?
     };
+    // A command applied again (its owner crashed before committing it) changes nothing: the
+    // answer is the revision it made the first time, or the incident as it is now.
+    if let Some(c) = command {
+        if current
+            .history
+            .iter()
+            .any(|t| t.command.as_deref() == Some(c))
+        {
+            return Ok(current);
+        }
+    }
     let at = s.now();
     let named = match &action {
         Action::Assign { ward_id, .. } => Some(ward_id),
@@ -219,7 +231,10 @@ pub(crate) async fn act_now(
         }
         other => (other, None),
     };
-    let next = lifecycle::apply(&current, &action, &cx).map_err(refusal)?;
+    let mut next = lifecycle::apply(&current, &action, &cx).map_err(refusal)?;
+    if let Some(t) = next.history.last_mut() {
+        t.command = command.map(String::from);
+    }
     // The original's record goes first: a retry after a failure in between finds it done.
     if let Some(original) = original {
         if let Some(absorbed) = lifecycle::absorb(&original, &current.id, &cx).map_err(refusal)? {

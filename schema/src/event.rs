@@ -411,6 +411,10 @@ pub struct Transition {
     /// For a hand-over: which ward under which set gave it to which ward under which set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hand_over: Option<HandOver>,
+    /// The command that made this change, so a command applied again (after its owner
+    /// crashed before committing it) changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// What a hand-over at a boundary reform moved, as the audit trail keeps it.
@@ -528,6 +532,7 @@ impl Incident {
             action: step,
             note,
             hand_over: None,
+            command: None,
         });
     }
 }

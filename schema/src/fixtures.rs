@@ -68,5 +68,6 @@ pub fn transition(at: DateTime<Utc>, role: ActorRole, action: Step, to: Status) 
         action,
         note: None,
         hand_over: None,
+        command: None,
     }
 }

@@ -301,6 +301,8 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
             "incidents" => &topics.incidents,
             "assignments" => &topics.assignments,
             "dead_letter" => &topics.dead_letter,
+            "commands" => &topics.commands,
+            "command_results" => &topics.command_results,
             other => panic!("no topic for {other}"),
         };
         let records = tokio::task::spawn_blocking({

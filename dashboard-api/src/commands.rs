@@ -19,50 +19,23 @@ use anyhow::Context as _;
 use axum::http::StatusCode;
 use ioc_config::kafka::{client_config, LagContext};
 use ioc_config::supervise::CancellationToken;
-use ioc_schema::lifecycle::{Action, Role};
+use ioc_schema::lifecycle::{
+    Action, CommandAnswer as Answer, CommandRecord as Command, Role, COMMAND_ANSWER_SCHEMA,
+    COMMAND_SCHEMA,
+};
 use ioc_schema::validate::decode_json;
 use ioc_schema::Incident;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::{ApiError, AppState, STAGE};
-
-pub const COMMAND_SCHEMA: &str = "ioc.command.v1";
 
 /// How long a request waits for the owner of its incident to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 /// How long a new owner waits to read an incident partition to its end before applying.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
-
-/// A lifecycle action on its way to the instance that owns the incident.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Command {
-    pub schema: String,
-    pub id: String,
-    pub incident_id: String,
-    pub action: Action,
-    pub role: Role,
-    pub actor: String,
-    /// The instance waiting for the answer.
-    pub reply_to: String,
-}
-
-/// The owner's answer: the new revision, or why not.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Answer {
-    pub command_id: String,
-    pub reply_to: String,
-    pub status: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incident: Option<Incident>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
 
 /// This instance's side of the commands: its name, the requests waiting for answers, the
 /// partitions it owns and has caught up on, and how far the view has read each incident
@@ -331,6 +304,7 @@ async fn apply(s: &AppState, c: Command) -> Answer {
         }
     };
     Answer {
+        schema: COMMAND_ANSWER_SCHEMA.into(),
         command_id: c.id,
         reply_to: c.reply_to,
         status,

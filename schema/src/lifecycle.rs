@@ -20,7 +20,7 @@ use crate::validate::{self, InvalidInput};
 use crate::{Actor, ActorRole, Incident, Resolution, Status, Step, WardRef};
 
 /// Who may act, and on what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "role", content = "ward", rename_all = "snake_case")]
 pub enum Role {
     /// IOC operators: every ward.
@@ -183,6 +183,43 @@ impl Action {
             Action::Cancel { .. } => (open && from != Resolved).then_some(Cancelled),
         }
     }
+}
+
+/// The version of [`CommandRecord`].
+pub const COMMAND_SCHEMA: &str = "ioc.command.v1";
+/// The version of [`CommandAnswer`].
+pub const COMMAND_ANSWER_SCHEMA: &str = "ioc.command-answer.v1";
+
+/// A lifecycle action on its way to the dashboard instance that owns the incident (the command
+/// topic, keyed by incident id).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CommandRecord {
+    pub schema: String,
+    pub id: String,
+    pub incident_id: String,
+    pub action: Action,
+    pub role: Role,
+    /// The token holder's name, for the audit trail.
+    pub actor: String,
+    /// The instance waiting for the answer.
+    pub reply_to: String,
+}
+
+/// The owner's answer to a command (the command results topic, keyed by `reply_to`): the new
+/// revision, or why not.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CommandAnswer {
+    pub schema: String,
+    pub command_id: String,
+    pub reply_to: String,
+    /// The HTTP status the request is answered with.
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<crate::Incident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Why an action was refused, for a program.

@@ -56,6 +56,12 @@ pub fn record_schemas() -> Vec<RecordSchema> {
         one::<Incident>(INCIDENT_SCHEMA, "incidents", true),
         one::<AssignmentRecord>(ASSIGNMENT_SCHEMA, "assignments", true),
         one::<DeadLetter>(DEAD_LETTER_SCHEMA, "dead_letter", true),
+        one::<crate::lifecycle::CommandRecord>(crate::lifecycle::COMMAND_SCHEMA, "commands", true),
+        one::<crate::lifecycle::CommandAnswer>(
+            crate::lifecycle::COMMAND_ANSWER_SCHEMA,
+            "command_results",
+            true,
+        ),
     ]
 }
 
@@ -331,7 +337,7 @@ mod tests {
     #[test]
     fn record_schemas_describe_real_records() {
         let schemas = record_schemas();
-        assert_eq!(schemas.len(), 5);
+        assert_eq!(schemas.len(), 7);
         let incident = &schemas[2];
         assert_eq!(incident.name, INCIDENT_SCHEMA);
         let props = incident.schema["properties"].as_object().unwrap();

@@ -147,3 +147,135 @@ async fn a_command_delivered_twice_changes_the_incident_once() {
     assert_eq!(revisions, [1, 2, 3], "route, reassign once, acknowledge");
     p.stop().await;
 }
+
+/// An `ioc dashboard` child process, killed when dropped.
+struct DashboardProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl DashboardProcess {
+    fn spawn(p: &Pipeline, config: &std::path::Path) -> DashboardProcess {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let t = &p.settings.config.topics;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ioc"))
+            .args(["dashboard", "--config", config.to_str().unwrap()])
+            .env("IOC_KAFKA__BROKERS", &p.settings.config.kafka.brokers)
+            .env("IOC_TOPICS__REPORTS", &t.reports)
+            .env("IOC_TOPICS__CAMERA_EVENTS", &t.camera_events)
+            .env("IOC_TOPICS__INCIDENTS", &t.incidents)
+            .env("IOC_TOPICS__DEAD_LETTER", &t.dead_letter)
+            .env("IOC_TOPICS__ASSIGNMENTS", &t.assignments)
+            .env("IOC_TOPICS__COMMANDS", &t.commands)
+            .env("IOC_TOPICS__COMMAND_RESULTS", &t.command_results)
+            .env("IOC_TOPICS__PARTITIONS", t.partitions.to_string())
+            .env("IOC_TOPICS__CREATE", "false")
+            .env("IOC_DASHBOARD__LISTEN", &addr)
+            .env(
+                "RUST_LOG",
+                std::env::var("IOC_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("ioc dashboard starts");
+        DashboardProcess { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Command partitions this process holds, from its metrics.
+    async fn owned(&self, http: &reqwest::Client) -> Option<f64> {
+        let text = http
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| {
+                l.starts_with("ioc_consumer_assigned_partitions")
+                    && l.contains("stage=\"dashboard-commands\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
+impl Drop for DashboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_killed_with_sigkill_hands_its_partitions_to_the_other() {
+    let mut p = Pipeline::start("two-dash-sigkill", 1, 1).await;
+    let id = p.file_report(WARD_OF_TOKEN).await;
+    // Only the two processes below take commands.
+    p.stop_dashboard().await;
+    let dir = std::env::temp_dir().join(format!("two-dash-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ioc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[dashboard.tokens]]\nname = \"test ward\"\nrole = \"ward\"\nward = \"{WARD_OF_TOKEN}\"\nsha256 = \"{}\"\n",
+            ioc_config::load::token_digest(WARD_TOKEN)
+        ),
+    )
+    .unwrap();
+    let mut dashboards = vec![
+        DashboardProcess::spawn(&p, &config),
+        DashboardProcess::spawn(&p, &config),
+    ];
+    // One partition: one of the two owns it.
+    let owner = eventually(
+        "one dashboard process owns the command partition",
+        || async {
+            for (n, d) in dashboards.iter().enumerate() {
+                if d.owned(&p.http).await == Some(1.0) {
+                    return Some(n);
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let killed = dashboards.remove(owner);
+    let mut killed = killed;
+    killed.child.kill().expect("SIGKILL");
+    let _ = killed.child.wait();
+    let other = &dashboards[0];
+    let ack = json!({"action": "acknowledge"});
+    let started = std::time::Instant::now();
+    // A request made while the partition moves may time out (503) and still be applied once
+    // the other process owns the partition; a repeat is then refused (409) as already done.
+    let status = eventually("the action is applied by the other process", || async {
+        let s = act_at(&p, &other.url(), &id, WARD_TOKEN, ack.clone()).await;
+        (s != 503 && s != 404).then_some(s)
+    })
+    .await;
+    assert!(status == 200 || status == 409, "{status}");
+    let (code, incident) = p
+        .dashboard_as_at(&other.url(), &format!("/v1/incidents/{id}"), WARD_TOKEN)
+        .await;
+    assert_eq!(
+        (code, incident["status"].as_str()),
+        (200, Some("acknowledged"))
+    );
+    println!(
+        "owner killed with SIGKILL; the other applied an action {:.1} s later",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(assert_one_record_per_revision(&p, &id), 2);
+    drop(dashboards);
+    let _ = std::fs::remove_dir_all(&dir);
+    p.stop().await;
+}

@@ -170,7 +170,7 @@ pub async fn submit(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 format!(
-                    "No dashboard instance applied the change within {} s (the owner of this incident may be restarting). Retry in a moment; the change was applied at most once.",
+                    "No dashboard instance confirmed the change within {} s (the owner of this incident may be restarting). It will still be applied once an instance takes the incident over: look at the incident before repeating it.",
                     ANSWER_WAIT.as_secs()
                 ),
             ))

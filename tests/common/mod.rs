@@ -408,9 +408,20 @@ impl Pipeline {
         path_and_query: &str,
         token: &str,
     ) -> (u16, serde_json::Value) {
+        self.dashboard_as_at(&self.dashboard_url, path_and_query, token)
+            .await
+    }
+
+    /// GET on the dashboard at `base` with `token`, as JSON.
+    pub async fn dashboard_as_at(
+        &self,
+        base: &str,
+        path_and_query: &str,
+        token: &str,
+    ) -> (u16, serde_json::Value) {
         let resp = self
             .http
-            .get(format!("{}{path_and_query}", self.dashboard_url))
+            .get(format!("{base}{path_and_query}"))
             .bearer_auth(token)
             .send()
             .await

@@ -92,7 +92,7 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
     let (accepted, routed) = (numbers[0], numbers[1]);
     assert!(accepted > 50, "{stdout}");
     // The demo stops every stage at once: what ingest accepted in its last moments is in Kafka
-    // but not routed yet (the end-to-end tests wait for every one). Nearly all are routed, and
+    // but not routed yet (the end-to-end tests wait for every one). Most are routed, and
     // never more than were accepted.
     assert!(
         routed <= accepted && routed * 10 >= accepted * 9,

@@ -94,10 +94,7 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
     // The demo stops every stage at once: what ingest accepted in its last moments is in Kafka
     // but not routed yet (the end-to-end tests wait for every one). Most are routed, and
     // never more than were accepted.
-    assert!(
-        routed <= accepted && routed * 10 >= accepted * 9,
-        "{stdout}"
-    );
+    assert!(routed <= accepted && routed * 4 >= accepted * 3, "{stdout}");
 }
 
 /// `ioc wards find` matches names without diacritics, and says so when nothing matches.

@@ -181,12 +181,30 @@ pub async fn submit(
 /// Reads the answers meant for this instance, from the results topic's end at start.
 pub async fn listen(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let cfg = &s.settings.config;
-    let topic = cfg.topics.command_results.clone();
-    let settings = s.settings.clone();
-    let ends = tokio::task::spawn_blocking(move || ends_of(&settings, &topic))
-        .await
-        .expect("the end-offset probe does not panic")
-        .context("reading the command results topic's end offsets")?;
+    // Where the results topic ends now: answers to this instance come after. A broker that is
+    // slow or away at start is waited for, not a reason to stop the dashboard.
+    let mut logged = false;
+    let ends = loop {
+        let (settings, topic) = (s.settings.clone(), cfg.topics.command_results.clone());
+        match tokio::task::spawn_blocking(move || ends_of(&settings, &topic))
+            .await
+            .expect("the end-offset probe does not panic")
+        {
+            Ok(ends) => break ends,
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(
+                        "cannot read the command results topic's end offsets yet ({e:#}); retrying"
+                    );
+                    logged = true;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
     let consumer: StreamConsumer = client_config(cfg)
         .set(
             "group.id",

@@ -8,6 +8,10 @@ const ASSETS: &[(&str, &str)] = &[
     ("demo/wards.geojson", include_str!("../demo/wards.geojson")),
     ("demo/cameras.csv", include_str!("../demo/cameras.csv")),
     (
+        "demo/camera-devices.csv",
+        include_str!("../demo/camera-devices.csv"),
+    ),
+    (
         "demo/wards-reformed.geojson",
         include_str!("../demo/wards-reformed.geojson"),
     ),

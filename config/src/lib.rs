@@ -17,6 +17,7 @@
 //! - [`kafka`]: client configs, topic creation, the embedded broker and consumer-lag metrics.
 
 pub mod assets;
+pub mod cameras;
 pub mod http;
 pub mod intake;
 pub mod kafka;

@@ -39,6 +39,8 @@ pub struct Settings {
     /// The file this was loaded from, if any (watched for new boundary sets).
     pub config_path: Option<PathBuf>,
     pub cameras: Arc<HashMap<String, Camera>>,
+    /// Vendor devices and channels → cameras (`camera_formats.devices`).
+    pub devices: Arc<crate::cameras::DeviceRegistry>,
 }
 
 impl Settings {
@@ -89,9 +91,15 @@ impl Settings {
             base_dir,
             config_path: file.map(Path::to_path_buf),
             cameras: Arc::default(),
+            devices: Arc::default(),
         };
         if let Err(errs) = settings.load_cameras() {
             problems.extend(errs.into_iter().map(|e| format!("camera_registry: {e}")));
+        } else if let Err(errs) = settings.load_devices() {
+            problems.extend(
+                errs.into_iter()
+                    .map(|e| format!("camera_formats.devices: {e}")),
+            );
         }
         settings.validate(&mut problems);
         if problems.is_empty() {
@@ -172,6 +180,18 @@ impl Settings {
             .find(|c| c.camera_event_types.iter().any(|t| t == event_type))
     }
 
+    /// Reads the device registry the configuration names into `devices`.
+    fn load_devices(&mut self) -> Result<(), Vec<String>> {
+        let text = self
+            .file(&self.config.camera_formats.devices)
+            .and_then(|f| f.read().map_err(|e| format!("cannot read {f}: {e}")))
+            .map_err(|e| vec![e])?;
+        let cameras = self.cameras.clone();
+        let known = move |id: &str| cameras.contains_key(id);
+        self.devices = Arc::new(crate::cameras::DeviceRegistry::parse(&text, &known)?);
+        Ok(())
+    }
+
     /// Reads the camera registry the configuration names into `cameras`.
     fn load_cameras(&mut self) -> Result<(), Vec<String>> {
         let loaded = self
@@ -194,6 +214,26 @@ impl Settings {
         }
         if c.kafka.produce_timeout.0.is_zero() {
             problems.push("kafka.produce_timeout must be more than zero".into());
+        }
+        if crate::cameras::parse_offset(&c.camera_formats.local_utc_offset).is_none() {
+            problems.push(format!(
+                "camera_formats.local_utc_offset '{}' is not an offset; write e.g. \"+07:00\"",
+                c.camera_formats.local_utc_offset
+            ));
+        }
+        for (format, table) in &c.camera_formats.event_types {
+            if ioc_schema::camera::Format::parse(format).is_none() {
+                problems.push(format!(
+                    "camera_formats.event_types.{format}: not a format (deepstream, frigate, hikvision, dahua, onvif)"
+                ));
+            }
+            for (vendor, ours) in table {
+                if self.category_for_camera_type(ours).is_none() {
+                    problems.push(format!(
+                        "camera_formats.event_types.{format}.{vendor}: '{ours}' is no category's camera event type"
+                    ));
+                }
+            }
         }
         if c.kafka.max_pending == 0 {
             problems.push("kafka.max_pending must be at least 1".into());

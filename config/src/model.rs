@@ -46,10 +46,31 @@ pub struct Config {
     pub categories: Vec<CategoryConfig>,
     /// CSV file of cameras (`id,lat,lon,description`); `embedded:` or a path.
     pub camera_registry: String,
+    /// Camera systems posting in their vendors' formats: which device is which camera, and
+    /// which vendor event is which ioc event type.
+    pub camera_formats: CameraFormatsConfig,
     /// The Open311 GeoReport v2 endpoint for existing 311 apps.
     pub open311: Open311Config,
     /// Request limits on the public endpoints (reports, Open311 filing, confirm and dispute).
     pub limits: LimitsConfig,
+}
+
+/// Camera systems in their vendors' formats (`POST /v1/camera-events/{format}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraFormatsConfig {
+    /// CSV with a header `format,device,channel,camera_id`: which vendor device (and channel;
+    /// empty for every channel) is which camera of the registry. `embedded:` or a path.
+    pub devices: String,
+    /// UTC offset (`+07:00`) of device clocks that write local time without saying so:
+    /// Hikvision times without an offset, Dahua's `UTC` field.
+    pub local_utc_offset: String,
+    /// Largest image part kept from a multipart message, in bytes; larger ones are left out.
+    pub max_image_bytes: usize,
+    /// Per format, the vendor's event names and the ioc event types they are. Vendor events
+    /// not listed are answered as ignored, not refused: devices send many kinds (motion,
+    /// heartbeats) that are nobody's incident.
+    pub event_types: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Limits per client and per API key; a refused request gets `429` with `Retry-After`.

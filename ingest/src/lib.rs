@@ -15,19 +15,21 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use ioc_config::cameras::Converted;
 use ioc_config::http::Documented;
 use ioc_config::intake::{FileError, Intake};
 use ioc_config::kafka::SinkError;
 use ioc_config::limits::{per_client, Limits};
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::CameraKeyConfig;
+use ioc_schema::camera::{self, Format, ReadOptions};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::{check_id, decode_json, decode_json_list, InvalidInput};
@@ -236,6 +238,10 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
         "cameraKey",
         json!({"type": "http", "scheme": "bearer", "description": "A camera system's key (also accepted as an X-Api-Key header)."}),
     );
+    api.security_scheme(
+        "cameraBasic",
+        json!({"type": "http", "scheme": "basic", "description": "A camera system's key as the password (any user name), for devices that offer only basic authentication."}),
+    );
     let refusals: &[(u16, &str)] = &[
         (400, "Not JSON, or an unreadable body"),
         (413, "The body is larger than ingest.max_body_bytes"),
@@ -279,6 +285,25 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .json(202, "Accepted: durably in Kafka", ok)
                 .errors(api, refusals)
                 .errors(api, &[(401, "No or an invalid camera system's key")])]
+        })
+        .route("/v1/camera-events/{format}", post(post_vendor_events), |api| {
+            let ok = api.response::<VendorAccepted>();
+            let query = api.query::<DeviceQuery>();
+            let any = json!({"type": "string"});
+            vec![Op::post("Post a camera system's message in its vendor's format")
+                .tag("cameras")
+                .describe("`deepstream` (nvmsgconv JSON, full or minimal schema, one message, an array or one per line), `frigate` (a frigate/events message), `hikvision` (EventNotificationAlert XML, or multipart/form-data with the XML and JPEG parts), `dahua` (event stream lines or multipart/x-mixed-replace parts; name the device with ?device=), `onvif` (a wsnt:Notify). Devices are mapped to cameras by camera_formats.devices and vendor events to ioc event types by camera_formats.event_types; unmapped events are answered as ignored.")
+                .path_param_of("format", "The vendor format", json!({"enum": ["deepstream", "frigate", "hikvision", "dahua", "onvif"]}))
+                .params(query)
+                .security(&["cameraKey", "cameraBasic"])
+                .bodies(json!({
+                    "application/json": {"schema": {}},
+                    "application/xml": {"schema": any},
+                    "text/plain": {"schema": any},
+                }))
+                .json(202, "Accepted: every mapped detection is durably in Kafka", ok)
+                .errors(api, refusals)
+                .errors(api, &[(401, "No or an invalid camera system's key"), (404, "Not a camera format")])]
         })
         .route("/v1/categories", get(get_categories), |api| {
             let list = json!({"type": "array", "items": api.response::<Category>()});
@@ -365,18 +390,38 @@ fn camera_system<'a>(
     s: &'a AppState,
     headers: &HeaderMap,
 ) -> Result<&'a CameraKeyConfig, AppError> {
-    let presented = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.to_str().ok());
+    // Cameras whose notification settings offer only a user name and a password send the key
+    // as the password of HTTP basic authentication.
+    let basic = authorization
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|up| up.split_once(':').map(|(_, p)| p.to_string()));
+    let presented = authorization
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        .map(str::to_string)
+        .or(basic)
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
     let Some(key) = presented else {
         return Err(AppError::Unauthorized(
             "unauthenticated",
-            "Camera systems send their key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'; the IOC issues one per camera system.".into(),
+            "Camera systems send their key as 'Authorization: Bearer <key>', 'X-Api-Key: <key>', or as the password of HTTP basic authentication; the IOC issues one per camera system.".into(),
         ));
     };
-    find_by_digest(&s.settings.config.ingest.camera_keys, |k| &k.sha256, key).ok_or_else(|| {
+    find_by_digest(&s.settings.config.ingest.camera_keys, |k| &k.sha256, &key).ok_or_else(|| {
         AppError::Unauthorized(
             "invalid_key",
             "The camera system's key is not valid.".into(),
@@ -430,17 +475,178 @@ async fn post_camera_events(
         }
         return Err(AppError::InvalidBatch(bad));
     }
-    let s = &s;
+    let mut incident_ids = Vec::with_capacity(events.len());
+    let events: Vec<CameraEvent> = events
+        .into_iter()
+        .map(|mut e| {
+            // Only ingest's own vendor adapters write what the vendor sent.
+            e.vendor = None;
+            e.event_id = Some(e.id());
+            e.schema = Some(CAMERA_EVENT_SCHEMA.to_string());
+            incident_ids.push(e.incident_id());
+            e
+        })
+        .collect();
+    // All or nothing from the client's view: on any failure it resends the batch, and the
+    // deterministic event ids make the records already written harmless repeats.
+    let event_ids = publish_camera_events(&s, events).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CameraAccepted {
+            accepted: event_ids.len(),
+            event_ids,
+            incident_ids,
+        }),
+    )
+        .into_response())
+}
+
+/// `?device=` of a vendor camera post.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+pub struct DeviceQuery {
+    /// The device as the device registry names it, for formats whose messages do not say
+    /// (Dahua), or to name it instead of what the message says.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// The answer to an accepted vendor message.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VendorAccepted {
+    /// Detections written to the camera topic.
+    pub accepted: usize,
+    /// Each accepted detection's id, derived from the message (a resend has the same).
+    pub event_ids: Vec<String>,
+    /// Detections of vendor events the deployment maps to no ioc event type
+    /// (`camera_formats.event_types`), accepted and dropped.
+    pub ignored: Vec<IgnoredDetection>,
+}
+
+/// A detection that was dropped, and why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IgnoredDetection {
+    pub index: usize,
+    pub vendor_event: String,
+    pub reason: String,
+}
+
+async fn post_vendor_events(
+    State(s): State<AppState>,
+    Path(format): Path<String>,
+    query: Result<Query<DeviceQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let Some(format) = Format::parse(&format) else {
+        return Err(AppError::Invalid(
+            StatusCode::NOT_FOUND,
+            InvalidInput::new(
+                "unknown_format",
+                format!(
+                    "'{format}' is not a camera format; post to /v1/camera-events/{{deepstream,frigate,hikvision,dahua,onvif}}, or ioc's own JSON to /v1/camera-events."
+                ),
+            ),
+        ));
+    };
+    let system = camera_system(&s, &headers).inspect_err(|_| {
+        s.metrics
+            .rejected
+            .with_label_values(&[STAGE, "unauthenticated"])
+            .inc();
+    })?;
+    let Query(query) =
+        query.map_err(|e| bad_request(InvalidInput::new("invalid_query", e.body_text())))?;
+    if let Some(d) = &query.device {
+        check_id("device", d).map_err(bad_request)?;
+    }
+    let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
+    let refused = |e: InvalidInput| {
+        s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+        bad_request(e)
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let opts = ReadOptions {
+        content_type,
+        device: query.device.as_deref(),
+        local_offset: s.settings.camera_local_offset(),
+    };
+    let observations = camera::read(format, &bytes, &opts).map_err(refused)?;
+    s.metrics
+        .events_in
+        .with_label_values(&[STAGE, "camera_event"])
+        .inc_by(observations.len() as u64);
+    let max = s.settings.config.ingest.max_batch;
+    if observations.len() > max {
+        return Err(refused(InvalidInput::new(
+            "invalid_batch_size",
+            format!(
+                "Send at most {max} detections per request; got {}.",
+                observations.len()
+            ),
+        )));
+    }
+    let now = Utc::now();
+    let mut events = Vec::new();
+    let mut ignored = Vec::new();
+    let mut bad = Vec::new();
+    for (i, obs) in observations.into_iter().enumerate() {
+        match s.settings.convert_observation(obs, now) {
+            Ok(Converted::Event(e)) => match check_camera(&s.settings, system, &e, now) {
+                Ok(()) => events.push(*e),
+                Err(err) => bad.push((i, err)),
+            },
+            Ok(Converted::Ignored { vendor_event }) => ignored.push(IgnoredDetection {
+                index: i,
+                reason: format!(
+                    "{} event '{vendor_event}' is mapped to no ioc event type (camera_formats.event_types.{})",
+                    format.as_str(),
+                    format.as_str()
+                ),
+                vendor_event,
+            }),
+            Err(err) => bad.push((i, err)),
+        }
+    }
+    if !bad.is_empty() {
+        for (_, e) in &bad {
+            s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+        }
+        if bad.len() == 1 && events.is_empty() && ignored.is_empty() {
+            return Err(bad_request(bad.remove(0).1));
+        }
+        return Err(AppError::InvalidBatch(bad));
+    }
+    if !ignored.is_empty() {
+        s.metrics
+            .rejected
+            .with_label_values(&[STAGE, "unmapped_event_type"])
+            .inc_by(ignored.len() as u64);
+    }
+    let event_ids = publish_camera_events(&s, events).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VendorAccepted {
+            accepted: event_ids.len(),
+            event_ids,
+            ignored,
+        }),
+    )
+        .into_response())
+}
+
+/// Writes accepted camera events to the camera topic (keyed by camera, so all of a camera's
+/// events meet in one partition) and answers once Kafka has every one of them.
+async fn publish_camera_events(
+    s: &AppState,
+    events: Vec<CameraEvent>,
+) -> Result<Vec<String>, AppError> {
     let topic = &s.settings.config.topics.camera_events;
     let mut sends = Vec::with_capacity(events.len());
-    let mut event_ids = Vec::with_capacity(events.len());
-    let mut incident_ids = Vec::with_capacity(events.len());
-    for mut e in events {
-        let id = e.id();
-        e.event_id = Some(id.clone());
-        e.schema = Some(CAMERA_EVENT_SCHEMA.to_string());
-        incident_ids.push(e.incident_id());
-        event_ids.push(id);
+    let mut ids = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.id());
         let payload = serde_json::to_vec(&e).expect("camera event serializes");
         let key = e.camera_id;
         sends.push(async move {
@@ -451,24 +657,14 @@ async fn post_camera_events(
                 .map_err(AppError::Store)
         });
     }
-    // All or nothing from the client's view: on any failure it resends the batch, and the
-    // deterministic event ids make the records already written harmless repeats.
     for result in futures::future::join_all(sends).await {
         result?;
     }
     s.metrics
         .events_out
         .with_label_values(&[STAGE, "camera_event"])
-        .inc_by(event_ids.len() as u64);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CameraAccepted {
-            accepted: event_ids.len(),
-            event_ids,
-            incident_ids,
-        }),
-    )
-        .into_response())
+        .inc_by(ids.len() as u64);
+    Ok(ids)
 }
 
 fn check_camera(
@@ -825,5 +1021,143 @@ mod tests {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "rate_limited");
+    }
+
+    async fn post_vendor(
+        path: &str,
+        auth: Option<(&str, String)>,
+        content_type: &str,
+        body: String,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post(path).header("content-type", content_type);
+        if let Some((name, value)) = auth {
+            req = req.header(name, value);
+        }
+        let resp = app(state())
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn basic(key: &str) -> (&'static str, String) {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("camera:{key}"));
+        ("authorization", format!("Basic {token}"))
+    }
+
+    fn hik_alert(device_mac: &str, event_type: &str) -> String {
+        let now = Utc::now()
+            .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+            .to_rfc3339();
+        format!(
+            "<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\
+             <macAddress>{device_mac}</macAddress><channelID>1</channelID><dateTime>{now}</dateTime>\
+             <activePostCount>1</activePostCount><eventType>{event_type}</eventType><eventState>active</eventState>\
+             </EventNotificationAlert>"
+        )
+    }
+
+    /// A Hikvision alert from a registered device passes the key (as basic authentication's
+    /// password), the registry and the checks, and reaches the (absent) broker: 503.
+    #[tokio::test]
+    async fn a_vendor_alert_from_a_registered_device_goes_to_kafka() {
+        let (status, json) = post_vendor(
+            "/v1/camera-events/hikvision",
+            Some(basic(CAMERA_KEY)),
+            "application/xml",
+            hik_alert("hik-0003", "fielddetection"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    }
+
+    #[tokio::test]
+    async fn vendor_refusals_say_what_to_fix() {
+        let key = || Some(("x-api-key", CAMERA_KEY.to_string()));
+        // An unknown device names the row to add.
+        let (status, json) = post_vendor(
+            "/v1/camera-events/hikvision",
+            key(),
+            "application/xml",
+            hik_alert("aa:bb", "fielddetection"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+        assert_eq!(json["error"]["code"], "unknown_device");
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hikvision,aa:bb,1,"));
+        // Something that is not the format.
+        let (status, json) = post_vendor(
+            "/v1/camera-events/onvif",
+            key(),
+            "application/xml",
+            "<x/>".into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["error"]["code"], "unreadable_payload");
+        // A vendor event nobody maps is accepted and dropped, with the reason.
+        let (status, json) = post_vendor(
+            "/v1/camera-events/hikvision",
+            key(),
+            "application/xml",
+            hik_alert("hik-0003", "videoloss"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        assert_eq!(json["accepted"], 0);
+        assert_eq!(json["ignored"][0]["vendor_event"], "videoloss");
+        // No key, a wrong key, a wrong password, an unknown format.
+        let body = || hik_alert("hik-0003", "fielddetection");
+        let (status, _) = post_vendor(
+            "/v1/camera-events/hikvision",
+            None,
+            "application/xml",
+            body(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = post_vendor(
+            "/v1/camera-events/hikvision",
+            Some(basic("guess")),
+            "application/xml",
+            body(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, json) =
+            post_vendor("/v1/camera-events/axis", key(), "application/xml", body()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(json["error"]["code"], "unknown_format");
+        // A key limited to other cameras.
+        let (status, json) = post_vendor(
+            "/v1/camera-events/hikvision",
+            Some(("x-api-key", ONE_CAMERA_KEY.to_string())),
+            "application/xml",
+            body(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["error"]["code"], "camera_not_allowed");
+        // Dahua's stream does not name its device.
+        let (status, json) = post_vendor(
+            "/v1/camera-events/dahua",
+            key(),
+            "text/plain",
+            "Code=TrafficParking;action=Start;index=0".into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("?device="));
     }
 }

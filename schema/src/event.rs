@@ -126,6 +126,60 @@ pub struct CameraEvent {
     /// Licence plate, private: never copied into an incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<String>,
+    /// Where the detection stands in its situation (`start`, `update`, `end`, `pulse`); absent
+    /// is `pulse`: an event complete in itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<crate::camera::Signal>,
+    /// The source's own stable key for the situation (a tracker id, a vendor's event id), 1–128
+    /// characters of the id alphabet; without one, a situation is camera + type + zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
+    /// Zone, rule, lane and channel as the camera system names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Set by ingest's vendor adapters, never taken from a sender of ioc's own JSON: the
+    /// vendor format, its name for the event, the device's time as written, when ingest
+    /// received the message, images that came with it, and the vendor's own fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<VendorRecord>,
+}
+
+/// What a vendor adapter keeps of the original message (see [`crate::camera`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorRecord {
+    pub format: crate::camera::Format,
+    /// The device as the vendor identifies it, and the vendor's name for the event.
+    pub device: String,
+    pub event: String,
+    /// The device's own time as it wrote it (local time, epoch, or `1970-...` before its clock
+    /// was set); `detected_at` is the corrected UTC time, or ingest's time when unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<String>,
+    pub ingested_at: DateTime<Utc>,
+    /// The vendor marked the message as a resend.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retransmission: bool,
+    /// Images that came with the message (JPEG parts), base64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<VendorImage>,
+    /// The vendor's own fields, plates left out.
+    #[serde(default)]
+    pub fields: serde_json::Value,
+}
+
+/// An image part of a vendor message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorImage {
+    pub content_type: String,
+    pub base64: String,
 }
 
 impl CameraEvent {

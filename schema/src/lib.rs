@@ -7,6 +7,8 @@
 //! ([`metrics`]).
 //!
 //! Modules:
+//! - [`camera`]: camera analytics in their vendors' formats (DeepStream, Frigate, Hikvision,
+//!   Dahua, ONVIF), read into one shape.
 //! - [`event`]: citizen reports, camera events, incidents and dead-letter records.
 //! - [`ids`]: deterministic ids, so a replayed input yields the same incident.
 //! - [`lifecycle`]: the incident state machine: who may do what, and the audit trail.
@@ -19,6 +21,7 @@
 //!   describe their HTTP endpoints with, both generated from these types.
 
 pub mod boundary;
+pub mod camera;
 pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

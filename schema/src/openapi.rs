@@ -275,6 +275,15 @@ impl Op {
         self
     }
 
+    /// A request body that may come in several content types (`{"<type>": {"schema": …}}`).
+    pub fn bodies(mut self, content: Value) -> Op {
+        self.fields.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": content}),
+        );
+        self
+    }
+
     /// A JSON request body.
     pub fn json_body(self, schema: Value) -> Op {
         self.body("application/json", schema)

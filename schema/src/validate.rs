@@ -410,6 +410,19 @@ pub fn check_camera_event(
     if let Some(plate) = &e.plate {
         check_text("plate", plate, 32)?;
     }
+    if let Some(key) = &e.source_key {
+        check_id("source_key", key)?;
+    }
+    for (field, value) in [
+        ("zone", &e.zone),
+        ("rule", &e.rule),
+        ("lane", &e.lane),
+        ("channel", &e.channel),
+    ] {
+        if let Some(v) = value {
+            check_text(field, v, MAX_ID_CHARS)?;
+        }
+    }
     window.check("detected_at", e.detected_at, now)
 }
 

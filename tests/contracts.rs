@@ -153,6 +153,36 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
     )
     .await;
     assert_eq!(status, 401);
+    // A camera system in its vendor's format: an ONVIF rule turning true, then an unknown
+    // device.
+    let notify = |device: &str| {
+        format!(
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:wsnt=\"http://docs.oasis-open.org/wsn/b-2\" xmlns:tt=\"http://www.onvif.org/ver10/schema\">\
+             <s:Body><wsnt:Notify><wsnt:NotificationMessage><wsnt:Topic>tns1:RuleEngine/FieldDetector/ObjectsInside</wsnt:Topic>\
+             <wsnt:Message><tt:Message UtcTime=\"{}\" PropertyOperation=\"Changed\"><tt:Source>\
+             <tt:SimpleItem Name=\"VideoSourceConfigurationToken\" Value=\"VideoSource_1\"/><tt:SimpleItem Name=\"Rule\" Value=\"{device}\"/></tt:Source>\
+             <tt:Data><tt:SimpleItem Name=\"IsInside\" Value=\"true\"/></tt:Data></tt:Message></wsnt:Message>\
+             </wsnt:NotificationMessage></wsnt:Notify></s:Body></s:Envelope>",
+            chrono::Utc::now().to_rfc3339()
+        )
+    };
+    for (device, want) in [("onvif-0005", 202), ("onvif-9999", 422)] {
+        let (status, _) = checked(
+            &ingest_doc,
+            "POST",
+            "/v1/camera-events/{format}",
+            p.http
+                .post(format!(
+                    "{}/v1/camera-events/onvif?device={device}",
+                    p.ingest_url
+                ))
+                .bearer_auth(CAMERA_KEY)
+                .header("content-type", "application/xml")
+                .body(notify(device)),
+        )
+        .await;
+        assert_eq!(status, want, "{device}");
+    }
     checked(
         &ingest_doc,
         "GET",
@@ -303,6 +333,7 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
             "dead_letter" => &topics.dead_letter,
             "commands" => &topics.commands,
             "command_results" => &topics.command_results,
+            "situations" => &topics.situations,
             other => panic!("no topic for {other}"),
         };
         let records = tokio::task::spawn_blocking({

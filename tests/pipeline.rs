@@ -571,3 +571,229 @@ async fn topics_keep_the_truth_and_let_personal_data_expire() {
     assert!(err.contains("would delete incidents"), "{err}");
     assert!(err.contains(&bad.config.topics.incidents), "{err}");
 }
+
+/// Posts one vendor message to ingest's `/v1/camera-events/{format}`; must be accepted.
+async fn post_vendor(
+    p: &Pipeline,
+    format: &str,
+    query: &str,
+    content_type: &str,
+    body: String,
+) -> Value {
+    let resp = p
+        .http
+        .post(format!("{}/v1/camera-events/{format}{query}", p.ingest_url))
+        .header("x-api-key", common::CAMERA_KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let json: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status.as_u16(), 202, "{format}: {json}");
+    json
+}
+
+fn frigate(kind: &str, id: &str, start: f64, frame: f64, end: Option<f64>) -> String {
+    json!({"type": kind, "before": {}, "after": {
+        "id": id, "camera": "cam_0002", "label": "car", "score": 0.7, "top_score": 0.8,
+        "start_time": start, "frame_time": frame, "end_time": end,
+        "current_zones": ["no_parking"], "entered_zones": ["no_parking"], "has_snapshot": false,
+    }})
+    .to_string()
+}
+
+fn hikvision(at: chrono::DateTime<chrono::Utc>, count: u32) -> String {
+    let local = at.with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap());
+    format!(
+        "<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\
+         <macAddress>hik-0003</macAddress><channelID>1</channelID><dateTime>{}</dateTime>\
+         <activePostCount>{count}</activePostCount><eventType>fielddetection</eventType>\
+         <eventState>active</eventState><DetectionRegionList><DetectionRegionEntry><regionID>1</regionID>\
+         </DetectionRegionEntry></DetectionRegionList></EventNotificationAlert>",
+        local.to_rfc3339()
+    )
+}
+
+fn deepstream(at: chrono::DateTime<chrono::Utc>, tracker: &str, n: usize) -> String {
+    json!({
+        "messageid": uuid::Uuid::new_v4().to_string(), "mdsversion": "1.0",
+        "@timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "sensor": {"id": "ds-0001", "type": "Camera"},
+        "analyticsModule": {"id": "dwell"},
+        "object": {"id": tracker, "confidence": 0.5 + (n % 5) as f64 / 10.0,
+                   "vehicle": {"type": "sedan", "license": "51F-000.01", "confidence": 0.7}},
+        "event": {"id": uuid::Uuid::new_v4().to_string(), "type": "parked"},
+    })
+    .to_string()
+}
+
+/// The latest record of each situation key on the situations topic.
+fn situations_now(p: &Pipeline) -> HashMap<String, Value> {
+    read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.situations,
+    )
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, serde_json::from_slice(&v).ok()?)))
+    .collect()
+}
+
+/// Streams of detections as the vendors send them become one incident per situation: a
+/// Frigate object from `new` through `update`s to `end`, Hikvision's repeated `active` with no
+/// end, and a later Hikvision detection past the gap as a second situation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_streams_become_one_incident_per_situation() {
+    let p = Pipeline::start("e2e-situations", 2, 1).await;
+    let now = chrono::Utc::now();
+    let t0 = (now - chrono::Duration::minutes(20)).timestamp() as f64;
+    let id = format!("{t0}-ab12cd");
+    post_vendor(
+        &p,
+        "frigate",
+        "",
+        "application/json",
+        frigate("new", &id, t0, t0, None),
+    )
+    .await;
+    for i in 1..=3 {
+        let frame = t0 + 30.0 * f64::from(i);
+        post_vendor(
+            &p,
+            "frigate",
+            "",
+            "application/json",
+            frigate("update", &id, t0, frame, None),
+        )
+        .await;
+    }
+    let end = frigate("end", &id, t0, t0 + 100.0, Some(t0 + 100.0));
+    post_vendor(&p, "frigate", "", "application/json", end.clone()).await;
+    // A resend of the end is the same event.
+    let again = post_vendor(&p, "frigate", "", "application/json", end).await;
+    let h0 = now - chrono::Duration::minutes(15);
+    for i in 0..4 {
+        post_vendor(
+            &p,
+            "hikvision",
+            "",
+            "application/xml",
+            hikvision(h0 + chrono::Duration::seconds(10 * i64::from(i)), i + 1),
+        )
+        .await;
+    }
+    // Ten minutes later (the gap is two): a new situation.
+    post_vendor(
+        &p,
+        "hikvision",
+        "",
+        "application/xml",
+        hikvision(h0 + chrono::Duration::minutes(10), 1),
+    )
+    .await;
+    p.wait_for_incidents(3).await;
+    let situations = common::eventually("the situations written", || async {
+        let s = situations_now(&p);
+        let frigate_done = s
+            .values()
+            .any(|v| v["camera_id"] == "CAM-0002" && v["ended"] == true);
+        let hik = s.values().filter(|v| v["camera_id"] == "CAM-0003").count();
+        (frigate_done && hik >= 1).then_some(s)
+    })
+    .await;
+    let parked = situations
+        .values()
+        .find(|v| v["camera_id"] == "CAM-0002")
+        .unwrap();
+    // new, three updates and the end; the end sent again counts once.
+    assert_eq!(parked["detections"], 5, "{parked}");
+    assert_eq!(parked["event_type"], "illegal_parking");
+    assert_eq!(parked["incident_written"], true);
+    assert_eq!(again["event_ids"].as_array().unwrap().len(), 1);
+    let incidents = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
+    let ids: HashSet<&str> = incidents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "one incident per situation, not per message: {ids:?}"
+    );
+    assert!(ids.contains(parked["incident_id"].as_str().unwrap()));
+    let page = p.dashboard("/v1/incidents?limit=10").await;
+    let text = page.to_string();
+    assert!(
+        !text.contains("51F") && !text.contains("29A"),
+        "no plate on the dashboard"
+    );
+    p.stop().await;
+}
+
+/// A router killed with SIGKILL in the middle of a situation: its replacement reads the
+/// situation back, so the situation stays one incident, written once, and counts every
+/// detection exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_killed_mid_situation_keeps_one_incident_and_every_detection() {
+    let real_broker = std::env::var("IOC_TEST_BROKERS").is_ok_and(|b| !b.is_empty());
+    let p = Pipeline::start("e2e-situation-crash", 2, 0).await;
+    let instance = if real_broker { "router-s" } else { "" };
+    let first_addr = free_port();
+    let mut first = RouterProcess::spawn_as(&p, &first_addr, instance);
+    wait_for_assignment(&p.http, &[&first_addr], 4.0).await;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let tracker = uuid::Uuid::new_v4().as_u128().to_string()[..6].to_string();
+    let mut restarted = None;
+    const DETECTIONS: usize = 30;
+    for n in 0..DETECTIONS {
+        if n == 10 {
+            // 45 s into the situation, before its minute of min_duration: no incident yet.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = first.0.kill();
+            let _ = first.0.wait();
+            if real_broker {
+                restarted = Some(RouterProcess::spawn_as(&p, &free_port(), instance));
+            }
+        }
+        let at = t0 + chrono::Duration::seconds(5 * n as i64);
+        post_vendor(
+            &p,
+            "deepstream",
+            "",
+            "application/json",
+            deepstream(at, &tracker, n),
+        )
+        .await;
+    }
+    let _second = restarted.unwrap_or_else(|| RouterProcess::spawn(&p, &free_port()));
+    let key = format!("CAM-0001|illegal_parking|key:ds-0001/{tracker}");
+    let last = common::eventually("the situation's last detection applied", || async {
+        situations_now(&p)
+            .remove(&key)
+            .filter(|s| s["detections"].as_u64() >= Some(DETECTIONS as u64))
+    })
+    .await;
+    assert_eq!(
+        last["detections"], DETECTIONS as u64,
+        "no detection counted twice: {last}"
+    );
+    assert_eq!(last["incident_written"], true);
+    let incidents = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.incidents,
+    );
+    let ids: HashSet<&str> = incidents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(ids.len(), 1, "one incident for the situation: {ids:?}");
+    assert!(ids.contains(last["incident_id"].as_str().unwrap()));
+    let mut bodies: HashMap<&str, &Vec<u8>> = HashMap::new();
+    for (k, v) in &incidents {
+        if let Some(prev) = bodies.insert(k.as_str(), v) {
+            assert_eq!(prev, v, "a replayed incident differs from the original");
+        }
+    }
+    p.stop().await;
+}

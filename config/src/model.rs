@@ -130,6 +130,12 @@ pub struct TopicsConfig {
     /// instance). Empty: the incident topic's name with `.command-results`.
     #[serde(default)]
     pub command_results: String,
+    /// The routers' camera situations (key: situation key; partition: that of the camera
+    /// events they were made from): the state routers rebuild from after a crash or a
+    /// rebalance, and what each situation looks like now. Empty: the camera topic's name with
+    /// `.situations`.
+    #[serde(default)]
+    pub situations: String,
     /// Partitions for topics this program creates; router instances can scale up to this many.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -145,8 +151,9 @@ pub struct TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic the pipeline uses.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
+            &self.situations,
             &self.reports,
             &self.camera_events,
             &self.incidents,
@@ -159,6 +166,9 @@ impl TopicsConfig {
 
     /// Fills the names left empty from the incident topic's.
     pub(crate) fn derive_names(&mut self) {
+        if self.situations.is_empty() {
+            self.situations = format!("{}.situations", self.camera_events);
+        }
         if self.commands.is_empty() {
             self.commands = format!("{}.commands", self.incidents);
         }
@@ -233,6 +243,60 @@ pub struct RouterConfig {
     /// (the router assigns directly), `reports` (citizens' reports; camera events go straight
     /// through) or `all`. Waiting incidents are `new`, with the ward the router found as a proposal.
     pub require_verification: Verification,
+    /// How camera detections are grouped into situations, one incident each.
+    pub situations: SituationsConfig,
+}
+
+/// Grouping of camera detections into situations (see the README's "Camera situations").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SituationsConfig {
+    /// A situation without the source's own end ends when no detection came for this long;
+    /// a later detection opens a new one.
+    pub gap: Dur,
+    /// Detections less confident than this are left out (one-frame noise).
+    pub min_confidence: f64,
+    /// A situation becomes an incident only once it has lasted this long (from its first to
+    /// its latest detection); one that ends sooner was noise.
+    pub min_duration: Dur,
+    /// The same three per camera event type, where they differ.
+    #[serde(default)]
+    pub event_types: BTreeMap<String, SituationRule>,
+}
+
+/// Per event type overrides of [`SituationsConfig`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SituationRule {
+    #[serde(default)]
+    pub gap: Option<Dur>,
+    #[serde(default)]
+    pub min_confidence: Option<f64>,
+    #[serde(default)]
+    pub min_duration: Option<Dur>,
+}
+
+/// The grouping rule in force for one event type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grouping {
+    pub gap: chrono::Duration,
+    pub min_confidence: f64,
+    pub min_duration: chrono::Duration,
+}
+
+impl SituationsConfig {
+    pub fn for_type(&self, event_type: &str) -> Grouping {
+        let o = self
+            .event_types
+            .get(event_type)
+            .cloned()
+            .unwrap_or_default();
+        Grouping {
+            gap: o.gap.unwrap_or(self.gap).to_chrono(),
+            min_confidence: o.min_confidence.unwrap_or(self.min_confidence),
+            min_duration: o.min_duration.unwrap_or(self.min_duration).to_chrono(),
+        }
+    }
 }
 
 /// See [`RouterConfig::require_verification`].

@@ -16,6 +16,7 @@
 pub mod assignments;
 pub mod pipeline;
 pub mod route;
+pub mod situations;
 /// Ward geometry lives in its own crate, shared with the dashboard.
 pub use ioc_wards as wards;
 

@@ -21,7 +21,13 @@ use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 
-use crate::route::{route, InputKind};
+use std::collections::HashMap;
+
+use futures::future::{BoxFuture, FutureExt as _, Shared};
+use ioc_schema::Situation;
+
+use crate::route::{camera_incident, decode_camera, route, InputKind};
+use crate::situations::{Decision, Situations};
 use crate::wards::{BoundarySets, SharedSets};
 
 const STAGE: &str = "router";
@@ -175,6 +181,12 @@ async fn consume(
         cfg.topics.camera_events
     );
     let mut dead_logged = RateLimit::new(Duration::from_secs(10));
+    let mut situations = Situations::default();
+    // Per situation key, the writes of its latest detection: the next detection's writes wait
+    // for them, so the situations topic never says a key got further than Kafka has its
+    // outputs (see `situations`).
+    let mut chains: HashMap<String, Shared<BoxFuture<'static, ()>>> = HashMap::new();
+    let stopping = stop.clone();
     process(&consumer, STAGE, &settings, stop, |msg| {
         let topic = msg.topic();
         let (partition, offset) = (msg.partition(), msg.offset());
@@ -194,8 +206,102 @@ async fn consume(
             .unwrap_or_else(Utc::now);
         let payload = msg.payload().unwrap_or_default();
         let snapshot = sets.read().expect("sets lock").clone();
+        if kind == InputKind::CameraEvent && !situations.in_step(partition, offset) {
+            // First record of this partition here, or the partition moved meanwhile: what its
+            // situations were is read back before anything is decided.
+            let records = read_back(&settings, partition, &stopping);
+            tracing::info!(
+                partition,
+                offset,
+                situations = records.len(),
+                "router: camera situations read back"
+            );
+            situations.restore(partition, records, offset);
+        }
         let routed = if payload.is_empty() {
+            situations.skip(partition, offset);
             Err(InvalidInput::new("empty_record", "the record has no value"))
+        } else if kind == InputKind::CameraEvent {
+            match decode_camera(&settings, payload, received_at) {
+                Err(e) => {
+                    situations.skip(partition, offset);
+                    Err(e)
+                }
+                Ok(e) => {
+                    let rule = settings.config.router.situations.for_type(&e.event_type);
+                    match situations.apply(rule, &e, partition, offset, received_at) {
+                        Decision::Pulse => {
+                            let id = e.incident_id();
+                            Ok(camera_incident(
+                                &settings,
+                                &snapshot,
+                                Some(&metrics),
+                                &e,
+                                id,
+                                e.detected_at,
+                                received_at,
+                            ))
+                        }
+                        Decision::Dropped(reason) => {
+                            metrics.rejected.with_label_values(&[STAGE, reason]).inc();
+                            return futures::future::ready(()).boxed();
+                        }
+                        Decision::AlreadyApplied => return futures::future::ready(()).boxed(),
+                        Decision::Grouped {
+                            situation,
+                            write_incident,
+                        } => {
+                            let incident = write_incident.then(|| {
+                                camera_incident(
+                                    &settings,
+                                    &snapshot,
+                                    Some(&metrics),
+                                    &e,
+                                    situation.incident_id.clone(),
+                                    situation.first_seen,
+                                    situation.first_received_at,
+                                )
+                            });
+                            let key = situation.key.clone();
+                            let before = chains.remove(&key);
+                            let (sink, metrics) = (sink.clone(), metrics.clone());
+                            let (incidents, situations_topic) =
+                                (cfg.topics.incidents.clone(), cfg.topics.situations.clone());
+                            let record =
+                                serde_json::to_vec(&*situation).expect("a situation serializes");
+                            let writes = async move {
+                                if let Some(before) = before {
+                                    before.await;
+                                }
+                                if let Some(incident) = incident {
+                                    let bytes =
+                                        serde_json::to_vec(&incident).expect("incident serializes");
+                                    sink.send_until_acknowledged(&incidents, &incident.id, &bytes)
+                                        .await;
+                                    metrics
+                                        .events_out
+                                        .with_label_values(&[STAGE, "incident"])
+                                        .inc();
+                                }
+                                sink.send_to_partition_until_acknowledged(
+                                    &situations_topic,
+                                    Some(partition),
+                                    &situation.key,
+                                    &record,
+                                )
+                                .await;
+                            }
+                            .boxed()
+                            .shared();
+                            if chains.len() >= 10_000 {
+                                chains.retain(|_, w| w.peek().is_none());
+                            }
+                            chains.insert(key, writes.clone());
+                            return writes.boxed();
+                        }
+                    }
+                }
+            }
         } else {
             route(
                 &settings,
@@ -252,9 +358,95 @@ async fn consume(
                 .with_label_values(&[STAGE, kind_out])
                 .inc();
         }
+        .boxed()
     })
     .await;
     Ok(())
+}
+
+/// The situations of camera partition `partition`, read back from the situations topic to its
+/// end (the latest record of each key last). This blocks the consume loop on purpose: nothing
+/// of the partition may be decided before. Retries while the broker is away, until `stop`.
+fn read_back(settings: &Settings, partition: i32, stop: &CancellationToken) -> Vec<Situation> {
+    let read = || read_situations(settings, partition);
+    let mut attempt = 0u32;
+    loop {
+        let result = if tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            tokio::task::block_in_place(read)
+        } else {
+            read()
+        };
+        match result {
+            Ok(records) => return records,
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(
+                    partition,
+                    attempt,
+                    "router: reading camera situations back: {e:#}"
+                );
+                if stop.is_cancelled() || attempt >= 30 {
+                    // Deciding from nothing could split a situation in two; stopping the
+                    // router loudly is better than that.
+                    panic!("router: cannot read the camera situations of partition {partition} back: {e:#}");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn read_situations(settings: &Settings, partition: i32) -> anyhow::Result<Vec<Situation>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let cfg = &settings.config;
+    let topic = &cfg.topics.situations;
+    let consumer: BaseConsumer = ioc_config::kafka::client_config(cfg)
+        .set("group.id", format!("{topic}.read-back"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("creating the situations reader")?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .with_context(|| format!("the end of {topic} partition {partition}"))?;
+    let mut out: HashMap<String, Situation> = HashMap::new();
+    if high <= low {
+        return Ok(Vec::new());
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(low))?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next = low;
+    while next < high {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "read {topic} partition {partition} only to offset {next} of {high} in 60 s"
+        );
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                next = m.offset() + 1;
+                match (m.key(), m.payload()) {
+                    (Some(k), None) => {
+                        out.remove(String::from_utf8_lossy(k).as_ref());
+                    }
+                    (_, Some(v)) => {
+                        if let Ok(s) = serde_json::from_slice::<Situation>(v) {
+                            if s.partition == partition {
+                                out.insert(s.key.clone(), s);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(Err(e)) => return Err(e).context("reading the situations topic"),
+            None => {}
+        }
+    }
+    Ok(out.into_values().collect())
 }
 
 /// The router's at-least-once loop over `consumer` (see [`at_least_once`]), bounded by

@@ -96,6 +96,26 @@ fn route_camera(
     payload: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Incident, InvalidInput> {
+    let e = decode_camera(settings, payload, received_at)?;
+    let id = e.incident_id();
+    Ok(camera_incident(
+        settings,
+        sets,
+        metrics,
+        &e,
+        id,
+        e.detected_at,
+        received_at,
+    ))
+}
+
+/// Reads and checks a camera-topic record. `received_at` is its Kafka time, which stands in
+/// for "now" so the verdict does not change on replay.
+pub fn decode_camera(
+    settings: &Settings,
+    payload: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<CameraEvent, InvalidInput> {
     let e: CameraEvent = decode_json(payload)?;
     if let Some(schema) = &e.schema {
         if schema != CAMERA_EVENT_SCHEMA {
@@ -105,8 +125,24 @@ fn route_camera(
             ));
         }
     }
-    // The record's own Kafka time stands in for "now", so the verdict does not change on replay.
-    let (camera, category) = settings.check_camera_event(&e, received_at)?;
+    settings.check_camera_event(&e, received_at)?;
+    Ok(e)
+}
+
+/// The incident a checked camera event (or the situation it opened, `occurred_at` its first
+/// detection) becomes, under the id `id`.
+pub fn camera_incident(
+    settings: &Settings,
+    sets: &BoundarySets,
+    metrics: Option<&Metrics>,
+    e: &CameraEvent,
+    id: String,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> Incident {
+    let (camera, category) = settings
+        .check_camera_event(e, received_at)
+        .expect("a decoded camera event passes its checks");
     let location = Location {
         lat: camera.lat,
         lon: camera.lon,
@@ -114,7 +150,7 @@ fn route_camera(
     };
     let targets = category.targets();
     let mut incident = incident_skeleton(
-        e.incident_id(),
+        id,
         Source::Camera {
             camera_id: e.camera_id.clone(),
             event_type: e.event_type.clone(),
@@ -123,23 +159,27 @@ fn route_camera(
         category,
         &targets,
         location,
-        e.detected_at,
+        occurred_at,
         received_at,
     );
     incident.text = Some(format!(
-        "{} detected by camera {}{}",
+        "{} detected by camera {}{}{}",
         e.event_type.replace('_', " "),
         camera.id,
         if camera.description.is_empty() {
             String::new()
         } else {
             format!(" ({})", camera.description)
-        }
+        },
+        e.zone
+            .as_deref()
+            .map(|z| format!(", zone {z}"))
+            .unwrap_or_default()
     ));
-    incident.media_urls = e.snapshot_url.into_iter().collect();
+    incident.media_urls = e.snapshot_url.iter().cloned().collect();
     let hold = settings.config.router.require_verification == Verification::All;
     assign(&mut incident, category, &targets, sets, metrics, hold);
-    Ok(incident)
+    incident
 }
 
 fn incident_skeleton(

@@ -16,6 +16,7 @@ pub const CAMERA_EVENT_SCHEMA: &str = "ioc.camera-event.v1";
 pub const INCIDENT_SCHEMA: &str = "ioc.incident.v1";
 pub const DEAD_LETTER_SCHEMA: &str = "ioc.dead-letter.v1";
 pub const ASSIGNMENT_SCHEMA: &str = "ioc.assignment.v1";
+pub const SITUATION_SCHEMA: &str = "ioc.camera-situation.v1";
 
 /// A position in WGS84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -202,6 +203,56 @@ impl CameraEvent {
                     .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             ),
         }
+    }
+}
+
+/// One camera situation as the router sees it after a detection: what the situations topic
+/// holds (key: [`Situation::key`], partition: the camera events' own), so a router that takes
+/// the partition over continues every open situation where the last one left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Situation {
+    pub schema: String,
+    /// Camera, event type and the source's key (or the zone): what detections of one
+    /// situation share.
+    pub key: String,
+    /// The incident it is (or will be, once it has lasted long enough): derived from the key
+    /// and the first detection's time.
+    pub incident_id: String,
+    pub camera_id: String,
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
+    /// Detection times of the first and the latest detection.
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Kafka times of the first and the latest detection's records.
+    pub first_received_at: DateTime<Utc>,
+    pub last_received_at: DateTime<Utc>,
+    pub detections: u64,
+    pub peak_confidence: f64,
+    /// The snapshot of the most confident detection that had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
+    /// The source said it is over; otherwise it is over once `gap_seconds` pass without a
+    /// detection.
+    pub ended: bool,
+    pub gap_seconds: i64,
+    /// Whether its incident has been written (it lasted `min_duration`).
+    pub incident_written: bool,
+    /// Ids of its latest detections, so a detection sent twice counts once.
+    #[serde(default)]
+    pub recent_events: Vec<String>,
+    /// The camera-topic partition and offset of the latest detection applied.
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Situation {
+    /// Whether the situation is still going on at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        !self.ended && now <= self.last_seen + chrono::Duration::seconds(self.gap_seconds)
     }
 }
 

@@ -54,6 +54,16 @@ pub fn camera_incident_id(camera_id: &str, event_id: &str) -> String {
     format!("{CAMERA_INCIDENT_PREFIX}{derived}")
 }
 
+/// Id of the incident a camera situation becomes: from its key and its first detection's
+/// time, so a router that replays the detections derives the same one.
+pub fn camera_situation_id(key: &str, first_seen_rfc3339: &str) -> String {
+    let derived = Uuid::new_v5(
+        &NAMESPACE,
+        format!("camera-situation:{key}\u{0}{first_seen_rfc3339}").as_bytes(),
+    );
+    format!("{CAMERA_INCIDENT_PREFIX}{derived}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,7 @@ pub fn record_schemas() -> Vec<RecordSchema> {
             "command_results",
             true,
         ),
+        one::<crate::Situation>(crate::SITUATION_SCHEMA, "situations", true),
     ]
 }
 
@@ -346,7 +347,7 @@ mod tests {
     #[test]
     fn record_schemas_describe_real_records() {
         let schemas = record_schemas();
-        assert_eq!(schemas.len(), 7);
+        assert_eq!(schemas.len(), 8);
         let incident = &schemas[2];
         assert_eq!(incident.name, INCIDENT_SCHEMA);
         let props = incident.schema["properties"].as_object().unwrap();

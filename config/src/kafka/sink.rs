@@ -156,16 +156,25 @@ impl Sink {
                 return Err(e);
             }
         };
-        let result = self.write(topic, key, payload).await;
+        let result = self.write(topic, None, key, payload).await;
         self.gate.outcome(&result);
         drop(admitted);
         result
     }
 
     /// Writes one record, without the admission gate.
-    async fn write(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), SinkError> {
+    async fn write(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), SinkError> {
         let started = Instant::now();
-        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         self.producer
             .send(record, Timeout::After(self.timeout))
             .await
@@ -198,9 +207,21 @@ impl Sink {
     /// and logged as an error, because dropping it would lose an accepted event; an operator
     /// has to fix the cluster or the topic.
     pub async fn send_until_acknowledged(&self, topic: &str, key: &str, payload: &[u8]) {
+        self.send_to_partition_until_acknowledged(topic, None, key, payload)
+            .await
+    }
+
+    /// Like [`Sink::send_until_acknowledged`], to a chosen partition (`None`: by key).
+    pub async fn send_to_partition_until_acknowledged(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &str,
+        payload: &[u8],
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.write(topic, key, payload).await {
+            match self.write(topic, partition, key, payload).await {
                 Ok(()) => return,
                 Err(e) if e.retryable() => {
                     tracing::warn!(stage = self.stage, %topic, "{e}; retrying in {backoff:?}");

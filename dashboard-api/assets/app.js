@@ -25,6 +25,7 @@ const TEXT = {
     "detail.sla_due": "Hạn giải quyết", "detail.overdue": "quá hạn", "detail.left": "còn",
     "detail.escalations": "Đã quá hạn", "detail.result": "Kết quả", "detail.unit": "Đơn vị",
     "detail.actions": "Thao tác", "detail.camera": "Camera", "detail.address": "Địa chỉ",
+    "detail.seen": "Ghi nhận", "detail.detections": "lần phát hiện", "detail.peak": "độ tin cậy cao nhất", "detail.ongoing": "đang diễn ra", "detail.over": "đã kết thúc",
     "no.ward": "chưa giao",
     "a.verify": "Xác minh", "a.assign": "Giao / chuyển", "a.merge": "Gộp vào", "a.cancel": "Huỷ", "a.close": "Đóng",
     "a.acknowledge": "Tiếp nhận", "a.start": "Bắt đầu xử lý", "a.resolve": "Báo kết quả", "a.reject": "Trả lại",
@@ -63,6 +64,7 @@ const TEXT = {
     "detail.sla_due": "Resolve by", "detail.overdue": "overdue", "detail.left": "left",
     "detail.escalations": "Missed targets", "detail.result": "Result", "detail.unit": "Unit",
     "detail.actions": "Actions", "detail.camera": "Camera", "detail.address": "Address",
+    "detail.seen": "Seen", "detail.detections": "detections", "detail.peak": "peak confidence", "detail.ongoing": "ongoing", "detail.over": "over",
     "no.ward": "unassigned",
     "a.verify": "Verify", "a.assign": "Assign / re-route", "a.merge": "Merge into", "a.cancel": "Cancel", "a.close": "Close",
     "a.acknowledge": "Acknowledge", "a.start": "Start work", "a.resolve": "Resolve", "a.reject": "Reject",
@@ -106,6 +108,11 @@ function h(tag, attrs = {}, ...children) {
   }
   for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
   return el;
+}
+
+// Whether a camera situation is still going on: not ended by its source, and its gap not passed.
+function situationActive(sit) {
+  return !sit.ended && Date.now() <= Date.parse(sit.last_seen) + sit.gap_seconds * 1000;
 }
 
 function when(ts) {
@@ -412,10 +419,13 @@ function consolePage() {
       ? `${t("detail.camera")} ${i.source.camera_id} · ${i.source.event_type} · ${Math.round(i.source.confidence * 100)}%`
       : `${t("source.report")} (${i.source.channel})`;
     const photos = i.media_urls.filter((u) => /^https?:\/\//.test(u));
+    const sit = i.situation;
+    const seen = sit ? h("p", { class: "situation", text: `${t("detail.seen")} ${when(sit.first_seen)} – ${when(sit.last_seen)} · ${sit.detections} ${t("detail.detections")} · ${t("detail.peak")} ${Math.round(sit.peak_confidence * 100)}% · ${t(situationActive(sit) ? "detail.ongoing" : "detail.over")}` }) : null;
     return [
       h("h2", { id: "detail-title" }, `${i.category} `, status(i.status)),
       h("p", { class: "muted", text: `${i.id} · ${src} · ${t("a.priority")}: ${t(`p.${i.priority}`)}` }),
       i.text ? h("p", { text: i.text }) : null,
+      seen,
       i.address ? h("p", { text: `${t("detail.address")}: ${i.address}` }) : null,
       h("section", { class: "card" }, h("h3", { text: `${t("detail.where")}: ${wardName(i.ward)}` }),
         wardMap(i), i.unit ? h("p", { text: `${t("detail.unit")}: ${i.unit}` }) : null),

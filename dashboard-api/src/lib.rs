@@ -29,6 +29,7 @@ mod http;
 pub mod monitor;
 pub mod open311;
 mod pages;
+pub mod situations;
 mod state;
 pub mod view;
 
@@ -106,6 +107,10 @@ pub async fn serve_with_clock(
         );
     }
     tasks.spawn("command owner", commands::own(state.clone(), token.clone()));
+    tasks.spawn(
+        "camera situations",
+        situations::follow(state.clone(), token.clone()),
+    );
     tasks.spawn(
         "command answers",
         commands::listen(state.clone(), token.clone()),

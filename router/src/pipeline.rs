@@ -252,7 +252,7 @@ async fn consume(
                             write_incident,
                         } => {
                             let incident = write_incident.then(|| {
-                                camera_incident(
+                                let mut i = camera_incident(
                                     &settings,
                                     &snapshot,
                                     Some(&metrics),
@@ -260,7 +260,12 @@ async fn consume(
                                     situation.incident_id.clone(),
                                     situation.first_seen,
                                     situation.first_received_at,
-                                )
+                                );
+                                i.situation = Some(situation.summary());
+                                if let Some(url) = &situation.snapshot_url {
+                                    i.media_urls = vec![url.clone()];
+                                }
+                                i
                             });
                             let key = situation.key.clone();
                             let before = chains.remove(&key);

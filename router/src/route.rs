@@ -222,6 +222,7 @@ fn incident_skeleton(
         merged: Vec::new(),
         previous_ward: None,
         escalations: Vec::new(),
+        situation: None,
         history: Vec::new(),
     }
 }

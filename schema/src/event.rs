@@ -250,9 +250,17 @@ pub struct Situation {
 }
 
 impl Situation {
-    /// Whether the situation is still going on at `now`.
-    pub fn active(&self, now: DateTime<Utc>) -> bool {
-        !self.ended && now <= self.last_seen + chrono::Duration::seconds(self.gap_seconds)
+    /// What its incident shows of it.
+    pub fn summary(&self) -> SituationSummary {
+        SituationSummary {
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            detections: self.detections,
+            peak_confidence: self.peak_confidence,
+            snapshot_url: self.snapshot_url.clone(),
+            ended: self.ended,
+            gap_seconds: self.gap_seconds,
+        }
     }
 }
 
@@ -603,6 +611,45 @@ pub struct Incident {
     /// Every change, oldest first: who, when, what and why.
     #[serde(default)]
     pub history: Vec<Transition>,
+    /// For a camera situation: what has been seen of it so far. Kept up to date by new
+    /// revisions while the situation lasts (without audit entries: nobody acted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub situation: Option<SituationSummary>,
+}
+
+/// What an incident shows of its camera situation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SituationSummary {
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub detections: u64,
+    pub peak_confidence: f64,
+    /// The snapshot of the most confident detection that had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
+    /// The camera system said it is over.
+    pub ended: bool,
+    /// Without the source's end, it is over once this long passes without a detection.
+    pub gap_seconds: i64,
+}
+
+impl SituationSummary {
+    /// Whether the situation is still going on at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        !self.ended && now <= self.last_seen + chrono::Duration::seconds(self.gap_seconds)
+    }
+
+    /// Whether `newer` says enough more to be worth a revision: the end, a new snapshot, a
+    /// confidence 0.1 higher, twice the detections, or a minute more of it. A situation
+    /// lasting hours makes tens of revisions, not one per detection.
+    pub fn worth_updating(&self, newer: &SituationSummary) -> bool {
+        newer.detections > self.detections
+            && (newer.ended != self.ended
+                || newer.snapshot_url.is_some() && newer.snapshot_url != self.snapshot_url
+                || newer.peak_confidence >= self.peak_confidence + 0.1
+                || newer.detections >= self.detections * 2
+                || newer.last_seen >= self.last_seen + chrono::Duration::minutes(1))
+    }
 }
 
 impl Incident {

@@ -51,6 +51,7 @@ pub fn incident(id: &str, status: Status, ward: &str, at: DateTime<Utc>) -> Inci
         merged: vec![],
         previous_ward: None,
         escalations: vec![],
+        situation: None,
         history: vec![],
     }
 }

@@ -90,6 +90,13 @@ impl DeviceRegistry {
         self.devices.len()
     }
 
+    /// Every row: format, device, channel (empty: every channel) and camera.
+    pub fn iter(&self) -> impl Iterator<Item = (Format, &str, &str, &str)> {
+        self.devices
+            .iter()
+            .map(|((f, d, c), cam)| (*f, d.as_str(), c.as_str(), cam.as_str()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }

@@ -12,6 +12,10 @@ use crate::model::{Camera, CategoryConfig, Config};
 /// The embedded defaults: the demo city on the embedded broker.
 pub const DEFAULT_TOML: &str = include_str!("../ioc.toml");
 
+/// The bundled demo city's cameras and the vendor devices that stand for them.
+const DEMO_CAMERAS: &str = "embedded:demo/cameras.csv";
+const DEMO_DEVICES: &str = "embedded:demo/camera-devices.csv";
+
 /// Prefix of environment overrides: `IOC_KAFKA__BROKERS=host:9092` sets `kafka.brokers`.
 pub const ENV_PREFIX: &str = "IOC_";
 
@@ -182,6 +186,15 @@ impl Settings {
 
     /// Reads the device registry the configuration names into `devices`.
     fn load_devices(&mut self) -> Result<(), Vec<String>> {
+        let c = &self.config;
+        // The bundled demo devices name the bundled demo cameras; with a city's own camera
+        // registry and no devices of its own, there are none.
+        if c.camera_formats.devices.is_empty()
+            || c.camera_formats.devices == DEMO_DEVICES && c.camera_registry != DEMO_CAMERAS
+        {
+            self.devices = Arc::default();
+            return Ok(());
+        }
         let text = self
             .file(&self.config.camera_formats.devices)
             .and_then(|f| f.read().map_err(|e| format!("cannot read {f}: {e}")))

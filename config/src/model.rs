@@ -336,6 +336,50 @@ pub struct DashboardConfig {
     /// report points at the status page there. Empty: a path on the dashboard.
     #[serde(default)]
     pub public_url: String,
+    /// Which open incidents are offered as possible duplicates of an incident.
+    pub duplicates: DuplicatesConfig,
+}
+
+/// `GET /v1/incidents/{id}/nearby`: open incidents that may be the same thing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicatesConfig {
+    /// How far apart two incidents may be, in metres.
+    pub radius_m: f64,
+    /// How far apart in time (of occurrence).
+    pub window: Dur,
+    /// Radius per category, where it differs (a flood covers more ground than a parked car).
+    #[serde(default)]
+    pub radius_m_by_category: BTreeMap<String, f64>,
+    /// Groups of categories that may describe the same thing, e.g. `["environment",
+    /// "urban_order"]`: an incident is offered duplicates of its own category and of the
+    /// other categories of its groups.
+    #[serde(default)]
+    pub related: Vec<Vec<String>>,
+}
+
+impl DuplicatesConfig {
+    pub fn radius_for(&self, category: &str) -> f64 {
+        self.radius_m_by_category
+            .get(category)
+            .copied()
+            .unwrap_or(self.radius_m)
+    }
+
+    /// Whether incidents of `a` and `b` may be the same thing, and why.
+    pub fn relates(&self, a: &str, b: &str) -> Option<&'static str> {
+        if a == b {
+            Some("same category")
+        } else if self
+            .related
+            .iter()
+            .any(|g| g.iter().any(|c| c == a) && g.iter().any(|c| c == b))
+        {
+            Some("related categories")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,6 +25,7 @@ const TEXT = {
     "detail.sla_due": "Hạn giải quyết", "detail.overdue": "quá hạn", "detail.left": "còn",
     "detail.escalations": "Đã quá hạn", "detail.result": "Kết quả", "detail.unit": "Đơn vị",
     "detail.actions": "Thao tác", "detail.camera": "Camera", "detail.address": "Địa chỉ",
+    "detail.nearby": "Có thể trùng lặp", "detail.no_nearby": "Không có sự việc đang mở nào gần đây", "a.same_as": "Trùng với sự việc này",
     "detail.seen": "Ghi nhận", "detail.detections": "lần phát hiện", "detail.peak": "độ tin cậy cao nhất", "detail.ongoing": "đang diễn ra", "detail.over": "đã kết thúc",
     "no.ward": "chưa giao",
     "a.verify": "Xác minh", "a.assign": "Giao / chuyển", "a.merge": "Gộp vào", "a.cancel": "Huỷ", "a.close": "Đóng",
@@ -64,6 +65,7 @@ const TEXT = {
     "detail.sla_due": "Resolve by", "detail.overdue": "overdue", "detail.left": "left",
     "detail.escalations": "Missed targets", "detail.result": "Result", "detail.unit": "Unit",
     "detail.actions": "Actions", "detail.camera": "Camera", "detail.address": "Address",
+    "detail.nearby": "Possible duplicates", "detail.no_nearby": "No open incident nearby", "a.same_as": "Same as this one",
     "detail.seen": "Seen", "detail.detections": "detections", "detail.peak": "peak confidence", "detail.ongoing": "ongoing", "detail.over": "over",
     "no.ward": "unassigned",
     "a.verify": "Verify", "a.assign": "Assign / re-route", "a.merge": "Merge into", "a.cancel": "Cancel", "a.close": "Close",
@@ -414,6 +416,28 @@ function consolePage() {
     h("select", { name: "priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === current, text: t(`p.${p}`) }))));
   const text = (name, label, required = true) => h("label", {}, label, h("input", { name, required, autocomplete: "off" }));
 
+  // Open incidents that may be the same thing: one click marks this one as a duplicate of one.
+  function nearby(i) {
+    const list = h("ul", { "aria-live": "polite" }, h("li", { class: "muted", text: "…" }));
+    api(`/v1/incidents/${encodeURIComponent(i.id)}/nearby`).then((found) => {
+      if (!found.length) { list.replaceChildren(h("li", { class: "muted", text: t("detail.no_nearby") })); return; }
+      list.replaceChildren(...found.map((n) => h("li", {},
+        h("a", { href: `#${n.id}`, text: n.id, onclick: (ev) => { ev.preventDefault(); select(n.id); } }),
+        ` · ${n.source} · ${n.why} `,
+        h("button", { type: "button", text: t("a.same_as"), onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            await api(`/v1/incidents/${encodeURIComponent(i.id)}/actions`, { method: "POST", body: { action: "mark_duplicate", of: n.id } });
+            select(i.id);
+          } catch (e) {
+            ev.target.disabled = false;
+            list.append(h("li", { class: "error", role: "alert", text: e.message }));
+          }
+        } }))));
+    }).catch((e) => list.replaceChildren(h("li", { class: "error", role: "alert", text: e.message })));
+    return h("section", { class: "card" }, h("h3", { text: t("detail.nearby") }), list);
+  }
+
   function detail(i) {
     const src = i.source.kind === "camera"
       ? `${t("detail.camera")} ${i.source.camera_id} · ${i.source.event_type} · ${Math.round(i.source.confidence * 100)}%`
@@ -432,6 +456,7 @@ function consolePage() {
       photos.length ? h("section", { class: "card photos" }, h("h3", { text: t("detail.photos") }),
         photos.map((u) => h("a", { href: u, target: "_blank", rel: "noopener noreferrer" }, h("img", { src: u, alt: t("detail.photos"), loading: "lazy" })))) : null,
       h("section", { class: "card" }, h("h3", { text: t("detail.clocks") }), clocks(i)),
+      ["closed", "cancelled", "duplicate"].includes(i.status) ? null : nearby(i),
       i.resolution ? h("section", { class: "card" }, h("h3", { text: t("detail.result") }), h("p", { text: i.resolution.text })) : null,
       h("section", { class: "card" }, h("h3", { text: t("detail.actions") }), h("div", { class: "actions" },
         actionForm(t("a.verify"), [prioritySelect(i.priority)], (f) => ({ action: "verify", priority: f.priority })),

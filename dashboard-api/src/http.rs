@@ -120,6 +120,17 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .errors(api, read)
                 .errors(api, &[(404, "No such incident")])]
         })
+        .route("/v1/incidents/{id}/nearby", get(get_nearby), |api| {
+            let list = json!({"type": "array", "items": api.response::<crate::view::Nearby>()});
+            vec![Op::get("Open incidents that may be the same thing as this one")
+                .tag("operators")
+                .describe("Of the same category or a related one (dashboard.duplicates.related), within the category's radius and the time window, nearest first, at most 5, each with its distance, time apart and why it matched. A ward token sees only its ward's. Merge one with the mark_duplicate action.")
+                .security(&["token"])
+                .path_param("id", id)
+                .json(200, "Possible duplicates", list)
+                .errors(api, read)
+                .errors(api, &[(404, "No such incident")])]
+        })
         .route("/v1/incidents/{id}/actions", post(actions::post_action), |api| {
             let body = api.request::<Action>();
             let incident = api.response::<Incident>();
@@ -274,6 +285,29 @@ async fn get_incident(
         }
     }
     Ok(Json(incident).into_response())
+}
+
+async fn get_nearby(
+    State(s): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<crate::view::Nearby>>, ApiError> {
+    let view = s.view.read().expect("view lock");
+    let incident = view.get(&id).ok_or_else(|| not_found(&id))?;
+    let own = match &who.caller {
+        Caller::Ward(own) => {
+            if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
+                return Err(not_yours());
+            }
+            Some(own.clone())
+        }
+        _ => None,
+    };
+    let rules = &s.settings.config.dashboard.duplicates;
+    Ok(Json(view.nearby(incident, rules, |i| {
+        own.as_ref()
+            .is_none_or(|w| i.ward.as_ref().map(|x| &x.id) == Some(w))
+    })))
 }
 
 /// A citizen's view of their report: status and ward, nothing about anyone else.

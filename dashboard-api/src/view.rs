@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use ioc_schema::{Incident, Status};
+use rstar::primitives::GeomWithData;
+use rstar::{RTree, AABB};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -76,10 +78,44 @@ pub struct Stats {
     pub by_ward: BTreeMap<String, BTreeMap<&'static str, BTreeMap<String, usize>>>,
 }
 
-/// Every incident's latest revision.
+/// Every incident's latest revision, and where the open ones are.
 #[derive(Default)]
 pub struct View {
     incidents: HashMap<String, Incident>,
+    /// Open incidents by position (lon, lat in degrees), for nearby duplicates.
+    open: RTree<GeomWithData<[f64; 2], String>>,
+}
+
+/// An open incident that may be the same thing as another, and why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Nearby {
+    pub id: String,
+    pub category: String,
+    pub status: Status,
+    pub source: &'static str,
+    /// Great-circle distance, metres.
+    pub distance_m: f64,
+    /// Between the two occurrence times, seconds.
+    pub seconds_apart: i64,
+    /// Why it is offered, e.g. "same category, 120 m and 40 min apart".
+    pub why: String,
+}
+
+/// Most possible duplicates offered for one incident.
+pub const MAX_NEARBY: usize = 5;
+
+/// Metres between two WGS84 positions (haversine on a sphere of the mean Earth radius).
+pub fn metres_between(a: (f64, f64), b: (f64, f64)) -> f64 {
+    const R: f64 = 6_371_008.8;
+    let (lat1, lat2) = (a.0.to_radians(), b.0.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.1 - a.1).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * R * h.sqrt().min(1.0).asin()
+}
+
+fn point_of(i: &Incident) -> GeomWithData<[f64; 2], String> {
+    GeomWithData::new([i.location.lon, i.location.lat], i.id.clone())
 }
 
 impl View {
@@ -93,8 +129,75 @@ impl View {
             return None;
         }
         let id = incident.id.clone();
-        self.incidents.insert(id.clone(), incident);
+        let open_now = incident.status.is_open().then(|| point_of(&incident));
+        if let Some(old) = self.incidents.insert(id.clone(), incident) {
+            if old.status.is_open() {
+                self.open.remove(&point_of(&old));
+            }
+        }
+        if let Some(p) = open_now {
+            self.open.insert(p);
+        }
         self.incidents.get(&id)
+    }
+
+    /// Open incidents that may be the same thing as `of`: of its category or a related one,
+    /// within the category's radius and the time window, nearest first, at most
+    /// [`MAX_NEARBY`]. `visible` says which ones the caller may see.
+    pub fn nearby(
+        &self,
+        of: &Incident,
+        rules: &ioc_config::DuplicatesConfig,
+        visible: impl Fn(&Incident) -> bool,
+    ) -> Vec<Nearby> {
+        let radius = rules.radius_for(&of.category);
+        let window = rules.window.to_chrono();
+        let (lat, lon) = (of.location.lat, of.location.lon);
+        // A box around the radius, in degrees; the exact distance decides.
+        let dlat = radius / 111_000.0 * 1.01;
+        let dlon = dlat / lat.to_radians().cos().abs().max(0.01);
+        let envelope = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
+        let mut out: Vec<Nearby> = self
+            .open
+            .locate_in_envelope(&envelope)
+            .filter(|p| p.data != of.id)
+            .filter_map(|p| self.incidents.get(&p.data))
+            .filter(|i| i.duplicate_of.is_none() && visible(i))
+            .filter_map(|i| {
+                let why = rules.relates(&of.category, &i.category)?;
+                let distance = metres_between((lat, lon), (i.location.lat, i.location.lon));
+                let apart = (i.occurred_at - of.occurred_at).abs();
+                (distance <= rules.radius_for(&i.category).max(radius) && apart <= window).then(
+                    || Nearby {
+                        id: i.id.clone(),
+                        category: i.category.clone(),
+                        status: i.status,
+                        source: match i.source {
+                            ioc_schema::Source::Report { .. } => "report",
+                            ioc_schema::Source::Camera { .. } => "camera",
+                        },
+                        distance_m: (distance * 10.0).round() / 10.0,
+                        seconds_apart: apart.num_seconds(),
+                        why: format!(
+                            "{why} ({}), {:.0} m and {} apart",
+                            i.category,
+                            distance,
+                            humantime::format_duration(std::time::Duration::from_secs(
+                                apart.num_seconds().unsigned_abs() / 60 * 60
+                            ))
+                        ),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.distance_m
+                .total_cmp(&b.distance_m)
+                .then(a.seconds_apart.cmp(&b.seconds_apart))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out.truncate(MAX_NEARBY);
+        out
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Incident> {
@@ -205,5 +308,155 @@ impl View {
             *out.entry(i.status).or_default() += 1;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use ioc_schema::fixtures::incident;
+
+    fn at(
+        view: &mut View,
+        id: &str,
+        category: &str,
+        lat: f64,
+        lon: f64,
+        minutes: i64,
+        status: Status,
+    ) {
+        let t = DateTime::from_timestamp(1_764_730_800, 0).unwrap() + Duration::minutes(minutes);
+        let mut i = incident(id, status, "P001", t);
+        i.category = category.into();
+        i.location.lat = lat;
+        i.location.lon = lon;
+        i.revision = view.get(id).map_or(1, |o| o.revision + 1);
+        view.apply(i);
+    }
+
+    /// The index's answer against every open incident checked by hand.
+    #[test]
+    fn nearby_offers_the_closest_open_ones_of_related_categories() {
+        let rules = ioc_config::DuplicatesConfig {
+            radius_m: 250.0,
+            window: ioc_config::Dur(std::time::Duration::from_secs(86_400)),
+            radius_m_by_category: [("environment".to_string(), 500.0)].into(),
+            related: vec![vec!["environment".into(), "urban_order".into()]],
+        };
+        let mut v = View::default();
+        let (lat, lon) = (20.5400, 105.9100);
+        // ~111 m per 0.001° of latitude.
+        at(&mut v, "x", "environment", lat, lon, 0, Status::Assigned);
+        at(
+            &mut v,
+            "near",
+            "environment",
+            lat + 0.001,
+            lon,
+            10,
+            Status::Assigned,
+        );
+        at(
+            &mut v,
+            "related",
+            "urban_order",
+            lat + 0.002,
+            lon,
+            30,
+            Status::New,
+        );
+        at(
+            &mut v,
+            "far",
+            "environment",
+            lat + 0.006,
+            lon,
+            5,
+            Status::Assigned,
+        );
+        at(
+            &mut v,
+            "other",
+            "traffic_order",
+            lat,
+            lon,
+            0,
+            Status::Assigned,
+        );
+        at(
+            &mut v,
+            "late",
+            "environment",
+            lat,
+            lon,
+            60 * 30,
+            Status::Assigned,
+        );
+        at(
+            &mut v,
+            "closed",
+            "environment",
+            lat,
+            lon,
+            0,
+            Status::Assigned,
+        );
+        at(&mut v, "closed", "environment", lat, lon, 0, Status::Closed);
+        for n in 0..8 {
+            at(
+                &mut v,
+                &format!("crowd{n}"),
+                "environment",
+                lat - 0.0001 * f64::from(n + 1),
+                lon,
+                1,
+                Status::Assigned,
+            );
+        }
+        let x = v.get("x").unwrap().clone();
+        let ids = |found: Vec<Nearby>| found.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(v.nearby(&x, &rules, |_| true)),
+            ["crowd0", "crowd1", "crowd2", "crowd3", "crowd4"]
+        );
+        let few = v.nearby(&x, &rules, |i| !i.id.starts_with("crowd"));
+        let found: Vec<_> = few
+            .iter()
+            .map(|n| (n.id.as_str(), n.distance_m.round()))
+            .collect();
+        assert_eq!(found, [("near", 111.0), ("related", 222.0)], "{few:?}");
+        assert!(few[0].why.starts_with("same category"), "{}", few[0].why);
+        assert!(
+            few[1].why.starts_with("related categories"),
+            "{}",
+            few[1].why
+        );
+        assert_eq!(few[0].seconds_apart, 600);
+        // Closing takes an incident out of the index; reopening one of the crowd moves it.
+        assert!(v
+            .nearby(&x, &rules, |_| true)
+            .iter()
+            .all(|n| n.id != "closed"));
+        at(
+            &mut v,
+            "crowd0",
+            "environment",
+            lat + 0.01,
+            lon,
+            1,
+            Status::Reopened,
+        );
+        assert!(v
+            .nearby(&x, &rules, |_| true)
+            .iter()
+            .all(|n| n.id != "crowd0"));
+    }
+
+    #[test]
+    fn metres_between_known_points() {
+        // One degree of latitude is about 111.2 km.
+        assert!((metres_between((20.0, 105.0), (21.0, 105.0)) - 111_195.0).abs() < 50.0);
+        assert_eq!(metres_between((20.0, 105.0), (20.0, 105.0)), 0.0);
     }
 }

@@ -287,6 +287,10 @@ async fn consume(
                                         .events_out
                                         .with_label_values(&[STAGE, "incident"])
                                         .inc();
+                                    metrics
+                                        .events_out
+                                        .with_label_values(&[STAGE, "situation"])
+                                        .inc();
                                 }
                                 sink.send_to_partition_until_acknowledged(
                                     &situations_topic,

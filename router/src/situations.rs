@@ -158,10 +158,10 @@ impl Situations {
             s.last_seen = s.last_seen.max(e.detected_at);
             s.last_received_at = s.last_received_at.max(received_at);
             s.detections += 1;
-            if e.confidence > s.peak_confidence || s.snapshot_url.is_none() {
-                if e.snapshot_url.is_some() {
-                    s.snapshot_url = e.snapshot_url.clone();
-                }
+            if (e.confidence > s.peak_confidence || s.snapshot_url.is_none())
+                && e.snapshot_url.is_some()
+            {
+                s.snapshot_url = e.snapshot_url.clone();
             }
             s.peak_confidence = s.peak_confidence.max(e.confidence);
             s.ended = signal == Signal::End;

@@ -17,6 +17,7 @@ use ioc_config::{Role, TokenConfig};
 use ioc_schema::metrics::Metrics;
 use tokio::net::TcpListener;
 
+mod cameras;
 mod citizens;
 mod staff;
 
@@ -31,6 +32,11 @@ pub struct DemoArgs {
     /// Share of simulated events that come from cameras (0 to 1).
     #[arg(long, default_value_t = 0.4)]
     camera_share: f64,
+    /// Camera tracks started a minute on devices that speak their vendors' formats (parked
+    /// cars for minutes, wrong-way drivers for seconds, floods for an hour), each reported
+    /// every few seconds; the router makes one incident of each (0: none).
+    #[arg(long, default_value_t = 6.0)]
+    camera_tracks: f64,
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long)]
     duration: Option<u64>,
@@ -275,7 +281,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     );
     println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
-    println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events)");
+    println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events, or /v1/camera-events/{{deepstream,frigate,hikvision,dahua,onvif}} in their vendors' formats)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
     println!(
         "       curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/figures"
@@ -302,6 +308,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  simulating {:.0} events/s; Ctrl-C to stop", args.rate);
 
+    let camera_key_for_vendors = camera_key.clone();
     tasks.spawn(
         "citizen and camera simulator",
         simulate(
@@ -311,6 +318,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             camera_key,
             args.rate,
             args.camera_share.clamp(0.0, 1.0),
+            token.clone(),
+        ),
+    );
+    tasks.spawn(
+        "vendor camera simulator",
+        cameras::simulate(
+            settings.clone(),
+            format!("http://{ingest_addr}"),
+            camera_key_for_vendors,
+            args.camera_tracks * if args.rate > 0.0 { 1.0 } else { 0.0 },
             token.clone(),
         ),
     );
@@ -386,10 +403,12 @@ async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Resul
         let routed = metrics.total("ioc_incidents_routed_total") as u64;
         let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
         let line = format!(
-            "[{:>4}s] {:>6.1} events/s | accepted {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {} | handed over {}",
+            "[{:>4}s] {:>6.1} events/s | accepted {} | camera messages {} → situations {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {} | handed over {}",
             started.elapsed().as_secs(),
             rate,
             accepted,
+            metrics.events_in.with_label_values(&["ingest", "camera_event"]).get(),
+            metrics.events_out.with_label_values(&["router", "situation"]).get(),
             routed - unassigned,
             unassigned,
             metrics.total("ioc_dead_lettered_total") as u64,

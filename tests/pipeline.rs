@@ -841,29 +841,55 @@ async fn a_report_is_offered_the_nearby_open_incidents_as_possible_duplicates() 
     let (lat, lon) = common::point_in(WARD_OF_TOKEN);
     let mut body = report(lat, lon, "0911000001", None);
     body["text"] = json!("Nước ngập sâu sau mưa");
-    let first = post_report(&p, &body).await["tracking_id"].as_str().unwrap().to_string();
+    let first = post_report(&p, &body).await["tracking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     body["location"]["lat"] = json!(lat + 0.0005);
-    let near = post_report(&p, &body).await["tracking_id"].as_str().unwrap().to_string();
+    let near = post_report(&p, &body).await["tracking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     body["location"]["lat"] = json!(lat + 0.02);
-    let far = post_report(&p, &body).await["tracking_id"].as_str().unwrap().to_string();
+    let far = post_report(&p, &body).await["tracking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     body["category"] = json!("traffic_order");
     body["location"]["lat"] = json!(lat);
-    let other = post_report(&p, &body).await["tracking_id"].as_str().unwrap().to_string();
+    let other = post_report(&p, &body).await["tracking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     p.wait_for_incidents(4).await;
     let found = p.dashboard(&format!("/v1/incidents/{first}/nearby")).await;
-    let ids: Vec<&str> = found.as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [near.as_str()], "{found}");
     assert!(!ids.contains(&far.as_str()) && !ids.contains(&other.as_str()));
     let n = &found[0];
-    assert!((n["distance_m"].as_f64().unwrap() - 55.6).abs() < 2.0, "{n}");
-    assert!(n["why"].as_str().unwrap().starts_with("same category"), "{n}");
+    assert!(
+        (n["distance_m"].as_f64().unwrap() - 55.6).abs() < 2.0,
+        "{n}"
+    );
+    assert!(
+        n["why"].as_str().unwrap().starts_with("same category"),
+        "{n}"
+    );
     // The ward's own unit may ask; a unit of another ward may not.
     let (status, _) = p
         .dashboard_as(&format!("/v1/incidents/{first}/nearby"), WARD_TOKEN)
         .await;
     assert_eq!(status, 200);
     let (status, _) = p
-        .dashboard_as(&format!("/v1/incidents/{first}/nearby"), common::WARD2_TOKEN)
+        .dashboard_as(
+            &format!("/v1/incidents/{first}/nearby"),
+            common::WARD2_TOKEN,
+        )
         .await;
     assert_eq!(status, 403);
     p.stop().await;

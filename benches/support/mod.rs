@@ -1,5 +1,8 @@
 //! What the end-to-end harnesses share.
 
+// Each harness includes this module and uses what it needs of it.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 /// Nearest-rank percentile `p` (0–100) of sorted durations; zero for none.

@@ -18,6 +18,7 @@ use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
 use ioc_schema::validate::InvalidInput;
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 
@@ -27,7 +28,7 @@ use futures::future::{BoxFuture, FutureExt as _, Shared};
 use ioc_schema::Situation;
 
 use crate::route::{camera_incident, decode_camera, route, InputKind};
-use crate::situations::{Decision, Situations};
+use crate::situations::{grouped, Decision, Situations};
 use crate::wards::{BoundarySets, SharedSets};
 
 const STAGE: &str = "router";
@@ -206,17 +207,8 @@ async fn consume(
             .unwrap_or_else(Utc::now);
         let payload = msg.payload().unwrap_or_default();
         let snapshot = sets.read().expect("sets lock").clone();
-        if kind == InputKind::CameraEvent && !situations.in_step(partition, offset) {
-            // First record of this partition here, or the partition moved meanwhile: what its
-            // situations were is read back before anything is decided.
-            let records = read_back(&settings, partition, &stopping);
-            tracing::info!(
-                partition,
-                offset,
-                situations = records.len(),
-                "router: camera situations read back"
-            );
-            situations.restore(partition, records, offset);
+        if kind == InputKind::CameraEvent {
+            situations.observe(partition, offset);
         }
         let routed = if payload.is_empty() {
             situations.skip(partition, offset);
@@ -228,6 +220,19 @@ async fn consume(
                     Err(e)
                 }
                 Ok(e) => {
+                    if grouped(&e) && !situations.in_step(partition, offset) {
+                        // The partition's first detection here, or the partition moved
+                        // meanwhile: what its situations were is read back before any of
+                        // them is decided.
+                        let records = read_back(&settings, &consumer, partition, &stopping);
+                        tracing::info!(
+                            partition,
+                            offset,
+                            situations = records.len(),
+                            "router: camera situations read back"
+                        );
+                        situations.restore(partition, records, offset);
+                    }
                     let rule = settings.config.router.situations.for_type(&e.event_type);
                     match situations.apply(rule, &e, partition, offset, received_at) {
                         Decision::Pulse => {
@@ -376,8 +381,23 @@ async fn consume(
 /// The situations of camera partition `partition`, read back from the situations topic to its
 /// end (the latest record of each key last). This blocks the consume loop on purpose: nothing
 /// of the partition may be decided before. Retries while the broker is away, until `stop`.
-fn read_back(settings: &Settings, partition: i32, stop: &CancellationToken) -> Vec<Situation> {
-    let read = || read_situations(settings, partition);
+fn read_back(
+    settings: &Settings,
+    consumer: &StreamConsumer<LagContext>,
+    partition: i32,
+    stop: &CancellationToken,
+) -> Vec<Situation> {
+    let read = || {
+        // The consumer's own connection says at once whether there is anything to read.
+        let topic = &settings.config.topics.situations;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("the end of {topic} partition {partition}"))?;
+        if high <= low {
+            return Ok(Vec::new());
+        }
+        read_situations(settings, partition)
+    };
     let mut attempt = 0u32;
     loop {
         let result = if tokio::runtime::Handle::try_current()

@@ -64,6 +64,11 @@ struct Partition {
     applied_since_prune: usize,
 }
 
+/// Whether an event belongs to a situation (rather than being complete in itself).
+pub fn grouped(e: &CameraEvent) -> bool {
+    !matches!(e.signal, None | Some(Signal::Pulse))
+}
+
 /// The key detections of one situation share.
 pub fn key_of(e: &CameraEvent) -> String {
     match &e.source_key {
@@ -78,8 +83,22 @@ pub fn key_of(e: &CameraEvent) -> String {
 }
 
 impl Situations {
+    /// Called with every record of the camera topic before anything else: a record that does
+    /// not follow the last one of its partition means the partition moved meanwhile (a
+    /// rebalance, a restart), and what this router knew of it is forgotten.
+    pub fn observe(&mut self, partition: i32, offset: i64) {
+        if self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.next_offset != Some(offset))
+        {
+            self.partitions.remove(&partition);
+        }
+    }
+
     /// Whether the state of `partition` is known and continues at `offset`; when not, the
-    /// caller reads the partition's situations back ([`Situations::restore`]) first.
+    /// caller reads the partition's situations back ([`Situations::restore`]) before the
+    /// partition's next detection is decided.
     pub fn in_step(&self, partition: i32, offset: i64) -> bool {
         self.partitions
             .get(&partition)
@@ -127,12 +146,16 @@ impl Situations {
         offset: i64,
         received_at: DateTime<Utc>,
     ) -> Decision {
-        let p = self.partitions.entry(partition).or_default();
-        p.next_offset = Some(offset + 1);
         let signal = match e.signal {
-            None | Some(Signal::Pulse) => return Decision::Pulse,
+            None | Some(Signal::Pulse) => {
+                // No state needed, and none read back for it.
+                self.skip(partition, offset);
+                return Decision::Pulse;
+            }
             Some(s) => s,
         };
+        let p = self.partitions.entry(partition).or_default();
+        p.next_offset = Some(offset + 1);
         let key = key_of(e);
         let event_id = e.id();
         if let Some(s) = p.by_key.get(&key) {
@@ -322,6 +345,28 @@ mod tests {
         );
         assert_eq!(d[2], Decision::Dropped("repeated_event"));
         assert_eq!(grouped(&d[1]).0.detections, 2);
+    }
+
+    /// Pulses need no state and read none back; a record that does not follow the last one
+    /// of its partition (the partition moved away and back) makes the router forget it.
+    #[test]
+    fn a_partition_that_moved_is_read_back_again() {
+        let mut s = Situations::default();
+        let r = rule(60, 0.0, 0);
+        assert_eq!(
+            s.apply(r, &event(0, Signal::Pulse, 0.9, None), 0, 0, Utc::now()),
+            Decision::Pulse
+        );
+        assert!(!s.in_step(0, 1), "a pulse does not make a partition known");
+        s.restore(0, Vec::new(), 1);
+        feed(&mut s, r, &[event(1, Signal::Update, 0.9, None)], 1);
+        s.observe(0, 2);
+        assert!(s.in_step(0, 2));
+        s.observe(0, 7);
+        assert!(
+            !s.in_step(0, 7) && s.is_empty(),
+            "offsets 2 to 6 went to another router"
+        );
     }
 
     #[test]

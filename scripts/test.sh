@@ -42,6 +42,12 @@ if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null
 fi
 
+# The Frigate test subscribes to a real MQTT broker: Debian's mosquitto, started by the test.
+if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then
+  log "installing mosquitto, an MQTT broker for the Frigate test (apt-get)"
+  apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
+fi
+
 # tansu's build takes 12-20 minutes, so it starts first and runs beside our own build.
 if ! command -v tansu >/dev/null 2>&1; then
   log "tansu not found: installing it in the background (cargo install tansu --locked --features dynostore,libsql; log: $TANSU_LOG)"

@@ -20,13 +20,13 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// Runs `ioc demo` for 8 s at 40 events/s on loopback ports (plus `extra` arguments); returns
 /// what it printed, after checking it stopped cleanly.
-fn run_demo(extra: &[&str]) -> String {
+fn run_demo(seconds: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "demo",
         "--rate",
         "40",
         "--duration",
-        "8",
+        seconds,
         "--ingest-listen",
         "127.0.0.1:0",
         "--dashboard-listen",
@@ -57,7 +57,7 @@ fn summary(stdout: &str) -> Vec<u64> {
 
 #[test]
 fn the_demo_runs_the_whole_pipeline_and_stops_cleanly() {
-    let stdout = run_demo(&[]);
+    let stdout = run_demo("8", &[]);
     assert!(
         stdout.contains("ingest API     http://127.0.0.1:"),
         "{stdout}"
@@ -76,7 +76,9 @@ fn the_demo_runs_on_ho_chi_minh_citys_own_maps() {
         println!("skipped: ../shared/data/vietnam is absent (config/hcmc.toml reads it there)");
         return;
     }
-    let stdout = run_demo(&["--config", "config/hcmc.toml"]);
+    // Every stage indexes both of the city's maps before it starts (about 8 s here while the
+    // other tests of this file run beside it), so the demo runs long enough to route after that.
+    let stdout = run_demo("20", &["--config", "config/hcmc.toml"]);
     // The simulated units are the 2025 units, by their official codes (e.g. 26740).
     let ward_line = stdout
         .lines()

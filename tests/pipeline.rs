@@ -894,3 +894,182 @@ async fn a_report_is_offered_the_nearby_open_incidents_as_possible_duplicates() 
     assert_eq!(status, 403);
     p.stop().await;
 }
+
+/// DeepStream publishing to its own topic (as `nvmsgbroker` does, keyed by sensor): the router
+/// reads it, groups a tracked car's messages into one situation, and dead-letters a broken
+/// message and one from an unregistered sensor with their reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deepstream_on_its_own_topic_becomes_situations() {
+    let p = Pipeline::start_with("e2e-deepstream", 2, 1, None, |s| {
+        let t = &mut s.config.topics;
+        t.deepstream = format!("{}.deepstream", t.camera_events);
+        t.deepstream_situations = format!("{}.situations", t.deepstream);
+    })
+    .await;
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
+    let topic = p.settings.config.topics.deepstream.clone();
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut records: Vec<(String, String)> = (0..6)
+        .map(|n| {
+            let at = t0 + chrono::Duration::seconds(18 * n);
+            ("ds-0001".to_string(), deepstream(at, "77", n as usize))
+        })
+        .collect();
+    records.insert(2, ("ds-0001".into(), "{\"sensor\": ".into()));
+    records.push((
+        "ds-9999".into(),
+        deepstream(t0, "1", 0).replace("ds-0001", "ds-9999"),
+    ));
+    for (key, value) in &records {
+        producer
+            .send(
+                FutureRecord::to(&topic).key(key).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    p.wait_for_incidents(1).await;
+    let situations = p.settings.config.topics.deepstream_situations.clone();
+    let last = common::eventually("the track's last detection applied", || async {
+        read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations)
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Value>(&v).ok())
+            .find(|s| s["detections"] == 6)
+    })
+    .await;
+    assert_eq!(last["camera_id"], "CAM-0001");
+    assert_eq!(last["key"], "CAM-0001|illegal_parking|key:ds-0001/77");
+    assert_eq!(last["incident_written"], true);
+    let incident = p
+        .dashboard(&format!(
+            "/v1/incidents/{}",
+            last["incident_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(incident["source"]["camera_id"], "CAM-0001", "{incident}");
+    let dead: Vec<Value> = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.dead_letter,
+    )
+    .into_iter()
+    .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+    .collect();
+    let mut reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["unknown_device", "unreadable_payload"],
+        "{dead:?}"
+    );
+    assert!(dead.iter().all(|d| d["source_topic"] == topic.as_str()));
+    p.stop().await;
+}
+
+/// Kills a child process when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Frigate's events from a real MQTT broker (Debian's mosquitto, started here): ingest
+/// subscribes, a fire tracked from `new` to `end` is one situation (the `new` sent again and
+/// again until ingest is subscribed counts once), and a broken message is dead-lettered with
+/// its reason instead of coming back for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frigate_events_from_its_mqtt_broker_become_one_situation() {
+    let Some(mosquitto) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        println!("skipped: mosquitto is not installed (apt-get install mosquitto; scripts/test.sh installs it)");
+        return;
+    };
+    let port: u16 = free_port().rsplit(':').next().unwrap().parse().unwrap();
+    let _broker = Killed(
+        Command::new(mosquitto)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts"),
+    );
+    common::eventually("mosquitto listening", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    let client_id = format!("ioc-test-{}", uuid::Uuid::new_v4().simple());
+    let p = Pipeline::start_with("e2e-frigate-mqtt", 2, 1, None, |s| {
+        s.config.ingest.frigate_mqtt.url = format!("mqtt://127.0.0.1:{port}");
+        s.config.ingest.frigate_mqtt.client_id = client_id.clone();
+    })
+    .await;
+    let mut opts = rumqttc::MqttOptions::new("frigate-test", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (frigate, mut events) = rumqttc::AsyncClient::new(opts, 16);
+    let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let t0 = (chrono::Utc::now() - chrono::Duration::minutes(3)).timestamp() as f64;
+    let id = format!("{t0}-f1re");
+    let fire = |kind: &str, frame: f64, end: Option<f64>| {
+        json!({"type": kind, "before": {}, "after": {
+            "id": id, "camera": "cam_0002", "label": "fire", "score": 0.8, "top_score": 0.9,
+            "start_time": t0, "frame_time": frame, "end_time": end,
+            "current_zones": [], "entered_zones": [], "has_snapshot": true,
+        }})
+        .to_string()
+    };
+    let publish = |body: String| {
+        let frigate = frigate.clone();
+        async move {
+            frigate
+                .publish("frigate/events", rumqttc::QoS::AtLeastOnce, false, body)
+                .await
+                .unwrap();
+        }
+    };
+    // Until ingest has subscribed, what is published is nobody's: send `new` until it lands.
+    let incident = common::eventually("the fire's incident", || async {
+        publish(fire("new", t0, None)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let page = p.dashboard("/v1/incidents?category=public_safety").await;
+        page["items"].get(0).cloned()
+    })
+    .await;
+    publish(fire("update", t0 + 20.0, None)).await;
+    publish("{\"type\": \"new\", \"after\": ".to_string()).await;
+    publish(fire("update", t0 + 40.0, None)).await;
+    publish(fire("end", t0 + 60.0, Some(t0 + 60.0))).await;
+    let situations = p.settings.config.topics.situations.clone();
+    let done = common::eventually("the fire's end applied", || async {
+        read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations)
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Value>(&v).ok())
+            .find(|s| s["ended"] == true)
+    })
+    .await;
+    assert_eq!(done["detections"], 4, "{done}");
+    assert_eq!(done["incident_id"], incident["id"]);
+    assert_eq!(done["event_type"], "fire_or_smoke");
+    let dead: Vec<Value> = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.dead_letter,
+    )
+    .into_iter()
+    .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+    .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["source_topic"], "mqtt:frigate/events");
+    assert_eq!(dead[0]["reason"], "unreadable_payload");
+    driver.abort();
+    p.stop().await;
+}

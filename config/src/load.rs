@@ -228,6 +228,11 @@ impl Settings {
         if c.kafka.produce_timeout.0.is_zero() {
             problems.push("kafka.produce_timeout must be more than zero".into());
         }
+        if !c.ingest.frigate_mqtt.url.is_empty() {
+            if let Err(e) = c.ingest.frigate_mqtt.host_port() {
+                problems.push(e);
+            }
+        }
         if crate::cameras::parse_offset(&c.camera_formats.local_utc_offset).is_none() {
             problems.push(format!(
                 "camera_formats.local_utc_offset '{}' is not an offset; write e.g. \"+07:00\"",

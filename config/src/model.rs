@@ -136,6 +136,15 @@ pub struct TopicsConfig {
     /// `.situations`.
     #[serde(default)]
     pub situations: String,
+    /// NVIDIA DeepStream's own topic (what `nvmsgbroker` publishes to), read by the routers;
+    /// empty: none. Set the broker adapter's `partition-key` to `sensor.id`, so all of a
+    /// camera's messages are in one partition.
+    #[serde(default)]
+    pub deepstream: String,
+    /// The camera situations made from the DeepStream topic (as `situations` for the camera
+    /// topic). Empty: the DeepStream topic's name with `.situations`.
+    #[serde(default)]
+    pub deepstream_situations: String,
     /// Partitions for topics this program creates; router instances can scale up to this many.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -151,9 +160,9 @@ pub struct TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic the pipeline uses.
-    pub fn all(&self) -> [&str; 8] {
-        [
-            &self.situations,
+    pub fn all(&self) -> Vec<&str> {
+        let mut all = vec![
+            self.situations.as_str(),
             &self.reports,
             &self.camera_events,
             &self.incidents,
@@ -161,13 +170,20 @@ impl TopicsConfig {
             &self.assignments,
             &self.commands,
             &self.command_results,
-        ]
+        ];
+        if !self.deepstream.is_empty() {
+            all.extend([self.deepstream.as_str(), &self.deepstream_situations]);
+        }
+        all
     }
 
     /// Fills the names left empty from the incident topic's.
     pub(crate) fn derive_names(&mut self) {
         if self.situations.is_empty() {
             self.situations = format!("{}.situations", self.camera_events);
+        }
+        if self.deepstream_situations.is_empty() && !self.deepstream.is_empty() {
+            self.deepstream_situations = format!("{}.situations", self.deepstream);
         }
         if self.commands.is_empty() {
             self.commands = format!("{}.commands", self.incidents);
@@ -196,6 +212,51 @@ pub struct IngestConfig {
     /// `X-Api-Key: <key>`). Without any, camera intake over HTTP refuses everything.
     #[serde(default)]
     pub camera_keys: Vec<CameraKeyConfig>,
+    /// Frigate's events from its MQTT broker.
+    pub frigate_mqtt: FrigateMqttConfig,
+}
+
+/// Ingest as an MQTT client of Frigate's broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrigateMqttConfig {
+    /// `mqtt://host:port` of the broker Frigate publishes to; empty: off.
+    pub url: String,
+    /// The topic of Frigate's event messages (`<topic_prefix>/events`).
+    pub topic: String,
+    /// This client's id; the broker keeps its session (and unacknowledged messages) under it,
+    /// so give each ingest instance its own.
+    pub client_id: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl FrigateMqttConfig {
+    /// Host and port of `url` (`mqtt://host:port`, port 1883 when absent).
+    pub fn host_port(&self) -> Result<(String, u16), String> {
+        let rest = self.url.strip_prefix("mqtt://").ok_or_else(|| {
+            format!(
+                "ingest.frigate_mqtt.url '{}' must start with mqtt:// (TLS is not supported yet)",
+                self.url
+            )
+        })?;
+        let rest = rest.trim_end_matches('/');
+        match rest.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() => p.parse().map(|p| (h.to_string(), p)).map_err(|_| {
+                format!(
+                    "ingest.frigate_mqtt.url '{}': '{p}' is not a port",
+                    self.url
+                )
+            }),
+            _ if !rest.is_empty() => Ok((rest.to_string(), 1883)),
+            _ => Err(format!(
+                "ingest.frigate_mqtt.url '{}' names no host",
+                self.url
+            )),
+        }
+    }
 }
 
 /// One camera system's key for `POST /v1/camera-events`.

@@ -8,9 +8,15 @@
 //!
 //! The tracking id returned for a report is also the id of the incident it becomes, so a client
 //! can follow it on the dashboard API (`GET /v1/incidents/{tracking_id}`).
+//!
+//! Camera systems also post in their vendors' formats (`POST /v1/camera-events/{format}`, read
+//! by `ioc_schema::camera`), and [`mqtt`] follows Frigate's events on its MQTT broker.
+
+pub mod mqtt;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
@@ -28,6 +34,7 @@ use ioc_config::intake::{FileError, Intake};
 use ioc_config::kafka::SinkError;
 use ioc_config::limits::{per_client, Limits};
 use ioc_config::load::{find_by_digest, Settings};
+use ioc_config::supervise::Supervisor;
 use ioc_config::CameraKeyConfig;
 use ioc_schema::camera::{self, Format, ReadOptions};
 use ioc_schema::metrics::Metrics;
@@ -464,7 +471,7 @@ async fn post_camera_events(
         .iter()
         .enumerate()
         .filter_map(|(i, e)| {
-            check_camera(&s.settings, system, e, now)
+            check_camera(&s.settings, Some(system), e, now)
                 .err()
                 .map(|err| (i, err))
         })
@@ -560,10 +567,6 @@ async fn post_vendor_events(
         check_id("device", d).map_err(bad_request)?;
     }
     let bytes = body(raw, s.settings.config.ingest.max_body_bytes)?;
-    let refused = |e: InvalidInput| {
-        s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
-        bad_request(e)
-    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -572,7 +575,25 @@ async fn post_vendor_events(
         device: query.device.as_deref(),
         local_offset: s.settings.camera_local_offset(),
     };
-    let observations = camera::read(format, &bytes, &opts).map_err(refused)?;
+    let accepted = accept_vendor(&s, format, &bytes, &opts, Some(system)).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// Reads one vendor message, checks each detection (camera, type, time and, for a camera
+/// system posting with a key, that the key covers the camera) and writes them to the camera
+/// topic: all or none. What the deployment maps to no ioc event type is answered as ignored.
+pub(crate) async fn accept_vendor(
+    s: &AppState,
+    format: Format,
+    bytes: &[u8],
+    opts: &ReadOptions<'_>,
+    system: Option<&CameraKeyConfig>,
+) -> Result<VendorAccepted, AppError> {
+    let refused = |e: InvalidInput| {
+        s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+        bad_request(e)
+    };
+    let observations = camera::read(format, bytes, opts).map_err(refused)?;
     s.metrics
         .events_in
         .with_label_values(&[STAGE, "camera_event"])
@@ -624,16 +645,12 @@ async fn post_vendor_events(
             .with_label_values(&[STAGE, "unmapped_event_type"])
             .inc_by(ignored.len() as u64);
     }
-    let event_ids = publish_camera_events(&s, events).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(VendorAccepted {
-            accepted: event_ids.len(),
-            event_ids,
-            ignored,
-        }),
-    )
-        .into_response())
+    let event_ids = publish_camera_events(s, events).await?;
+    Ok(VendorAccepted {
+        accepted: event_ids.len(),
+        event_ids,
+        ignored,
+    })
 }
 
 /// Writes accepted camera events to the camera topic (keyed by camera, so all of a camera's
@@ -669,11 +686,14 @@ async fn publish_camera_events(
 
 fn check_camera(
     settings: &Settings,
-    system: &CameraKeyConfig,
+    system: Option<&CameraKeyConfig>,
     e: &CameraEvent,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), InvalidInput> {
-    if !system.covers(&e.camera_id) && check_id("camera_id", &e.camera_id).is_ok() {
+    if let Some(system) = system.filter(|k| !k.covers(&e.camera_id)) {
+        if check_id("camera_id", &e.camera_id).is_err() {
+            return settings.check_camera_event(e, now).map(|_| ());
+        }
         return Err(InvalidInput::new(
             "camera_not_allowed",
             format!(
@@ -703,15 +723,26 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(settings, metrics)?;
+    let state = AppState::new(settings.clone(), metrics)?;
     tracing::info!("ingest API on http://{}", listener.local_addr()?);
-    axum::serve(
+    let mut tasks = Supervisor::new();
+    let token = tasks.token();
+    let server = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("ingest server")
+    .with_graceful_shutdown(token.clone().cancelled_owned());
+    tasks.spawn("HTTP server", async move {
+        server.await.context("ingest server")
+    });
+    let frigate = &settings.config.ingest.frigate_mqtt;
+    if !frigate.url.is_empty() {
+        tasks.spawn(
+            "Frigate MQTT follower",
+            mqtt::follow_frigate(state, frigate.clone(), token.clone()),
+        );
+    }
+    tasks.run(STAGE, shutdown, Duration::from_secs(10)).await
 }
 
 #[cfg(test)]

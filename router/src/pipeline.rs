@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use futures::future::{BoxFuture, FutureExt as _, Shared};
 use ioc_schema::Situation;
 
-use crate::route::{camera_incident, decode_camera, route, InputKind};
+use ioc_schema::CameraEvent;
+
+use crate::route::{camera_incident, decode_camera, decode_deepstream, route, InputKind};
 use crate::situations::{grouped, Decision, Situations};
 use crate::wards::{BoundarySets, SharedSets};
 
@@ -169,32 +171,33 @@ async fn consume(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = &settings.config;
-    let inputs = [
+    let mut inputs = vec![
         cfg.topics.reports.as_str(),
         cfg.topics.camera_events.as_str(),
     ];
+    if !cfg.topics.deepstream.is_empty() {
+        inputs.push(&cfg.topics.deepstream);
+    }
     let (consumer, sink) = clients(cfg, &cfg.router.group_id, &inputs, &metrics, STAGE)?;
     tracing::info!(
         brokers = %cfg.kafka.brokers,
         group = %cfg.router.group_id,
-        "router consuming {} and {}",
-        cfg.topics.reports,
-        cfg.topics.camera_events
+        "router consuming {}",
+        inputs.join(", ")
     );
     let mut dead_logged = RateLimit::new(Duration::from_secs(10));
-    let mut situations = Situations::default();
-    // Per situation key, the writes of its latest detection: the next detection's writes wait
-    // for them, so the situations topic never says a key got further than Kafka has its
-    // outputs (see `situations`).
-    let mut chains: HashMap<String, Shared<BoxFuture<'static, ()>>> = HashMap::new();
+    let mut cameras = Grouping::new(&cfg.topics.situations);
+    let mut deepstream = Grouping::new(&cfg.topics.deepstream_situations);
     let stopping = stop.clone();
     process(&consumer, STAGE, &settings, stop, |msg| {
         let topic = msg.topic();
         let (partition, offset) = (msg.partition(), msg.offset());
         let kind = if topic == cfg.topics.reports {
             InputKind::Report
-        } else {
+        } else if topic == cfg.topics.camera_events {
             InputKind::CameraEvent
+        } else {
+            InputKind::DeepStream
         };
         metrics
             .events_in
@@ -207,124 +210,58 @@ async fn consume(
             .unwrap_or_else(Utc::now);
         let payload = msg.payload().unwrap_or_default();
         let snapshot = sets.read().expect("sets lock").clone();
-        if kind == InputKind::CameraEvent {
-            situations.observe(partition, offset);
-        }
-        let routed = if payload.is_empty() {
-            situations.skip(partition, offset);
-            Err(InvalidInput::new("empty_record", "the record has no value"))
-        } else if kind == InputKind::CameraEvent {
-            match decode_camera(&settings, payload, received_at) {
-                Err(e) => {
-                    situations.skip(partition, offset);
-                    Err(e)
-                }
-                Ok(e) => {
-                    if grouped(&e) && !situations.in_step(partition, offset) {
-                        // The partition's first detection here, or the partition moved
-                        // meanwhile: what its situations were is read back before any of
-                        // them is decided.
-                        let records = read_back(&settings, &consumer, partition, &stopping);
-                        tracing::info!(
-                            partition,
-                            offset,
-                            situations = records.len(),
-                            "router: camera situations read back"
-                        );
-                        situations.restore(partition, records, offset);
-                    }
-                    let rule = settings.config.router.situations.for_type(&e.event_type);
-                    match situations.apply(rule, &e, partition, offset, received_at) {
-                        Decision::Pulse => {
-                            let id = e.incident_id();
-                            Ok(camera_incident(
-                                &settings,
-                                &snapshot,
-                                Some(&metrics),
-                                &e,
-                                id,
-                                e.detected_at,
-                                received_at,
-                            ))
-                        }
-                        Decision::Dropped(reason) => {
-                            metrics.rejected.with_label_values(&[STAGE, reason]).inc();
-                            return futures::future::ready(()).boxed();
-                        }
-                        Decision::AlreadyApplied => return futures::future::ready(()).boxed(),
-                        Decision::Grouped {
-                            situation,
-                            write_incident,
-                        } => {
-                            let incident = write_incident.then(|| {
-                                let mut i = camera_incident(
-                                    &settings,
-                                    &snapshot,
-                                    Some(&metrics),
-                                    &e,
-                                    situation.incident_id.clone(),
-                                    situation.first_seen,
-                                    situation.first_received_at,
-                                );
-                                i.situation = Some(situation.summary());
-                                if let Some(url) = &situation.snapshot_url {
-                                    i.media_urls = vec![url.clone()];
-                                }
-                                i
-                            });
-                            let key = situation.key.clone();
-                            let before = chains.remove(&key);
-                            let (sink, metrics) = (sink.clone(), metrics.clone());
-                            let (incidents, situations_topic) =
-                                (cfg.topics.incidents.clone(), cfg.topics.situations.clone());
-                            let record =
-                                serde_json::to_vec(&*situation).expect("a situation serializes");
-                            let writes = async move {
-                                if let Some(before) = before {
-                                    before.await;
-                                }
-                                if let Some(incident) = incident {
-                                    let bytes =
-                                        serde_json::to_vec(&incident).expect("incident serializes");
-                                    sink.send_until_acknowledged(&incidents, &incident.id, &bytes)
-                                        .await;
-                                    metrics
-                                        .events_out
-                                        .with_label_values(&[STAGE, "incident"])
-                                        .inc();
-                                    metrics
-                                        .events_out
-                                        .with_label_values(&[STAGE, "situation"])
-                                        .inc();
-                                }
-                                sink.send_to_partition_until_acknowledged(
-                                    &situations_topic,
-                                    Some(partition),
-                                    &situation.key,
-                                    &record,
-                                )
-                                .await;
-                            }
-                            .boxed()
-                            .shared();
-                            if chains.len() >= 10_000 {
-                                chains.retain(|_, w| w.peek().is_none());
-                            }
-                            chains.insert(key, writes.clone());
-                            return writes.boxed();
-                        }
-                    }
-                }
+        let ctx = Ctx {
+            settings: &settings,
+            sets: &snapshot,
+            metrics: &metrics,
+            sink: &sink,
+            consumer: &consumer,
+            stop: &stopping,
+        };
+        let grouping = match kind {
+            InputKind::Report => None,
+            InputKind::CameraEvent => Some(&mut cameras),
+            InputKind::DeepStream => Some(&mut deepstream),
+        };
+        let routed = match grouping {
+            None if payload.is_empty() => {
+                Err(InvalidInput::new("empty_record", "the record has no value"))
             }
-        } else {
-            route(
+            None => route(
                 &settings,
                 &snapshot,
                 Some(&metrics),
                 kind,
                 payload,
                 received_at,
-            )
+            ),
+            Some(g) => {
+                g.situations.observe(partition, offset);
+                let events = if payload.is_empty() {
+                    Err(InvalidInput::new("empty_record", "the record has no value"))
+                } else if kind == InputKind::DeepStream {
+                    decode_deepstream(&settings, payload, received_at)
+                } else {
+                    decode_camera(&settings, payload, received_at).map(|e| vec![e])
+                };
+                match events {
+                    Ok(events) if events.is_empty() => {
+                        g.situations.skip(partition, offset);
+                        return futures::future::ready(()).boxed();
+                    }
+                    Ok(events) => {
+                        let writes: Vec<_> = events
+                            .iter()
+                            .map(|e| g.handle(&ctx, e, partition, offset, received_at))
+                            .collect();
+                        return futures::future::join_all(writes).map(|_| ()).boxed();
+                    }
+                    Err(e) => {
+                        g.situations.skip(partition, offset);
+                        Err(e)
+                    }
+                }
+            }
         };
         let (out_topic, key, bytes, kind_out) = match routed {
             Ok(incident) => {
@@ -363,19 +300,176 @@ async fn consume(
                 )
             }
         };
-        let sink = sink.clone();
-        let metrics = metrics.clone();
-        async move {
-            sink.send_until_acknowledged(&out_topic, &key, &bytes).await;
-            metrics
-                .events_out
-                .with_label_values(&[STAGE, kind_out])
-                .inc();
-        }
-        .boxed()
+        write_one(&sink, &metrics, out_topic, key, bytes, kind_out)
     })
     .await;
     Ok(())
+}
+
+/// What deciding a camera event needs besides the event.
+struct Ctx<'a> {
+    settings: &'a Settings,
+    sets: &'a BoundarySets,
+    metrics: &'a Metrics,
+    sink: &'a Sink,
+    consumer: &'a StreamConsumer<LagContext>,
+    stop: &'a CancellationToken,
+}
+
+/// Writes one record until it is acknowledged, and counts it.
+fn write_one(
+    sink: &Sink,
+    metrics: &Metrics,
+    topic: String,
+    key: String,
+    bytes: Vec<u8>,
+    kind: &'static str,
+) -> BoxFuture<'static, ()> {
+    let (sink, metrics) = (sink.clone(), metrics.clone());
+    async move {
+        sink.send_until_acknowledged(&topic, &key, &bytes).await;
+        metrics.events_out.with_label_values(&[STAGE, kind]).inc();
+    }
+    .boxed()
+}
+
+/// The situations of one input topic (the camera topic, or DeepStream's), with the topic
+/// their states go to.
+struct Grouping {
+    situations: Situations,
+    topic: String,
+    /// Per situation key, the writes of its latest detection: the next detection's writes
+    /// wait for them, so the situations topic never says a key got further than Kafka has
+    /// its outputs (see `situations`).
+    chains: HashMap<String, Shared<BoxFuture<'static, ()>>>,
+}
+
+impl Grouping {
+    fn new(topic: &str) -> Grouping {
+        Grouping {
+            situations: Situations::default(),
+            topic: topic.to_string(),
+            chains: HashMap::new(),
+        }
+    }
+
+    /// Decides one checked camera event of `partition` at `offset`; returns the writes it
+    /// makes.
+    fn handle(
+        &mut self,
+        ctx: &Ctx<'_>,
+        e: &CameraEvent,
+        partition: i32,
+        offset: i64,
+        received_at: DateTime<Utc>,
+    ) -> BoxFuture<'static, ()> {
+        if grouped(e) && !self.situations.in_step(partition, offset) {
+            // The partition's first detection here, or the partition moved meanwhile: what
+            // its situations were is read back before any of them is decided.
+            let records = read_back(ctx.settings, ctx.consumer, &self.topic, partition, ctx.stop);
+            tracing::info!(
+                topic = %self.topic,
+                partition,
+                offset,
+                situations = records.len(),
+                "router: camera situations read back"
+            );
+            self.situations.restore(partition, records, offset);
+        }
+        let cfg = &ctx.settings.config;
+        let rule = cfg.router.situations.for_type(&e.event_type);
+        let incident_of = |id: String, occurred, received| {
+            camera_incident(
+                ctx.settings,
+                ctx.sets,
+                Some(ctx.metrics),
+                e,
+                id,
+                occurred,
+                received,
+            )
+        };
+        match self
+            .situations
+            .apply(rule, e, partition, offset, received_at)
+        {
+            Decision::Pulse => {
+                let incident = incident_of(e.incident_id(), e.detected_at, received_at);
+                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                write_one(
+                    ctx.sink,
+                    ctx.metrics,
+                    cfg.topics.incidents.clone(),
+                    incident.id,
+                    bytes,
+                    "incident",
+                )
+            }
+            Decision::Dropped(reason) => {
+                ctx.metrics
+                    .rejected
+                    .with_label_values(&[STAGE, reason])
+                    .inc();
+                futures::future::ready(()).boxed()
+            }
+            Decision::AlreadyApplied => futures::future::ready(()).boxed(),
+            Decision::Grouped {
+                situation,
+                write_incident,
+            } => {
+                let incident = write_incident.then(|| {
+                    let mut i = incident_of(
+                        situation.incident_id.clone(),
+                        situation.first_seen,
+                        situation.first_received_at,
+                    );
+                    i.situation = Some(situation.summary());
+                    if let Some(url) = &situation.snapshot_url {
+                        i.media_urls = vec![url.clone()];
+                    }
+                    i
+                });
+                let key = situation.key.clone();
+                let before = self.chains.remove(&key);
+                let (sink, metrics) = (ctx.sink.clone(), ctx.metrics.clone());
+                let (incidents, situations_topic) =
+                    (cfg.topics.incidents.clone(), self.topic.clone());
+                let record = serde_json::to_vec(&*situation).expect("a situation serializes");
+                let writes = async move {
+                    if let Some(before) = before {
+                        before.await;
+                    }
+                    if let Some(incident) = incident {
+                        let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                        sink.send_until_acknowledged(&incidents, &incident.id, &bytes)
+                            .await;
+                        metrics
+                            .events_out
+                            .with_label_values(&[STAGE, "incident"])
+                            .inc();
+                        metrics
+                            .events_out
+                            .with_label_values(&[STAGE, "situation"])
+                            .inc();
+                    }
+                    sink.send_to_partition_until_acknowledged(
+                        &situations_topic,
+                        Some(partition),
+                        &situation.key,
+                        &record,
+                    )
+                    .await;
+                }
+                .boxed()
+                .shared();
+                if self.chains.len() >= 10_000 {
+                    self.chains.retain(|_, w| w.peek().is_none());
+                }
+                self.chains.insert(key, writes.clone());
+                writes.boxed()
+            }
+        }
+    }
 }
 
 /// The situations of camera partition `partition`, read back from the situations topic to its
@@ -384,19 +478,19 @@ async fn consume(
 fn read_back(
     settings: &Settings,
     consumer: &StreamConsumer<LagContext>,
+    topic: &str,
     partition: i32,
     stop: &CancellationToken,
 ) -> Vec<Situation> {
     let read = || {
         // The consumer's own connection says at once whether there is anything to read.
-        let topic = &settings.config.topics.situations;
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .with_context(|| format!("the end of {topic} partition {partition}"))?;
         if high <= low {
             return Ok(Vec::new());
         }
-        read_situations(settings, partition)
+        read_situations(settings, topic, partition)
     };
     let mut attempt = 0u32;
     loop {
@@ -427,10 +521,13 @@ fn read_back(
     }
 }
 
-fn read_situations(settings: &Settings, partition: i32) -> anyhow::Result<Vec<Situation>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+fn read_situations(
+    settings: &Settings,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Vec<Situation>> {
+    use rdkafka::consumer::BaseConsumer;
     let cfg = &settings.config;
-    let topic = &cfg.topics.situations;
     let consumer: BaseConsumer = ioc_config::kafka::client_config(cfg)
         .set("group.id", format!("{topic}.read-back"))
         .set("enable.auto.commit", "false")

@@ -22,6 +22,8 @@ use crate::wards::BoundarySets;
 pub enum InputKind {
     Report,
     CameraEvent,
+    /// NVIDIA DeepStream's own messages, from its topic.
+    DeepStream,
 }
 
 impl InputKind {
@@ -29,6 +31,7 @@ impl InputKind {
         match self {
             InputKind::Report => "report",
             InputKind::CameraEvent => "camera_event",
+            InputKind::DeepStream => "deepstream",
         }
     }
 }
@@ -45,6 +48,10 @@ pub fn route(
     match kind {
         InputKind::Report => route_report(settings, sets, metrics, payload, received_at),
         InputKind::CameraEvent => route_camera(settings, sets, metrics, payload, received_at),
+        InputKind::DeepStream => Err(InvalidInput::new(
+            "not_routed_here",
+            "DeepStream records are grouped by the pipeline, see decode_deepstream",
+        )),
     }
 }
 
@@ -127,6 +134,32 @@ pub fn decode_camera(
     }
     settings.check_camera_event(&e, received_at)?;
     Ok(e)
+}
+
+/// Reads a record of DeepStream's own topic (one message, full or minimal schema) into checked
+/// camera events, the device registry naming the camera of each `sensor.id`. The record's Kafka
+/// time stands for ingest's, so a replay reads the same. Detections of vendor events mapped to
+/// no ioc event type are left out.
+pub fn decode_deepstream(
+    settings: &Settings,
+    payload: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Vec<CameraEvent>, InvalidInput> {
+    use ioc_config::cameras::Converted;
+    use ioc_schema::camera::{deepstream, ReadOptions};
+    let opts = ReadOptions {
+        content_type: None,
+        device: None,
+        local_offset: settings.camera_local_offset(),
+    };
+    let mut out = Vec::new();
+    for obs in deepstream::read(payload, &opts)? {
+        if let Converted::Event(e) = settings.convert_observation(obs, received_at)? {
+            settings.check_camera_event(&e, received_at)?;
+            out.push(*e);
+        }
+    }
+    Ok(out)
 }
 
 /// The incident a checked camera event (or the situation it opened, `occurred_at` its first

@@ -89,7 +89,7 @@ pub fn dashboard_consumer_config(config: &Config, group_id: &str) -> ClientConfi
 pub fn topic_settings(config: &Config, topic: &str) -> Vec<(&'static str, String)> {
     let t = &config.topics;
     let ms = |d: crate::model::Dur| d.0.as_millis().to_string();
-    if topic == t.situations {
+    if topic == t.situations || (!topic.is_empty() && topic == t.deepstream_situations) {
         // One record per situation key, the latest kept; situations long over are deleted
         // with the camera events they were made from.
         vec![

@@ -910,7 +910,8 @@ async fn deepstream_on_its_own_topic_becomes_situations() {
         .create()
         .unwrap();
     let topic = p.settings.config.topics.deepstream.clone();
-    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    // Long enough ago that the track's ten-minute gap has passed: the situation is over.
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(15);
     let mut records: Vec<(String, String)> = (0..6)
         .map(|n| {
             let at = t0 + chrono::Duration::seconds(18 * n);
@@ -943,12 +944,13 @@ async fn deepstream_on_its_own_topic_becomes_situations() {
     assert_eq!(last["camera_id"], "CAM-0001");
     assert_eq!(last["key"], "CAM-0001|illegal_parking|key:ds-0001/77");
     assert_eq!(last["incident_written"], true);
-    let incident = p
-        .dashboard(&format!(
-            "/v1/incidents/{}",
-            last["incident_id"].as_str().unwrap()
-        ))
-        .await;
+    // The incident follows the track: DeepStream's situations reach the dashboard too.
+    let id = last["incident_id"].as_str().unwrap().to_string();
+    let incident = common::eventually("the incident showing the whole track", || async {
+        let i = p.dashboard(&format!("/v1/incidents/{id}")).await;
+        (i["situation"]["detections"] == 6).then_some(i)
+    })
+    .await;
     assert_eq!(incident["source"]["camera_id"], "CAM-0001", "{incident}");
     let dead: Vec<Value> = read_topic(
         &p.settings.config.kafka.brokers,

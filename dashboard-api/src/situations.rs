@@ -33,9 +33,13 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
         .set("auto.offset.reset", "earliest")
         .create()
         .context("creating the situations consumer")?;
+    let mut topics = vec![cfg.topics.situations.as_str()];
+    if !cfg.topics.deepstream.is_empty() {
+        topics.push(&cfg.topics.deepstream_situations);
+    }
     consumer
-        .subscribe(&[&cfg.topics.situations])
-        .context("subscribing to the situations topic")?;
+        .subscribe(&topics)
+        .context("subscribing to the situations topics")?;
     // Incident id → the latest state of its situation not yet shown by the incident.
     let mut latest: HashMap<String, SituationSummary> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));

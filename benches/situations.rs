@@ -220,6 +220,14 @@ fn group(settings: &Settings, events: &[CameraEvent], partitions: i32) -> (Pass,
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let (args, bench) = parse_args()?;
+    // The stages' warnings (a broker that does not answer, a refused topic) on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let settings = Settings::defaults();
     let mut cameras: Vec<String> = settings.cameras.keys().cloned().collect();
     cameras.sort();
@@ -374,6 +382,10 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     let deadline = Instant::now() + Duration::from_secs(600);
     while counter.get() == 0 {
         anyhow::ensure!(Instant::now() < deadline, "the router consumed nothing");
+        if router.is_finished() {
+            router.await??;
+            bail!("the router stopped before consuming anything");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let first = Instant::now();
@@ -385,23 +397,83 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     let probe: StreamConsumer = client_config(&settings.config)
         .set("group.id", format!("{unique}-probe"))
         .create()?;
+    let mut last_report = Instant::now();
+    // Done when everything is consumed and the situation records stop growing: a few
+    // decisions can differ from the single-threaded pass above where the broker ordered
+    // overlapping tracks of one key differently, so the count is reported, not required.
+    let (mut written, mut changed) = (0i64, Instant::now());
     loop {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the router did not drain within 10 minutes"
         );
-        let mut written = 0i64;
+        let mut now_written = 0i64;
         for p in 0..args.partitions {
-            written += probe
+            now_written += probe
                 .fetch_watermarks(&situations_topic, p, Duration::from_secs(5))?
                 .1;
         }
-        if counter.get() as usize >= events.len() && written as usize >= expected {
+        if now_written != written {
+            (written, changed) = (now_written, Instant::now());
+        }
+        let consumed = counter.get() as usize >= events.len();
+        if consumed && (written as usize >= expected || changed.elapsed() >= Duration::from_secs(3))
+        {
             break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!(
+                "  router: {} of {} consumed, {} of {} situation records written",
+                counter.get(),
+                events.len(),
+                written,
+                expected
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let router_s = first.elapsed().as_secs_f64();
+    let router_s = (changed - first).as_secs_f64();
+    // Read back what the topic holds, record by record, beside what its watermarks say.
+    let mut held = 0usize;
+    {
+        use rdkafka::consumer::BaseConsumer;
+        let reader: BaseConsumer = client_config(&settings.config)
+            .set("group.id", format!("{unique}-count"))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..args.partitions {
+            tpl.add_partition_offset(&situations_topic, p, rdkafka::Offset::Beginning)?;
+        }
+        reader.assign(&tpl)?;
+        let mut quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_secs(3) {
+            if let Some(Ok(_)) = reader.poll(Duration::from_millis(100)) {
+                held += 1;
+                quiet = Instant::now();
+            }
+        }
+    }
+    println!("router: the situations topic holds {held} records when read from the start");
+    let left_out: Vec<String> = [
+        "below_min_confidence",
+        "end_without_situation",
+        "repeated_event",
+        "already_applied",
+    ]
+    .iter()
+    .map(|r| {
+        format!(
+            "{r} {}",
+            metrics.rejected.with_label_values(&["router", r]).get()
+        )
+    })
+    .collect();
+    println!(
+        "router: {written} situation records written, {expected} in the single-threaded pass; left out: {}",
+        left_out.join(", ")
+    );
     let incidents = metrics
         .events_out
         .with_label_values(&["router", "situation"])

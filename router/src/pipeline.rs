@@ -412,7 +412,13 @@ impl Grouping {
                     .inc();
                 futures::future::ready(()).boxed()
             }
-            Decision::AlreadyApplied => futures::future::ready(()).boxed(),
+            Decision::AlreadyApplied => {
+                ctx.metrics
+                    .rejected
+                    .with_label_values(&[STAGE, "already_applied"])
+                    .inc();
+                futures::future::ready(()).boxed()
+            }
             Decision::Grouped {
                 situation,
                 write_incident,

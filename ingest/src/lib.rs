@@ -1081,6 +1081,13 @@ mod tests {
         ("authorization", format!("Basic {token}"))
     }
 
+    /// `alert` with its `<dateTime>` replaced by `at`.
+    fn with_date(alert: &str, at: &str) -> String {
+        let start = alert.find("<dateTime>").unwrap() + "<dateTime>".len();
+        let end = alert.find("</dateTime>").unwrap();
+        format!("{}{at}{}", &alert[..start], &alert[end..])
+    }
+
     fn hik_alert(device_mac: &str, event_type: &str) -> String {
         let now = Utc::now()
             .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
@@ -1134,6 +1141,20 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(json["error"]["code"], "unreadable_payload");
+        // A time no clock can say is refused, not replaced by ingest's.
+        let year_zero = with_date(
+            &hik_alert("hik-0003", "fielddetection"),
+            "0000-01-01T00:00:00+07:00",
+        );
+        let (status, json) = post_vendor(
+            "/v1/camera-events/hikvision",
+            key(),
+            "application/xml",
+            year_zero,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+        assert_eq!(json["error"]["code"], "invalid_time");
         // A vendor event nobody maps is accepted and dropped, with the reason.
         let (status, json) = post_vendor(
             "/v1/camera-events/hikvision",

@@ -91,10 +91,12 @@ fn read_event(e: &str, device: &str, opts: &ReadOptions<'_>) -> Result<Observati
     };
     let mut obs = Observation::new(F, device.to_string(), code.to_string(), signal);
     obs.channel = index.map(str::to_string);
-    let real = data["RealUTC"].as_f64().and_then(epoch);
+    let real = data["RealUTC"].as_f64().map(epoch).transpose()?.flatten();
     let local = data["UTC"]
         .as_f64()
-        .and_then(|t| epoch(t - f64::from(opts.local_offset.local_minus_utc())));
+        .map(|t| epoch(t - f64::from(opts.local_offset.local_minus_utc())))
+        .transpose()?
+        .flatten();
     obs.device_time = real.or(local);
     obs.device_time_raw = data["RealUTC"]
         .as_f64()

@@ -52,7 +52,11 @@ pub fn read_message(
         return Err(unreadable(F, "a message must be a JSON object"));
     }
     let raw_time = m["@timestamp"].as_str().map(str::to_string);
-    let device_time = raw_time.as_deref().and_then(|t| time(t, opts.local_offset));
+    let device_time = raw_time
+        .as_deref()
+        .map(|t| time(t, opts.local_offset))
+        .transpose()?
+        .flatten();
     if let Some(objects) = m["objects"].as_array() {
         let sensor = super::device_of(F, opts, id_text(&m["sensorId"]))?;
         for o in objects {
@@ -108,7 +112,10 @@ pub fn read_message(
     if let Some(tracker) = id_text(&object["id"]) {
         obs.source_key = Some(format!("{sensor}/{tracker}"));
     }
-    obs.device_time = device_time.or_else(|| m["@timestamp"].as_f64().and_then(epoch));
+    obs.device_time = match device_time {
+        Some(t) => Some(t),
+        None => m["@timestamp"].as_f64().map(epoch).transpose()?.flatten(),
+    };
     obs.device_time_raw = raw_time;
     obs.confidence = object["confidence"]
         .as_f64()

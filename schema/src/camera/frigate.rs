@@ -59,7 +59,7 @@ pub fn read(body: &[u8], opts: &ReadOptions<'_>) -> Result<Vec<Observation>, Inv
         _ => after["frame_time"].as_f64(),
     }
     .or_else(|| after["start_time"].as_f64());
-    obs.device_time = when.and_then(epoch);
+    obs.device_time = when.map(epoch).transpose()?.flatten();
     obs.device_time_raw = when.map(|t| t.to_string());
     obs.confidence = after["top_score"]
         .as_f64()

@@ -137,7 +137,7 @@ fn read_xml(xml: &str, opts: &ReadOptions<'_>) -> Result<Observation, InvalidInp
         .or_else(|| child(root, "dynChannelID"))
         .map(str::to_string);
     if let Some(raw) = child(root, "dateTime") {
-        obs.device_time = time(raw, opts.local_offset);
+        obs.device_time = time(raw, opts.local_offset)?;
         obs.device_time_raw = Some(raw.to_string());
     }
     obs.retransmission = child(root, "isDataRetransmission") == Some("true");

@@ -224,22 +224,36 @@ pub(crate) fn device_of(
         })
 }
 
-/// Epoch seconds (with a fraction) as a UTC time; `None` for times at or before 1971, which
-/// devices send before their clock is set (DeepStream's first frame carries 1970).
-pub(crate) fn epoch(seconds: f64) -> Option<DateTime<Utc>> {
-    if !seconds.is_finite() || seconds < 31_536_000.0 {
-        return None;
-    }
-    let millis = (seconds * 1000.0).round();
-    if millis > i64::MAX as f64 {
-        return None;
-    }
-    DateTime::from_timestamp_millis(millis as i64)
+/// The first year of epoch seconds: a device whose clock is not set yet (DeepStream's first
+/// frame) writes a time in it.
+const UNSET_CLOCK_BEFORE: i64 = 31_536_000;
+
+fn impossible(raw: impl std::fmt::Display) -> InvalidInput {
+    InvalidInput::new(
+        "invalid_time",
+        format!("The device's time '{raw}' is not a time it can have; check the device clock."),
+    )
 }
 
-/// An RFC 3339 time; one without an offset is read in `local`. Times at or before 1971 are
-/// treated as unset clocks.
-pub(crate) fn time(raw: &str, local: FixedOffset) -> Option<DateTime<Utc>> {
+/// Epoch seconds (with a fraction) as a UTC time; `None` for a time in 1970, which devices send
+/// before their clock is set; an error for what no clock can say (negative, beyond the
+/// calendar, not a number).
+pub(crate) fn epoch(seconds: f64) -> Result<Option<DateTime<Utc>>, InvalidInput> {
+    if (0.0..UNSET_CLOCK_BEFORE as f64).contains(&seconds) {
+        return Ok(None);
+    }
+    let millis = (seconds * 1000.0).round();
+    if !(0.0..=i64::MAX as f64).contains(&millis) {
+        return Err(impossible(seconds));
+    }
+    DateTime::from_timestamp_millis(millis as i64)
+        .map(Some)
+        .ok_or_else(|| impossible(seconds))
+}
+
+/// An RFC 3339 time; one without an offset is read in `local`. A time in 1970 is an unset
+/// clock (`None`); what does not read as a time, or lies before 1970, is an error.
+pub(crate) fn time(raw: &str, local: FixedOffset) -> Result<Option<DateTime<Utc>>, InvalidInput> {
     let raw = raw.trim();
     let t = DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
@@ -252,8 +266,13 @@ pub(crate) fn time(raw: &str, local: FixedOffset) -> Option<DateTime<Utc>> {
                 .from_local_datetime(&naive)
                 .single()
                 .map(|t| t.with_timezone(&Utc))
-        })?;
-    (t.timestamp() >= 31_536_000).then_some(t)
+        })
+        .ok_or_else(|| impossible(raw))?;
+    match t.timestamp() {
+        ..0 => Err(impossible(raw)),
+        0..UNSET_CLOCK_BEFORE => Ok(None),
+        _ => Ok(Some(t)),
+    }
 }
 
 /// A confidence as a share: vendors write `0.87` or `87` (percent).
@@ -284,20 +303,38 @@ mod tests {
 
     #[test]
     fn unset_clocks_are_no_time() {
-        assert_eq!(epoch(0.0), None);
+        assert_eq!(epoch(0.0).unwrap(), None);
         assert_eq!(
             time(
                 "1970-01-01T00:00:00.000Z",
                 FixedOffset::east_opt(0).unwrap()
-            ),
+            )
+            .unwrap(),
             None
         );
         let t = time(
             "2026-12-03T10:00:00",
             FixedOffset::east_opt(7 * 3600).unwrap(),
         )
+        .unwrap()
         .unwrap();
         assert_eq!(t.to_rfc3339(), "2026-12-03T03:00:00+00:00");
+    }
+
+    /// What no clock can say is refused, not replaced by ingest's time.
+    #[test]
+    fn impossible_device_times_are_refused() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        for raw in [
+            "0000-01-01T00:00:00+07:00",
+            "1969-12-31T23:59:59Z",
+            "yesterday",
+        ] {
+            assert_eq!(time(raw, utc).unwrap_err().code, "invalid_time", "{raw}");
+        }
+        for s in [-62_167_219_200.0, 1e300, f64::NAN, f64::INFINITY] {
+            assert_eq!(epoch(s).unwrap_err().code, "invalid_time", "{s}");
+        }
     }
 
     #[test]

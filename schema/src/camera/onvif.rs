@@ -99,7 +99,7 @@ pub fn read(body: &[u8], opts: &ReadOptions<'_>) -> Result<Vec<Observation>, Inv
             .map(|(_, v)| v.to_string());
         obs.zone = obs.rule.clone();
         if let Some(t) = msg.attribute("UtcTime") {
-            obs.device_time = time(t, chrono::FixedOffset::east_opt(0).expect("UTC"));
+            obs.device_time = time(t, chrono::FixedOffset::east_opt(0).expect("UTC"))?;
             obs.device_time_raw = Some(t.to_string());
         }
         let mut vendor = serde_json::Map::new();

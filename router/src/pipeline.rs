@@ -29,7 +29,7 @@ use ioc_schema::Situation;
 
 use ioc_schema::CameraEvent;
 
-use crate::route::{camera_incident, decode_camera, decode_deepstream, route, InputKind};
+use crate::route::{camera_incident, decode_camera, decode_deepstream, route_report, InputKind};
 use crate::situations::{grouped, Decision, Situations};
 use crate::wards::{BoundarySets, SharedSets};
 
@@ -227,14 +227,7 @@ async fn consume(
             None if payload.is_empty() => {
                 Err(InvalidInput::new("empty_record", "the record has no value"))
             }
-            None => route(
-                &settings,
-                &snapshot,
-                Some(&metrics),
-                kind,
-                payload,
-                received_at,
-            ),
+            None => route_report(&settings, &snapshot, Some(&metrics), payload, received_at),
             Some(g) => {
                 g.situations.observe(partition, offset);
                 let events = if payload.is_empty() {

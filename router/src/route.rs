@@ -1,6 +1,7 @@
-//! One input record in, one incident (or a reason to dead-letter it) out. No I/O, no clock: the
-//! output depends only on the record, its Kafka timestamp and the configuration, which is what
-//! makes a replay harmless.
+//! One input record in, one incident (or a reason to dead-letter it) out: reports routed whole,
+//! camera records decoded and checked (their grouping into situations is `situations`), and a
+//! checked camera event made an incident. No I/O, no clock: the output depends only on the
+//! record, its Kafka timestamp and the configuration, which is what makes a replay harmless.
 
 use std::time::Instant;
 
@@ -36,26 +37,8 @@ impl InputKind {
     }
 }
 
-/// Routes one record. `received_at` is the record's Kafka timestamp.
-pub fn route(
-    settings: &Settings,
-    sets: &BoundarySets,
-    metrics: Option<&Metrics>,
-    kind: InputKind,
-    payload: &[u8],
-    received_at: DateTime<Utc>,
-) -> Result<Incident, InvalidInput> {
-    match kind {
-        InputKind::Report => route_report(settings, sets, metrics, payload, received_at),
-        InputKind::CameraEvent => route_camera(settings, sets, metrics, payload, received_at),
-        InputKind::DeepStream => Err(InvalidInput::new(
-            "not_routed_here",
-            "DeepStream records are grouped by the pipeline, see decode_deepstream",
-        )),
-    }
-}
-
-fn route_report(
+/// Routes one citizen report. `received_at` is the record's Kafka timestamp.
+pub fn route_report(
     settings: &Settings,
     sets: &BoundarySets,
     metrics: Option<&Metrics>,
@@ -94,26 +77,6 @@ fn route_report(
     let hold = settings.config.router.require_verification != Verification::None;
     assign(&mut incident, category, &targets, sets, metrics, hold);
     Ok(incident)
-}
-
-fn route_camera(
-    settings: &Settings,
-    sets: &BoundarySets,
-    metrics: Option<&Metrics>,
-    payload: &[u8],
-    received_at: DateTime<Utc>,
-) -> Result<Incident, InvalidInput> {
-    let e = decode_camera(settings, payload, received_at)?;
-    let id = e.incident_id();
-    Ok(camera_incident(
-        settings,
-        sets,
-        metrics,
-        &e,
-        id,
-        e.detected_at,
-        received_at,
-    ))
 }
 
 /// Reads and checks a camera-topic record. `received_at` is its Kafka time, which stands in
@@ -173,9 +136,14 @@ pub fn camera_incident(
     occurred_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Incident {
-    let (camera, category) = settings
-        .check_camera_event(e, received_at)
-        .expect("a decoded camera event passes its checks");
+    // Checked when it was decoded (`decode_camera`, `decode_deepstream`): only looked up here.
+    let camera = settings
+        .cameras
+        .get(&e.camera_id)
+        .expect("a checked camera event's camera is registered");
+    let category = settings
+        .category_for_camera_type(&e.event_type)
+        .expect("a checked camera event's type is configured");
     let location = Location {
         lat: camera.lat,
         lon: camera.lon,

@@ -134,7 +134,9 @@ start_scram_broker() {
   done
   return 1
 }
+TANSU_SQLITE=""
 if start_scram_broker; then
+  TANSU_SQLITE=1
   tansu user create --broker "tcp://127.0.0.1:$SCRAM_PORT" ioc-test "$SCRAM_PASSWORD" --mechanism scram512 \
     >>"$SCRAM_DIR/broker.log" 2>&1
   kill "$SCRAM_PID"; wait "$SCRAM_PID" 2>/dev/null || true
@@ -144,6 +146,16 @@ if start_scram_broker; then
 else
   tail -n 5 "$SCRAM_DIR/broker.log"
   echo "skipped: this tansu cannot store to sqlite (it was installed without --features libsql; reinstall it with: cargo install tansu --locked --force --features dynostore,libsql)"
+fi
+
+# The fault harness on the same SQLite storage: two processes of each stage, killed with SIGKILL
+# at random and restarted, the broker killed and started again on its file; a short run (the long
+# one is in RELIABILITY.md).
+log "faults on purpose: stage processes killed with SIGKILL, the broker stopped (benches/faults.rs, short run)"
+if [ -n "$TANSU_SQLITE" ]; then
+  timeout 1200 cargo test --locked --bench faults -- --events 3000 --kills 4 --outage 8s --rate 150
+else
+  echo "skipped: this tansu cannot store to sqlite (reinstall it with: cargo install tansu --locked --force --features dynostore,libsql)"
 fi
 
 log "all tests passed"

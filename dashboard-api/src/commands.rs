@@ -275,11 +275,27 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     consumer
         .subscribe(&[&cfg.topics.commands])
         .context("subscribing to the command topic")?;
+    let watch = ioc_config::kafka::StrandWatch::start(
+        cfg,
+        &group,
+        &[&cfg.topics.commands],
+        "dashboard-commands",
+    );
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => refresh_ownership(&s, &consumer).await,
+            _ = tick.tick() => {
+                if watch.rejoin_due() {
+                    consumer.unsubscribe();
+                    consumer
+                        .subscribe(&[&cfg.topics.commands])
+                        .context("subscribing to the command topic again")?;
+                } else if let Ok(tpl) = consumer.assignment() {
+                    watch.report(&tpl);
+                }
+                refresh_ownership(&s, &consumer).await
+            }
             msg = consumer.recv() => match msg {
                 Ok(m) => {
                     let partition = m.partition();

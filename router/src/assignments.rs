@@ -31,7 +31,7 @@ pub async fn forward(
     let cfg = &settings.config;
     let group = format!("{}-assignments", cfg.router.group_id);
     let (consumer, sink) = clients(cfg, &group, &[&cfg.topics.incidents], &metrics, STAGE)?;
-    process(&consumer, STAGE, &settings, stop, |msg| {
+    process(&consumer, STAGE, &group, &settings, stop, |msg| {
         metrics
             .events_in
             .with_label_values(&[STAGE, "incident"])

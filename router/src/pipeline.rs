@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ioc_config::http::Documented;
-use ioc_config::kafka::{at_least_once, clients, LagContext, Sink};
+use ioc_config::kafka::{at_least_once, clients, LagContext, Sink, StrandWatch};
 use ioc_config::load::Settings;
 use ioc_config::supervise::{CancellationToken, Supervisor};
 use ioc_schema::metrics::Metrics;
@@ -189,112 +189,118 @@ async fn consume(
     let mut cameras = Grouping::new(&cfg.topics.situations);
     let mut deepstream = Grouping::new(&cfg.topics.deepstream_situations);
     let stopping = stop.clone();
-    process(&consumer, STAGE, &settings, stop, |msg| {
-        let topic = msg.topic();
-        let (partition, offset) = (msg.partition(), msg.offset());
-        let kind = if topic == cfg.topics.reports {
-            InputKind::Report
-        } else if topic == cfg.topics.camera_events {
-            InputKind::CameraEvent
-        } else {
-            InputKind::DeepStream
-        };
-        metrics
-            .events_in
-            .with_label_values(&[STAGE, kind.as_str()])
-            .inc();
-        let received_at = msg
-            .timestamp()
-            .to_millis()
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
-        let payload = msg.payload().unwrap_or_default();
-        let snapshot = sets.read().expect("sets lock").clone();
-        let ctx = Ctx {
-            settings: &settings,
-            sets: &snapshot,
-            metrics: &metrics,
-            sink: &sink,
-            consumer: &consumer,
-            stop: &stopping,
-        };
-        let grouping = match kind {
-            InputKind::Report => None,
-            InputKind::CameraEvent => Some(&mut cameras),
-            InputKind::DeepStream => Some(&mut deepstream),
-        };
-        let routed = match grouping {
-            None if payload.is_empty() => {
-                Err(InvalidInput::new("empty_record", "the record has no value"))
-            }
-            None => route_report(&settings, &snapshot, Some(&metrics), payload, received_at),
-            Some(g) => {
-                g.situations.observe(partition, offset);
-                let events = if payload.is_empty() {
+    process(
+        &consumer,
+        STAGE,
+        &cfg.router.group_id,
+        &settings,
+        stop,
+        |msg| {
+            let topic = msg.topic();
+            let (partition, offset) = (msg.partition(), msg.offset());
+            let kind = if topic == cfg.topics.reports {
+                InputKind::Report
+            } else if topic == cfg.topics.camera_events {
+                InputKind::CameraEvent
+            } else {
+                InputKind::DeepStream
+            };
+            metrics
+                .events_in
+                .with_label_values(&[STAGE, kind.as_str()])
+                .inc();
+            let received_at = msg
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .unwrap_or_else(Utc::now);
+            let payload = msg.payload().unwrap_or_default();
+            let snapshot = sets.read().expect("sets lock").clone();
+            let ctx = Ctx {
+                settings: &settings,
+                sets: &snapshot,
+                metrics: &metrics,
+                sink: &sink,
+                stop: &stopping,
+            };
+            let grouping = match kind {
+                InputKind::Report => None,
+                InputKind::CameraEvent => Some(&mut cameras),
+                InputKind::DeepStream => Some(&mut deepstream),
+            };
+            let routed = match grouping {
+                None if payload.is_empty() => {
                     Err(InvalidInput::new("empty_record", "the record has no value"))
-                } else if kind == InputKind::DeepStream {
-                    decode_deepstream(&settings, payload, received_at)
-                } else {
-                    decode_camera(&settings, payload, received_at).map(|e| vec![e])
-                };
-                match events {
-                    Ok(events) if events.is_empty() => {
-                        g.situations.skip(partition, offset);
-                        return futures::future::ready(()).boxed();
-                    }
-                    Ok(events) => {
-                        let writes: Vec<_> = events
-                            .iter()
-                            .map(|e| g.handle(&ctx, e, partition, offset, received_at))
-                            .collect();
-                        return futures::future::join_all(writes).map(|_| ()).boxed();
-                    }
-                    Err(e) => {
-                        g.situations.skip(partition, offset);
-                        Err(e)
+                }
+                None => route_report(&settings, &snapshot, Some(&metrics), payload, received_at),
+                Some(g) => {
+                    g.situations.observe(partition, offset);
+                    let events = if payload.is_empty() {
+                        Err(InvalidInput::new("empty_record", "the record has no value"))
+                    } else if kind == InputKind::DeepStream {
+                        decode_deepstream(&settings, payload, received_at)
+                    } else {
+                        decode_camera(&settings, payload, received_at).map(|e| vec![e])
+                    };
+                    match events {
+                        Ok(events) if events.is_empty() => {
+                            g.situations.skip(partition, offset);
+                            return futures::future::ready(()).boxed();
+                        }
+                        Ok(events) => {
+                            let writes: Vec<_> = events
+                                .iter()
+                                .map(|e| g.handle(&ctx, e, partition, offset, received_at))
+                                .collect();
+                            return futures::future::join_all(writes).map(|_| ()).boxed();
+                        }
+                        Err(e) => {
+                            g.situations.skip(partition, offset);
+                            Err(e)
+                        }
                     }
                 }
-            }
-        };
-        let (out_topic, key, bytes, kind_out) = match routed {
-            Ok(incident) => {
-                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
-            }
-            Err(invalid) => {
-                metrics
-                    .dead_lettered
-                    .with_label_values(&[invalid.code])
-                    .inc();
-                metrics
-                    .rejected
-                    .with_label_values(&[STAGE, invalid.code])
-                    .inc();
-                if dead_logged.allow() {
-                    tracing::warn!(%topic, partition, offset, code = invalid.code,
+            };
+            let (out_topic, key, bytes, kind_out) = match routed {
+                Ok(incident) => {
+                    let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                    (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
+                }
+                Err(invalid) => {
+                    metrics
+                        .dead_lettered
+                        .with_label_values(&[invalid.code])
+                        .inc();
+                    metrics
+                        .rejected
+                        .with_label_values(&[STAGE, invalid.code])
+                        .inc();
+                    if dead_logged.allow() {
+                        tracing::warn!(%topic, partition, offset, code = invalid.code,
                         "dead-lettering a record: {}", invalid.message);
+                    }
+                    let dl = DeadLetter {
+                        schema: DEAD_LETTER_SCHEMA.to_string(),
+                        reason: invalid.code.to_string(),
+                        detail: invalid.message,
+                        source_topic: topic.to_string(),
+                        source_partition: partition,
+                        source_offset: offset,
+                        original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+                        failed_at: received_at,
+                    };
+                    let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
+                    (
+                        cfg.topics.dead_letter.clone(),
+                        format!("{topic}/{partition}/{offset}"),
+                        bytes,
+                        "dead_letter",
+                    )
                 }
-                let dl = DeadLetter {
-                    schema: DEAD_LETTER_SCHEMA.to_string(),
-                    reason: invalid.code.to_string(),
-                    detail: invalid.message,
-                    source_topic: topic.to_string(),
-                    source_partition: partition,
-                    source_offset: offset,
-                    original_base64: base64::engine::general_purpose::STANDARD.encode(payload),
-                    failed_at: received_at,
-                };
-                let bytes = serde_json::to_vec(&dl).expect("dead letter serializes");
-                (
-                    cfg.topics.dead_letter.clone(),
-                    format!("{topic}/{partition}/{offset}"),
-                    bytes,
-                    "dead_letter",
-                )
-            }
-        };
-        write_one(&sink, &metrics, out_topic, key, bytes, kind_out)
-    })
+            };
+            write_one(&sink, &metrics, out_topic, key, bytes, kind_out)
+        },
+    )
     .await;
     Ok(())
 }
@@ -305,7 +311,6 @@ struct Ctx<'a> {
     sets: &'a BoundarySets,
     metrics: &'a Metrics,
     sink: &'a Sink,
-    consumer: &'a StreamConsumer<LagContext>,
     stop: &'a CancellationToken,
 }
 
@@ -359,7 +364,7 @@ impl Grouping {
         if grouped(e) && !self.situations.in_step(partition, offset) {
             // The partition's first detection here, or the partition moved meanwhile: what
             // its situations were is read back before any of them is decided.
-            let records = read_back(ctx.settings, ctx.consumer, &self.topic, partition, ctx.stop);
+            let records = read_back(ctx.settings, &self.topic, partition, ctx.stop);
             tracing::info!(
                 topic = %self.topic,
                 partition,
@@ -382,10 +387,11 @@ impl Grouping {
                 received,
             )
         };
-        match self
+        let decision = self
             .situations
-            .apply(rule, e, partition, offset, received_at)
-        {
+            .apply(rule, e, partition, offset, received_at);
+        tracing::debug!(partition, offset, event = %e.id(), decision = decision.name(), "router: camera detection");
+        match decision {
             Decision::Pulse => {
                 let incident = incident_of(e.incident_id(), e.detected_at, received_at);
                 let bytes = serde_json::to_vec(&incident).expect("incident serializes");
@@ -471,26 +477,20 @@ impl Grouping {
     }
 }
 
+/// How long the situations topic must stay quiet past its reported end before a read-back
+/// counts as complete.
+const READ_BACK_QUIET: Duration = Duration::from_millis(500);
+
 /// The situations of camera partition `partition`, read back from the situations topic to its
 /// end (the latest record of each key last). This blocks the consume loop on purpose: nothing
 /// of the partition may be decided before. Retries while the broker is away, until `stop`.
 fn read_back(
     settings: &Settings,
-    consumer: &StreamConsumer<LagContext>,
     topic: &str,
     partition: i32,
     stop: &CancellationToken,
 ) -> Vec<Situation> {
-    let read = || {
-        // The consumer's own connection says at once whether there is anything to read.
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .with_context(|| format!("the end of {topic} partition {partition}"))?;
-        if high <= low {
-            return Ok(Vec::new());
-        }
-        read_situations(settings, topic, partition)
-    };
+    let read = || read_situations(settings, topic, partition);
     let mut attempt = 0u32;
     loop {
         let result = if tokio::runtime::Handle::try_current()
@@ -537,21 +537,26 @@ fn read_situations(
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .with_context(|| format!("the end of {topic} partition {partition}"))?;
     let mut out: HashMap<String, Situation> = HashMap::new();
-    if high <= low {
-        return Ok(Vec::new());
-    }
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(low))?;
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut next = low;
-    while next < high {
+    // To the end the broker reports, and then on until nothing more comes for a moment:
+    // tansu 0.6 has been seen reporting a high watermark below records it already serves
+    // (the fault harness counts them), and a state read back short would be decided from.
+    let mut quiet_since: Option<Instant> = None;
+    loop {
         anyhow::ensure!(
             Instant::now() < deadline,
             "read {topic} partition {partition} only to offset {next} of {high} in 60 s"
         );
-        match consumer.poll(Duration::from_millis(500)) {
+        if next >= high && quiet_since.is_some_and(|t| t.elapsed() >= READ_BACK_QUIET) {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
+                quiet_since = None;
                 next = m.offset() + 1;
                 match (m.key(), m.payload()) {
                     (Some(k), None) => {
@@ -568,17 +573,21 @@ fn read_situations(
                 }
             }
             Some(Err(e)) => return Err(e).context("reading the situations topic"),
-            None => {}
+            None => {
+                quiet_since.get_or_insert_with(Instant::now);
+            }
         }
     }
     Ok(out.into_values().collect())
 }
 
 /// The router's at-least-once loop over `consumer` (see [`at_least_once`]), bounded by
-/// `router.max_in_flight` and drained within [`DRAIN_DEADLINE`] at shutdown.
+/// `router.max_in_flight` and drained within [`DRAIN_DEADLINE`] at shutdown; a
+/// [`StrandWatch`] on its group makes it join again should the coordinator strand partitions.
 pub(crate) async fn process<F, Fut>(
     consumer: &StreamConsumer<LagContext>,
-    stage: &str,
+    stage: &'static str,
+    group: &str,
     settings: &Settings,
     stop: CancellationToken,
     handle: F,
@@ -587,7 +596,27 @@ pub(crate) async fn process<F, Fut>(
     Fut: Future<Output = ()> + Send,
 {
     let max_in_flight = settings.config.router.max_in_flight;
-    at_least_once(consumer, stage, max_in_flight, stop, DRAIN_DEADLINE, handle).await;
+    let topics: Vec<String> = consumer
+        .subscription()
+        .map(|tpl| {
+            tpl.elements()
+                .iter()
+                .map(|e| e.topic().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let watch = StrandWatch::start(&settings.config, group, &topics, stage);
+    at_least_once(
+        consumer,
+        stage,
+        max_in_flight,
+        stop,
+        DRAIN_DEADLINE,
+        Some(&watch),
+        handle,
+    )
+    .await;
 }
 
 /// Lets one log line through per period, so a flood of bad input cannot flood the log.

@@ -48,6 +48,18 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// What was decided, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Pulse => "pulse",
+            Decision::Dropped(reason) => reason,
+            Decision::AlreadyApplied => "already_applied",
+            Decision::Grouped { .. } => "grouped",
+        }
+    }
+}
+
 /// The situations of the camera partitions this router has.
 #[derive(Debug, Default)]
 pub struct Situations {

@@ -65,16 +65,27 @@ pub async fn at_least_once<F, Fut>(
     max_in_flight: usize,
     stop: CancellationToken,
     drain_deadline: Duration,
+    watch: Option<&super::StrandWatch>,
     mut handle: F,
 ) where
     F: FnMut(&BorrowedMessage<'_>) -> Fut,
     Fut: Future<Output = ()> + Send,
 {
     let mut inflight = FuturesOrdered::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
+            _ = tick.tick(), if watch.is_some() => {
+                if let Some(w) = watch {
+                    if w.rejoin_due() {
+                        rejoin(consumer, stage);
+                    } else if let Ok(tpl) = consumer.assignment() {
+                        w.report(&tpl);
+                    }
+                }
+            }
             Some(done) = inflight.next(), if !inflight.is_empty() => store(consumer, done),
             msg = consumer.recv(), if inflight.len() < max_in_flight => {
                 let msg = match msg {
@@ -115,6 +126,24 @@ pub async fn at_least_once<F, Fut>(
     // consumer commits what is stored as well (auto-commit of stored offsets).
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
         tracing::debug!(error = %e, "final commit");
+    }
+}
+
+/// Leaves the group and joins it again with the same subscription. Inputs still in flight
+/// may be done again by the partition's next owner, with the same outputs.
+fn rejoin(consumer: &StreamConsumer<LagContext>, stage: &str) {
+    let topics: Vec<String> = match consumer.subscription() {
+        Ok(tpl) => tpl
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_string())
+            .collect(),
+        Err(_) => return,
+    };
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.unsubscribe();
+    if let Err(e) = consumer.subscribe(&topics) {
+        tracing::warn!(error = %e, "{stage}: cannot subscribe again");
     }
 }
 

@@ -63,7 +63,10 @@ Options:
   --tansu PATH     the tansu binary (default: tansu on PATH)
   --storage URL    tansu's --storage-engine (default sqlite://faults.db, a file in the run's
                    folder; postgres://user:password@host/db needs tansu built with `postgres`;
-                   memory://tansu/ loses everything when the broker stops)
+                   memory://tansu/ loses everything when the broker stops; embedded: no tansu,
+                   librdkafka's mock cluster in this process, taken down and up for the outage)
+  --kafka-option K=V  passed to every stage's Kafka clients ([kafka.options]), repeatable;
+                   e.g. enable.idempotence=false
   --seed S         seed of every random choice (default 1012)
   --dynamic-routers  routers without a static group membership name (router.instance_id), so a
                    restarted router joins as a new member
@@ -82,6 +85,7 @@ struct Args {
     seed: u64,
     keep: bool,
     dynamic_routers: bool,
+    kafka_options: Vec<(String, String)>,
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
@@ -104,6 +108,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         seed: 1012,
         keep: false,
         dynamic_routers: false,
+        kafka_options: Vec::new(),
     };
     let mut it = raw.into_iter();
     while let Some(flag) = it.next() {
@@ -120,6 +125,13 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "--seed" => args.seed = value()?.parse()?,
             "--keep" => args.keep = true,
             "--dynamic-routers" => args.dynamic_routers = true,
+            "--kafka-option" => {
+                let v = value()?;
+                let (k, v) = v
+                    .split_once('=')
+                    .context("--kafka-option takes KEY=VALUE")?;
+                args.kafka_options.push((k.to_string(), v.to_string()));
+            }
             "--help" | "-h" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -245,10 +257,26 @@ struct Broker {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// `--storage embedded`: librdkafka's mock cluster in this process instead of tansu.
+    embedded: Option<ioc_config::kafka::EmbeddedBroker>,
 }
 
 impl Broker {
+    fn bootstrap(&self) -> String {
+        match &self.embedded {
+            Some(e) => e.bootstrap_servers().to_string(),
+            None => format!("127.0.0.1:{}", self.port),
+        }
+    }
+
     fn start(&mut self) -> anyhow::Result<()> {
+        if self.storage == "embedded" {
+            match &self.embedded {
+                Some(e) => e.set_down(false)?,
+                None => self.embedded = Some(ioc_config::kafka::EmbeddedBroker::start(&[], 1)?),
+            }
+            return Ok(());
+        }
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -291,6 +319,9 @@ impl Broker {
     }
 
     fn kill(&mut self) {
+        if let Some(e) = &self.embedded {
+            let _ = e.set_down(true);
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -319,12 +350,13 @@ struct Run {
 /// simulated citizen comes from one address).
 fn write_config(
     dir: &Path,
-    port: u16,
+    unique: &str,
+    brokers: &str,
     partitions: i32,
+    kafka_options: &[(String, String)],
 ) -> anyhow::Result<(PathBuf, HashMap<String, String>)> {
-    let unique = format!("faults-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut text = format!(
-        "[kafka]\nbrokers = \"127.0.0.1:{port}\"\n\n\
+        "[kafka]\nbrokers = \"{brokers}\"\n\n\
          [topics]\nreports = \"{unique}.reports\"\ncamera_events = \"{unique}.camera\"\n\
          incidents = \"{unique}.incidents\"\ndead_letter = \"{unique}.dlq\"\n\
          assignments = \"{unique}.assignments\"\npartitions = {partitions}\n\n\
@@ -338,6 +370,12 @@ fn write_config(
         token_digest(CAMERA_KEY),
         token_digest(OPEN311_KEY),
     );
+    if !kafka_options.is_empty() {
+        text.push_str("\n[kafka.options]\n");
+        for (k, v) in kafka_options {
+            text.push_str(&format!("{k:?} = {v:?}\n"));
+        }
+    }
     let mut tokens = HashMap::new();
     for w in ioc_wards::demo::wards() {
         let token = format!("faults-ward-{}", w.id);
@@ -852,10 +890,52 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<bool> {
     let dir = std::env::temp_dir().join(format!("ioc-faults-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
-    let port = free_port();
-    let (config, ward_tokens) = write_config(&dir, port, args.partitions)?;
-    let settings = Settings::load(Some(&config), std::iter::empty())
-        .map_err(|e| anyhow::anyhow!("the harness's config: {e}"))?;
+    let mut broker = Broker {
+        tansu: args.tansu.clone(),
+        storage: args.storage.clone(),
+        dir: dir.clone(),
+        port: free_port(),
+        child: None,
+        embedded: None,
+    };
+    let unique = format!("faults-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let load_settings = |config: &Path| {
+        Settings::load(Some(config), std::iter::empty())
+            .map_err(|e| anyhow::anyhow!("the harness's config: {e}"))
+    };
+    if broker.storage == "embedded" {
+        // The mock cluster takes its topics when it starts: named by a first draft of the
+        // config.
+        let (draft, _) = write_config(
+            &dir,
+            &unique,
+            "127.0.0.1:9",
+            args.partitions,
+            &args.kafka_options,
+        )?;
+        let topics: Vec<String> = load_settings(&draft)?
+            .config
+            .topics
+            .all()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        broker.embedded = Some(ioc_config::kafka::EmbeddedBroker::start(
+            &topics,
+            args.partitions,
+        )?);
+    } else {
+        broker.start()?;
+    }
+    let (config, ward_tokens) = write_config(
+        &dir,
+        &unique,
+        &broker.bootstrap(),
+        args.partitions,
+        &args.kafka_options,
+    )?;
+    let settings = load_settings(&config)?;
     let run = Run {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_ioc")),
         dir: dir.clone(),
@@ -871,26 +951,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         dir.display()
     );
 
-    let mut broker = Broker {
-        tansu: args.tansu.clone(),
-        storage: args.storage.clone(),
-        dir: dir.clone(),
-        port,
-        child: None,
-    };
-    broker.start()?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
 
-    // Topics first, so that no two processes race to create them.
-    let status = Command::new(&run.bin)
-        .args(["create-topics", "--config"])
-        .arg(&run.config)
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("ioc create-topics failed");
+    // Topics first, so that no two processes race to create them (the mock cluster has
+    // them already).
+    if broker.embedded.is_none() {
+        let status = Command::new(&run.bin)
+            .args(["create-topics", "--config"])
+            .arg(&run.config)
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("ioc create-topics failed");
+        }
     }
     let mut procs = Vec::new();
     for stage in [Stage::Ingest, Stage::Router, Stage::Dashboard] {
@@ -920,9 +995,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             );
         }
     }
+    let what = if broker.embedded.is_some() {
+        "librdkafka's mock cluster in this process".to_string()
+    } else {
+        format!("tansu, {}", args.storage)
+    };
     println!(
-        "faults: 6 stage processes ready on tansu ({}) at 127.0.0.1:{port}",
-        args.storage
+        "faults: 6 stage processes ready on {} ({what})",
+        broker.bootstrap()
     );
 
     // The load.
@@ -1419,7 +1499,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         kills_by_stage.entry(r.stage).or_default().push(r);
     }
     println!(
-        "- faults: {} SIGKILLs ({}), {} after the load had ended; broker killed and down for {}",
+        "- faults: {} SIGKILLs ({}), {} after the load had ended; {}",
         recoveries.len(),
         kills_by_stage
             .iter()
@@ -1427,7 +1507,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .collect::<Vec<_>>()
             .join(", "),
         kills_after_load,
-        ms(args.outage)
+        if args.outage.is_zero() {
+            "no broker outage".to_string()
+        } else {
+            format!("broker killed and down for {}", ms(args.outage))
+        }
     );
     println!(
         "- lost: {}   doubled: {}   revisions with two contents: {conflicting}",

@@ -27,16 +27,32 @@ pub fn client_config(config: &Config) -> ClientConfig {
 }
 
 /// A producer that never reports success before every in-sync replica has the record, and never
-/// writes a record twice on retry.
+/// writes a record twice on retry. `[kafka.options]` may turn idempotence off for a broker that
+/// mishandles it (tansu 0.6 on SQLite storage, see RELIABILITY.md); the stages' deterministic
+/// ids make a record written twice harmless, and one request in flight keeps the order.
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut cc = client_config(config);
-    cc.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set(
-            "message.timeout.ms",
-            config.kafka.produce_timeout.0.as_millis().to_string(),
-        );
+    if config
+        .kafka
+        .options
+        .get("enable.idempotence")
+        .map(String::as_str)
+        == Some("false")
+    {
+        if !config
+            .kafka
+            .options
+            .contains_key("max.in.flight.requests.per.connection")
+        {
+            cc.set("max.in.flight.requests.per.connection", "1");
+        }
+    } else {
+        cc.set("enable.idempotence", "true");
+    }
+    cc.set("acks", "all").set("linger.ms", "2").set(
+        "message.timeout.ms",
+        config.kafka.produce_timeout.0.as_millis().to_string(),
+    );
     cc
 }
 

@@ -11,7 +11,7 @@
 //! The instance that took the HTTP request waits for the owner's answer on the results topic.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,8 +36,6 @@ use crate::{ApiError, AppState, STAGE};
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 /// How long a new owner waits to read an incident partition to its end before applying.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
-/// The least time between two rejoins of the owners' group for unanswered commands.
-const REJOIN_EVERY: Duration = Duration::from_secs(30);
 
 /// This instance's side of the commands: its name, the requests waiting for answers, the
 /// partitions it owns and has caught up on, and how far the view has read each incident
@@ -50,8 +48,6 @@ pub struct Commands {
     partitions: Arc<AtomicI32>,
     /// Incident partition → the next offset the view will read.
     pub(crate) read_up_to: Arc<Mutex<HashMap<i32, i64>>>,
-    /// A command of this instance went unanswered: its partition may have no owner.
-    unanswered: Arc<AtomicBool>,
 }
 
 impl Default for Commands {
@@ -62,7 +58,6 @@ impl Default for Commands {
             owned: Arc::default(),
             partitions: Arc::new(AtomicI32::new(0)),
             read_up_to: Arc::default(),
-            unanswered: Arc::default(),
         }
     }
 }
@@ -171,7 +166,6 @@ pub async fn submit(
         },
         _ => {
             forget();
-            c.unanswered.store(true, Ordering::Release);
             Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -287,24 +281,12 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
         &[&cfg.topics.commands],
         "dashboard-commands",
     );
-    let c_state = s.commands.clone();
-    let mut last_rejoin = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {
-                // No owner answered within ANSWER_WAIT, longer than the group's session
-                // timeout: a group that had lost a member would have rebalanced by now, unless
-                // its coordinator left the partition to the member that is gone (tansu). Joining
-                // again makes it form a new generation; at most once per REJOIN_EVERY.
-                let unanswered = c_state.unanswered.swap(false, Ordering::AcqRel)
-                    && last_rejoin.elapsed() >= REJOIN_EVERY;
-                if unanswered {
-                    tracing::warn!("{STAGE}: a command went unanswered; joining the owners' group again");
-                }
-                if watch.rejoin_due() || unanswered {
-                    last_rejoin = Instant::now();
+                if watch.rejoin_due() {
                     consumer.unsubscribe();
                     consumer
                         .subscribe(&[&cfg.topics.commands])

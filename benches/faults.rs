@@ -237,10 +237,15 @@ impl Proc {
 
     /// SIGKILL: no goodbye, nothing flushed.
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        sigkill(&mut self.child);
+    }
+}
+
+/// SIGKILLs the process, if there is one, and waits until it is gone.
+fn sigkill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
@@ -322,10 +327,7 @@ impl Broker {
         if let Some(e) = &self.embedded {
             let _ = e.set_down(true);
         }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        sigkill(&mut self.child);
     }
 }
 

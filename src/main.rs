@@ -71,7 +71,12 @@ enum Command {
     Wards(wards_cmd::WardsCommand),
     /// Generate a secret and the config lines that accept it: a dashboard token
     /// (`dashboard.tokens`), a camera system's key (`ingest.camera_keys`) or an Open311 key.
-    Token,
+    Token {
+        /// Also print the HTTP digest login (realm "ioc") for cameras that sign in only by
+        /// answering a digest challenge: they are given this user name and the key as password.
+        #[arg(long, value_name = "NAME")]
+        digest_user: Option<String>,
+    },
     /// Write the published contracts: the OpenAPI 3.1 description of each stage's HTTP API and
     /// the JSON Schema of each record type on each Kafka topic (the repository keeps a copy in
     /// `contracts/`; a test fails when it is out of date).
@@ -199,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Token => {
+        Command::Token { digest_user } => {
             let token = demo::new_token();
             println!("token:  {token}");
             println!("sha256: {}", ioc_config::load::token_digest(&token));
@@ -208,6 +213,17 @@ async fn main() -> anyhow::Result<()> {
             println!("\nor for a ward unit: role = \"ward\" and ward = \"<ward id>\".");
             println!("\nAs a camera system's key (POST /v1/camera-events):\n");
             println!("[[ingest.camera_keys]]\nname = \"<camera system>\"\nsha256 = \"{}\"\n# cameras = [\"CAM-0001\"]   (optional: only these cameras)", ioc_config::load::token_digest(&token));
+            if let Some(user) = digest_user {
+                use ioc_ingest::digest::{ha1, Algorithm};
+                println!(
+                    "digest = {{ user = \"{user}\", md5 = \"{}\", sha256 = \"{}\" }}",
+                    ha1(Algorithm::Md5, &user, &token),
+                    ha1(Algorithm::Sha256, &user, &token)
+                );
+                println!(
+                    "# devices: user name \"{user}\", password = the token above, HTTP digest"
+                );
+            }
             println!("\nor as an Open311 client's key: [[open311.keys]] with name and sha256.");
             Ok(())
         }

@@ -212,6 +212,11 @@ pub struct IngestConfig {
     /// `X-Api-Key: <key>`). Without any, camera intake over HTTP refuses everything.
     #[serde(default)]
     pub camera_keys: Vec<CameraKeyConfig>,
+    /// The secret that seals HTTP digest nonces. Ingest instances behind one address need the
+    /// same one (a device may answer a challenge at another instance); without it each process
+    /// makes up its own.
+    #[serde(default)]
+    pub digest_secret: Option<String>,
     /// Frigate's events from its MQTT broker.
     pub frigate_mqtt: FrigateMqttConfig,
 }
@@ -270,6 +275,24 @@ pub struct CameraKeyConfig {
     /// Camera ids this system may post for; empty means every camera in the registry.
     #[serde(default)]
     pub cameras: Vec<String>,
+    /// For devices that answer only an HTTP digest challenge (realm "ioc"): the user name they
+    /// are given and `H(user:ioc:key)`; `ioc token --digest-user NAME` prints them.
+    #[serde(default)]
+    pub digest: Option<DigestLoginConfig>,
+}
+
+/// A camera system's HTTP digest login.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestLoginConfig {
+    /// The user name the devices send.
+    pub user: String,
+    /// MD5 of `user:ioc:key`, lowercase hex (the algorithm most cameras use).
+    #[serde(default)]
+    pub md5: Option<String>,
+    /// SHA-256 of `user:ioc:key`, lowercase hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 impl CameraKeyConfig {

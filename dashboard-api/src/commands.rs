@@ -287,10 +287,7 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
             _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {
                 if watch.rejoin_due() {
-                    consumer.unsubscribe();
-                    consumer
-                        .subscribe(&[&cfg.topics.commands])
-                        .context("subscribing to the command topic again")?;
+                    ioc_config::kafka::source::rejoin(&consumer, "dashboard-commands");
                 } else if let Ok(tpl) = consumer.assignment() {
                     watch.report(&tpl);
                 }
@@ -376,6 +373,7 @@ async fn refresh_ownership(s: &AppState, consumer: &StreamConsumer<LagContext>) 
     if new.is_empty() {
         return;
     }
+    commit_where_none(consumer, &s.settings.config.topics.commands, &new);
     let settings = s.settings.clone();
     let topic = s.settings.config.topics.incidents.clone();
     let ends = tokio::task::spawn_blocking(move || ends_of(&settings, &topic))
@@ -414,6 +412,35 @@ async fn refresh_ownership(s: &AppState, consumer: &StreamConsumer<LagContext>) 
             "{STAGE}: now applying this partition's commands"
         );
         s.commands.owned.write().expect("owned lock").insert(p);
+    }
+}
+
+/// Gives each of `partitions` with no committed offset in the owners' group its low
+/// watermark, where `auto.offset.reset = earliest` starts anyway. tansu lists a group
+/// (ListGroups, the only way librdkafka describes one) only once it has a committed offset, and
+/// the other dashboards' watch for stranded partitions cannot judge a group it cannot see: a
+/// new owner killed before its first command would leave its partition stranded unseen.
+fn commit_where_none(consumer: &StreamConsumer<LagContext>, topic: &str, partitions: &[i32]) {
+    let timeout = Duration::from_secs(5);
+    let mut asked = TopicPartitionList::new();
+    for p in partitions {
+        asked.add_partition(topic, *p);
+    }
+    let Ok(committed) = consumer.committed_offsets(asked, timeout) else {
+        return;
+    };
+    let mut missing = TopicPartitionList::new();
+    for e in committed.elements() {
+        if matches!(e.offset(), Offset::Invalid) {
+            if let Ok((low, _)) = consumer.fetch_watermarks(topic, e.partition(), timeout) {
+                let _ = missing.add_partition_offset(topic, e.partition(), Offset::Offset(low));
+            }
+        }
+    }
+    if missing.count() > 0 {
+        if let Err(e) = consumer.commit(&missing, CommitMode::Sync) {
+            tracing::debug!(error = %e, "committing a taken-over partition's start");
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! Camera systems also post in their vendors' formats (`POST /v1/camera-events/{format}`, read
 //! by `ioc_schema::camera`), and [`mqtt`] follows Frigate's events on its MQTT broker.
 
+pub mod digest;
 pub mod mqtt;
 
 use std::future::Future;
@@ -57,13 +58,18 @@ pub struct AppState {
     settings: Arc<Settings>,
     intake: Intake,
     metrics: Metrics,
+    nonces: Arc<digest::Nonces>,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, metrics: Metrics) -> anyhow::Result<AppState> {
         let intake = Intake::new(settings.clone(), metrics.clone(), STAGE)
             .context("creating the ingest Kafka producer")?;
+        let nonces = Arc::new(digest::Nonces::new(
+            settings.config.ingest.digest_secret.as_deref(),
+        ));
         Ok(AppState {
+            nonces,
             settings,
             intake,
             metrics,
@@ -78,8 +84,9 @@ pub enum AppError {
     Invalid(StatusCode, InvalidInput),
     /// Several items of a batch were bad; each with its index.
     InvalidBatch(Vec<(usize, InvalidInput)>),
-    /// The caller has no valid credential.
-    Unauthorized(&'static str, String),
+    /// The caller has no valid credential; the challenges it may answer
+    /// (`WWW-Authenticate` values besides `Bearer`).
+    Unauthorized(&'static str, String, Vec<String>),
     /// Kafka did not take the record: 503 when a retry may help, else 500 (or 413 for a
     /// record too large), logged with the detail.
     Store(SinkError),
@@ -104,12 +111,20 @@ impl IntoResponse for AppError {
                 })),
             )
                 .into_response(),
-            AppError::Unauthorized(code, message) => (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(json!({ "error": { "code": code, "message": message } })),
-            )
-                .into_response(),
+            AppError::Unauthorized(code, message, challenges) => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(json!({ "error": { "code": code, "message": message } })),
+                )
+                    .into_response();
+                for c in challenges {
+                    if let Ok(v) = HeaderValue::from_str(&c) {
+                        response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                response
+            }
             AppError::Store(SinkError::TooLarge(detail)) => {
                 tracing::warn!("refusing input, too large for Kafka: {detail}");
                 (
@@ -249,6 +264,10 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
         "cameraBasic",
         json!({"type": "http", "scheme": "basic", "description": "A camera system's key as the password (any user name), for devices that offer only basic authentication."}),
     );
+    api.security_scheme(
+        "cameraDigest",
+        json!({"type": "http", "scheme": "digest", "description": "HTTP digest (RFC 7616, realm \"ioc\", qop auth, SHA-256 or MD5) with the user name and key configured for the camera system; a request without credentials is answered 401 with the challenge."}),
+    );
     let refusals: &[(u16, &str)] = &[
         (400, "Not JSON, or an unreadable body"),
         (413, "The body is larger than ingest.max_body_bytes"),
@@ -302,7 +321,7 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .describe("`deepstream` (nvmsgconv JSON, full or minimal schema, one message, an array or one per line), `frigate` (a frigate/events message), `hikvision` (EventNotificationAlert XML, or multipart/form-data with the XML and JPEG parts), `dahua` (event stream lines or multipart/x-mixed-replace parts; name the device with ?device=), `onvif` (a wsnt:Notify). Devices are mapped to cameras by camera_formats.devices and vendor events to ioc event types by camera_formats.event_types; unmapped events are answered as ignored.")
                 .path_param_of("format", "The vendor format", json!({"enum": ["deepstream", "frigate", "hikvision", "dahua", "onvif"]}))
                 .params(query)
-                .security(&["cameraKey", "cameraBasic"])
+                .security(&["cameraKey", "cameraBasic", "cameraDigest"])
                 .bodies(json!({
                     "application/json": {"schema": {}},
                     "application/xml": {"schema": any},
@@ -392,14 +411,29 @@ fn accepted_report(s: &AppState, id: &str, duplicate: bool) -> Response {
         .into_response()
 }
 
-/// The camera system posting, by its key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`).
+/// The camera system posting, by its key (`Authorization: Bearer <key>`, `X-Api-Key: <key>`,
+/// the password of HTTP basic authentication) or by its answer to a digest challenge for
+/// `method` and `uri` (the request's target).
 fn camera_system<'a>(
     s: &'a AppState,
     headers: &HeaderMap,
+    method: &str,
+    uri: &axum::http::Uri,
 ) -> Result<&'a CameraKeyConfig, AppError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
+    let challenges = |stale: bool| {
+        let mut c = vec![format!("Basic realm=\"{}\"", digest::REALM)];
+        c.extend(s.nonces.challenges(now, stale));
+        c
+    };
+    if let Some(answer) = authorization.and_then(digest::parse) {
+        return digest_system(s, &answer, method, uri, now).map_err(|(code, message, stale)| {
+            AppError::Unauthorized(code, message, challenges(stale))
+        });
+    }
     // Cameras whose notification settings offer only a user name and a password send the key
     // as the password of HTTP basic authentication.
     let basic = authorization
@@ -425,23 +459,94 @@ fn camera_system<'a>(
     let Some(key) = presented else {
         return Err(AppError::Unauthorized(
             "unauthenticated",
-            "Camera systems send their key as 'Authorization: Bearer <key>', 'X-Api-Key: <key>', or as the password of HTTP basic authentication; the IOC issues one per camera system.".into(),
+            "Camera systems send their key as 'Authorization: Bearer <key>', 'X-Api-Key: <key>', as the password of HTTP basic authentication, or answer the digest challenge of this response with the user name and key configured for them; the IOC issues one per camera system.".into(),
+            challenges(false),
         ));
     };
     find_by_digest(&s.settings.config.ingest.camera_keys, |k| &k.sha256, &key).ok_or_else(|| {
         AppError::Unauthorized(
             "invalid_key",
             "The camera system's key is not valid.".into(),
+            challenges(false),
         )
     })
 }
 
+/// The camera system whose digest login `answer` proves; else the refusal's code, message and
+/// whether only the nonce was too old (the device then answers a fresh challenge by itself).
+fn digest_system<'a>(
+    s: &'a AppState,
+    answer: &digest::Answer,
+    method: &str,
+    uri: &axum::http::Uri,
+    now: u64,
+) -> Result<&'a CameraKeyConfig, (&'static str, String, bool)> {
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    if answer.uri != target && answer.uri != uri.path() {
+        return Err((
+            "invalid_digest",
+            "The digest answer is for another address than this request's.".into(),
+            false,
+        ));
+    }
+    match s.nonces.check(&answer.nonce, now) {
+        Ok(()) => {}
+        Err(digest::NonceProblem::Stale) => {
+            return Err((
+                "stale_nonce",
+                "The digest nonce has expired; answer this response's challenge.".into(),
+                true,
+            ))
+        }
+        Err(digest::NonceProblem::Forged) => {
+            return Err((
+                "invalid_digest",
+                "The digest nonce was not issued here; answer this response's challenge.".into(),
+                false,
+            ))
+        }
+    }
+    let refused = || {
+        (
+            "invalid_key",
+            "The user name or key in the digest answer is not valid.".into(),
+            false,
+        )
+    };
+    if answer.realm != digest::REALM {
+        return Err(refused());
+    }
+    s.settings
+        .config
+        .ingest
+        .camera_keys
+        .iter()
+        .find(|k| {
+            let Some(login) = k.digest.as_ref().filter(|l| l.user == answer.username) else {
+                return false;
+            };
+            let ha1 = match answer.algorithm {
+                digest::Algorithm::Md5 => login.md5.as_deref(),
+                digest::Algorithm::Sha256 => login.sha256.as_deref(),
+            };
+            ha1.is_some_and(|ha1| {
+                digest::same(
+                    &digest::expected(answer, &ha1.to_ascii_lowercase(), method),
+                    &answer.response,
+                )
+            })
+        })
+        .ok_or_else(refused)
+}
+
 async fn post_camera_events(
     State(s): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let system = camera_system(&s, &headers).inspect_err(|_| {
+    let system = camera_system(&s, &headers, method.as_str(), &uri).inspect_err(|_| {
         s.metrics
             .rejected
             .with_label_values(&[STAGE, "unauthenticated"])
@@ -541,6 +646,8 @@ async fn post_vendor_events(
     State(s): State<AppState>,
     Path(format): Path<String>,
     query: Result<Query<DeviceQuery>, axum::extract::rejection::QueryRejection>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -555,7 +662,7 @@ async fn post_vendor_events(
             ),
         ));
     };
-    let system = camera_system(&s, &headers).inspect_err(|_| {
+    let system = camera_system(&s, &headers, method.as_str(), &uri).inspect_err(|_| {
         s.metrics
             .rejected
             .with_label_values(&[STAGE, "unauthenticated"])
@@ -763,22 +870,35 @@ mod tests {
             ),
         ];
         let mut settings = Settings::load(None, env).unwrap();
+        // Every state() seals nonces alike, as instances sharing a secret do.
+        settings.config.ingest.digest_secret = Some("test digest secret".into());
         settings.config.ingest.camera_keys = vec![
             CameraKeyConfig {
                 name: "test cameras".into(),
                 sha256: ioc_config::load::token_digest(CAMERA_KEY),
                 cameras: vec![],
+                digest: Some(ioc_config::DigestLoginConfig {
+                    user: DIGEST_USER.into(),
+                    md5: Some(digest::ha1(digest::Algorithm::Md5, DIGEST_USER, CAMERA_KEY)),
+                    sha256: Some(digest::ha1(
+                        digest::Algorithm::Sha256,
+                        DIGEST_USER,
+                        CAMERA_KEY,
+                    )),
+                }),
             },
             CameraKeyConfig {
                 name: "one camera".into(),
                 sha256: ioc_config::load::token_digest(ONE_CAMERA_KEY),
                 cameras: vec!["CAM-0002".into()],
+                digest: None,
             },
         ];
         AppState::new(Arc::new(settings), Metrics::new()).unwrap()
     }
 
     const CAMERA_KEY: &str = "test-camera-key";
+    const DIGEST_USER: &str = "hik-nvr";
     const ONE_CAMERA_KEY: &str = "test-one-camera-key";
 
     async fn post(
@@ -1112,6 +1232,107 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    }
+
+    /// A device that answers only a digest challenge: no credentials → 401 with Basic and
+    /// Digest (SHA-256, MD5) challenges; its answer with the configured login passes (503: the
+    /// test broker is absent); a wrong key, another address, a nonce not ours or an old one
+    /// are refused, the old one with `stale=true`.
+    #[tokio::test]
+    async fn a_device_signs_in_by_answering_the_digest_challenge() {
+        let path = "/v1/camera-events/hikvision";
+        let send = |authorization: Option<String>| async move {
+            let mut req = Request::post(path).header("content-type", "application/xml");
+            if let Some(a) = authorization {
+                req = req.header("authorization", a);
+            }
+            let resp = app(state())
+                .oneshot(
+                    req.body(Body::from(hik_alert("hik-0003", "fielddetection")))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let challenges: Vec<String> = resp
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, challenges, json)
+        };
+        let (status, challenges, _) = send(None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            challenges
+                .iter()
+                .any(|c| c.starts_with("Basic realm=\"ioc\"")),
+            "{challenges:?}"
+        );
+        let md5 = challenges
+            .iter()
+            .find(|c| c.contains("algorithm=MD5"))
+            .expect("an MD5 digest challenge");
+        assert!(
+            challenges.iter().any(|c| c.contains("algorithm=SHA-256")),
+            "{challenges:?}"
+        );
+        let nonce = md5
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let answer = |alg: digest::Algorithm, key: &str, uri: &str, nonce: &str| {
+            let name = if alg == digest::Algorithm::Md5 {
+                "MD5"
+            } else {
+                "SHA-256"
+            };
+            let header = format!(
+                "Digest username=\"{DIGEST_USER}\", realm=\"ioc\", nonce=\"{nonce}\", uri=\"{uri}\", \
+                 algorithm={name}, qop=auth, nc=00000001, cnonce=\"0a4f113b\", response=\"\""
+            );
+            let parsed = digest::parse(&header).unwrap();
+            let response = digest::expected(&parsed, &digest::ha1(alg, DIGEST_USER, key), "POST");
+            header.replace("response=\"\"", &format!("response=\"{response}\""))
+        };
+        for alg in [digest::Algorithm::Md5, digest::Algorithm::Sha256] {
+            let (status, _, json) = send(Some(answer(alg, CAMERA_KEY, path, &nonce))).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{alg:?}: {json}");
+        }
+        let md5 = digest::Algorithm::Md5;
+        let (status, _, json) = send(Some(answer(md5, "guess", path, &nonce))).await;
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_key"))
+        );
+        let (status, _, json) = send(Some(answer(md5, CAMERA_KEY, "/v1/reports", &nonce))).await;
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_digest"))
+        );
+        let forged = digest::Nonces::new(Some("not ours")).issue(Utc::now().timestamp() as u64);
+        let (status, _, json) = send(Some(answer(md5, CAMERA_KEY, path, &forged))).await;
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_digest"))
+        );
+        let old = state().nonces.issue(Utc::now().timestamp() as u64 - 3600);
+        let (status, challenges, json) = send(Some(answer(md5, CAMERA_KEY, path, &old))).await;
+        assert_eq!(json["error"]["code"], "stale_nonce", "{json}");
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            challenges.iter().any(|c| c.contains("stale=true")),
+            "{challenges:?}"
+        );
     }
 
     #[tokio::test]

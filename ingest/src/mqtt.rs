@@ -105,7 +105,7 @@ async fn handle(s: &AppState, topic: &str, payload: &[u8], stop: &CancellationTo
                     .join("; "),
             ),
             Err(AppError::Store(e)) => ("refused".to_string(), e.to_string()),
-            Err(AppError::Unauthorized(code, message)) => (code.to_string(), message),
+            Err(AppError::Unauthorized(code, message, _)) => (code.to_string(), message),
         };
         // An unusable message must not come back for ever: its dead letter says why.
         let dl = DeadLetter {

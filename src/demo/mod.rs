@@ -205,6 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         name: "demo camera system".into(),
         sha256: token_digest(&camera_key),
         cameras: Vec::new(),
+        digest: None,
     });
     if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
         speed_up_targets(cfg, args.sla_speedup);

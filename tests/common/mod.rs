@@ -143,6 +143,7 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
         name: "test camera system".into(),
         sha256: token_digest(CAMERA_KEY),
         cameras: Vec::new(),
+        digest: None,
     }];
     s
 }

@@ -32,13 +32,12 @@ pub fn client_config(config: &Config) -> ClientConfig {
 /// ids make a record written twice harmless, and one request in flight keeps the order.
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut cc = client_config(config);
-    if config
+    let idempotence_off = config
         .kafka
         .options
         .get("enable.idempotence")
-        .map(String::as_str)
-        == Some("false")
-    {
+        .is_some_and(|v| said_no(v));
+    if idempotence_off {
         if !config
             .kafka
             .options
@@ -54,6 +53,12 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         config.kafka.produce_timeout.0.as_millis().to_string(),
     );
     cc
+}
+
+/// A boolean option set to false the ways librdkafka reads it (`false`, `f`, `0`, any case).
+fn said_no(value: &str) -> bool {
+    let v = value.trim();
+    v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("f") || v == "0"
 }
 
 /// How long a fetch may wait at the broker for new records, unless `[kafka.options]` says
@@ -259,6 +264,37 @@ mod tests {
             }
             let made: Result<FutureProducer, _> = producer_config(&config).create();
             assert!(made.is_ok(), "{protocol} {mechanism:?}: {:?}", made.err());
+        }
+    }
+
+    /// Idempotence turned off the ways librdkafka reads "false" stays off, with one request in
+    /// flight; anything else gets the idempotent producer.
+    #[test]
+    fn idempotence_is_off_only_when_the_options_say_so() {
+        for (value, off) in [
+            ("false", true),
+            ("False", true),
+            ("0", true),
+            ("f", true),
+            ("true", false),
+            ("no", false),
+        ] {
+            let mut config = crate::load::Settings::load(None, std::iter::empty())
+                .expect("defaults load")
+                .config;
+            config
+                .kafka
+                .options
+                .insert("enable.idempotence".into(), value.into());
+            let cc = producer_config(&config);
+            let in_flight = cc.get("max.in.flight.requests.per.connection");
+            if off {
+                assert_eq!(cc.get("enable.idempotence"), Some(value), "{value}");
+                assert_eq!(in_flight, Some("1"), "{value}");
+            } else {
+                assert_eq!(cc.get("enable.idempotence"), Some("true"), "{value}");
+                assert_eq!(in_flight, None, "{value}");
+            }
         }
     }
 }

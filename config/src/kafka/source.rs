@@ -131,7 +131,7 @@ pub async fn at_least_once<F, Fut>(
 
 /// Leaves the group and joins it again with the same subscription. Inputs still in flight
 /// may be done again by the partition's next owner, with the same outputs.
-fn rejoin(consumer: &StreamConsumer<LagContext>, stage: &str) {
+pub fn rejoin(consumer: &StreamConsumer<LagContext>, stage: &str) {
     let topics: Vec<String> = match consumer.subscription() {
         Ok(tpl) => tpl
             .elements()

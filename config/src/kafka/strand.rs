@@ -13,6 +13,14 @@
 //! `partitions / members` (rounded down) of a topic for a while, the loop is told to leave and
 //! join again, which starts a new generation with an assignment over the members really there.
 //! In a healthy group every member holds at least that share, so the watch never acts.
+//!
+//! The second case is a rebalance that never ends: tansu, dropping a member that missed its
+//! heartbeats, makes the group forming again under the same generation and goes on answering
+//! the other members' heartbeats without an error, so nobody joins and the partitions of the
+//! member gone stay with nobody (one command partition, two dashboards, the owner killed: the
+//! survivor waited for good in about one run of four). A group that stays neither stable nor
+//! empty for as long gets the same rejoin. On a Kafka cluster a rebalance ends within the
+//! members' rebalance timeout, and a member asked to join again joins at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,7 +106,7 @@ fn watch(
     stop: &AtomicBool,
     held: &Mutex<Option<HashMap<String, usize>>>,
 ) {
-    let mut short_since: Option<Instant> = None;
+    let mut wrong_since: Option<Instant> = None;
     let mut quiet_until = Instant::now() + CHECK_EVERY;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(500));
@@ -107,30 +115,53 @@ fn watch(
         }
         quiet_until = Instant::now() + CHECK_EVERY;
         let own = held.lock().expect("held lock").clone();
-        let verdict = own.and_then(|own| short_of_share(client, group, topics, &own));
+        if own.is_none() {
+            tracing::debug!(group, "no assignment reported yet");
+        }
+        let verdict = own.and_then(|own| judge(client, group, topics, &own));
         match verdict {
-            Some(Short {
-                topic,
-                holds,
-                share,
-            }) => {
-                let since = *short_since.get_or_insert_with(Instant::now);
+            Some(verdict) => {
+                let since = *wrong_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= SHORT_FOR {
-                    tracing::warn!(
-                        group,
-                        topic,
-                        holds,
-                        share,
-                        "{stage}: the group is stable but this member holds {holds} partitions of {topic}, fewer than its share; leaving and joining again"
-                    );
+                    match verdict {
+                        Verdict::Short(Short {
+                            topic,
+                            holds,
+                            share,
+                        }) => tracing::warn!(
+                            group,
+                            topic,
+                            holds,
+                            share,
+                            "{stage}: the group is stable but this member holds {holds} partitions of {topic}, fewer than its share; leaving and joining again"
+                        ),
+                        Verdict::Unsettled(state) => tracing::warn!(
+                            group,
+                            state,
+                            "{stage}: the group has been {state} for {}s while this member heartbeats; leaving and joining again",
+                            since.elapsed().as_secs()
+                        ),
+                    }
                     due.store(true, Ordering::Release);
-                    short_since = None;
+                    wrong_since = None;
                     quiet_until = Instant::now() + SETTLE;
                 }
             }
-            None => short_since = None,
+            None => wrong_since = None,
         }
     }
+}
+
+/// What is wrong with this member's place in the group.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Stable, and this member holds less than its share of a topic.
+    Short(Short),
+    /// A rebalance that does not end: tansu 0.6, dropping a member that missed its heartbeats,
+    /// turns a stable group back into a forming one without a new generation, and answers the
+    /// remaining members' heartbeats (same generation) with no error, so none of them is told
+    /// to join again and the group waits for a join that never comes.
+    Unsettled(String),
 }
 
 /// A topic of which this member holds less than its share.
@@ -141,21 +172,37 @@ struct Short {
     share: usize,
 }
 
-/// Asks the coordinator how many members the stable `group` has; `None` when it cannot say
-/// (no answer, a rebalance going on) or when this member holds its share of every topic.
-fn short_of_share(
+/// Asks the coordinator about the `group`; `None` when it cannot say (no answer), when the group
+/// has no members, or when it is stable and this member holds its share of every topic.
+fn judge(
     client: &BaseConsumer,
     group: &str,
     topics: &[String],
     own: &HashMap<String, usize>,
-) -> Option<Short> {
+) -> Option<Verdict> {
     let timeout = Duration::from_secs(5);
-    let list = client.fetch_group_list(Some(group), timeout).ok()?;
-    let info = list.groups().iter().find(|g| g.name() == group)?;
+    let list = client
+        .fetch_group_list(Some(group), timeout)
+        .inspect_err(|e| tracing::debug!(group, error = %e, "cannot describe the group"))
+        .ok()?;
+    let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+        tracing::debug!(group, "the coordinator does not know the group");
+        return None;
+    };
+    let members = info.members().len();
+    tracing::debug!(
+        group,
+        state = info.state(),
+        members,
+        ?own,
+        "the group as its coordinator tells it"
+    );
+    if unsettled(info.state(), members) {
+        return Some(Verdict::Unsettled(info.state().to_string()));
+    }
     if info.state() != "Stable" {
         return None;
     }
-    let members = info.members().len();
     for topic in topics {
         let meta = client.fetch_metadata(Some(topic), timeout).ok()?;
         let partitions = meta
@@ -166,14 +213,20 @@ fn short_of_share(
             .len();
         let holds = own.get(topic).copied().unwrap_or(0);
         if let Some(share) = left_short(partitions, members, holds) {
-            return Some(Short {
+            return Some(Verdict::Short(Short {
                 topic: topic.clone(),
                 holds,
                 share,
-            });
+            }));
         }
     }
     None
+}
+
+/// A group with members that is neither stable nor empty is rebalancing; that is fine for a
+/// few seconds, and a sign of the stuck rebalance above when it lasts.
+fn unsettled(state: &str, members: usize) -> bool {
+    members > 0 && !matches!(state, "Stable" | "Empty" | "Dead")
 }
 
 /// The share a member of `members` holding `holds` of `partitions` should at least have, when
@@ -211,5 +264,17 @@ mod tests {
             "more members than partitions: some get none"
         );
         assert_eq!(left_short(4, 0, 0), None);
+    }
+
+    #[test]
+    fn only_a_rebalance_with_members_counts_as_unsettled() {
+        assert!(
+            unsettled("Assigning", 1),
+            "tansu's forming group without a leader"
+        );
+        assert!(unsettled("PreparingRebalance", 2));
+        assert!(!unsettled("Stable", 2));
+        assert!(!unsettled("Empty", 0));
+        assert!(!unsettled("Assigning", 0), "nobody left to join");
     }
 }

@@ -981,44 +981,165 @@ impl Drop for Killed {
     }
 }
 
+/// Where Debian's mosquitto is installed; None, with the reason printed, where it is not.
+fn mosquitto_path() -> Option<&'static str> {
+    let found = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    if found.is_none() {
+        println!("skipped: mosquitto is not installed (apt-get install mosquitto; scripts/test.sh installs it)");
+    }
+    found
+}
+
+/// mosquitto started with `args`, returned once each of `ports` accepts connections.
+async fn mosquitto(args: &[&std::ffi::OsStr], ports: &[u16]) -> Option<Killed> {
+    let broker = Killed(
+        Command::new(mosquitto_path()?)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts"),
+    );
+    for &port in ports {
+        common::eventually("mosquitto listening", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await;
+    }
+    Some(broker)
+}
+
+/// A simulated Frigate publishing to the plain MQTT listener on `port`, and the task that
+/// drives its connection.
+fn frigate_publisher(port: u16) -> (rumqttc::AsyncClient, tokio::task::JoinHandle<()>) {
+    let mut opts = rumqttc::MqttOptions::new("frigate-test", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (frigate, mut events) = rumqttc::AsyncClient::new(opts, 16);
+    let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    (frigate, driver)
+}
+
+/// Until ingest has subscribed, what is published is nobody's: publishes `message()` to
+/// `frigate/events` until the first public-safety incident shows on the dashboard.
+async fn publish_until_incident(
+    p: &Pipeline,
+    frigate: &rumqttc::AsyncClient,
+    message: impl Fn() -> String,
+) -> Value {
+    common::eventually("the incident of the first Frigate message", || async {
+        frigate
+            .publish(
+                "frigate/events",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                message(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let page = p.dashboard("/v1/incidents?category=public_safety").await;
+        page["items"].get(0).cloned()
+    })
+    .await
+}
+
+/// Frigate's broker over TLS: mosquitto with a TLS listener (a certificate made here, its
+/// own CA) beside a plain one for the simulated Frigate; ingest subscribes with
+/// `mqtts://` and `ca_file`, and a detection published on the plain side becomes an incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frigate_events_reach_ingest_over_mqtt_with_tls() {
+    if mosquitto_path().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ioc-mqtts-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        println!("skipped: openssl could not make a certificate (apt-get install openssl)");
+        return;
+    }
+    // mosquitto started as root drops to its own user, which must be able to read the key.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port_of = |a: String| -> u16 { a.rsplit(':').next().unwrap().parse().unwrap() };
+    let (tls_port, plain_port) = (port_of(free_port()), port_of(free_port()));
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n\
+             listener {plain_port} 127.0.0.1\nallow_anonymous true\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let Some(_broker) =
+        mosquitto(&["-c".as_ref(), conf.as_os_str()], &[tls_port, plain_port]).await
+    else {
+        return;
+    };
+    let client_id = format!("ioc-test-{}", uuid::Uuid::new_v4().simple());
+    let ca = cert.display().to_string();
+    let p = Pipeline::start_with("e2e-frigate-mqtts", 2, 1, None, |s| {
+        s.config.ingest.frigate_mqtt.url = format!("mqtts://127.0.0.1:{tls_port}");
+        s.config.ingest.frigate_mqtt.client_id = client_id.clone();
+        s.config.ingest.frigate_mqtt.ca_file = Some(ca.clone());
+    })
+    .await;
+    let (frigate, driver) = frigate_publisher(plain_port);
+    let t0 = (chrono::Utc::now() - chrono::Duration::minutes(3)).timestamp() as f64;
+    let new = json!({"type": "new", "before": {}, "after": {
+        "id": format!("{t0}-tls"), "camera": "cam_0002", "label": "fire", "score": 0.8,
+        "top_score": 0.9, "start_time": t0, "frame_time": t0, "end_time": null,
+        "current_zones": [], "entered_zones": [], "has_snapshot": true,
+    }})
+    .to_string();
+    let incident = publish_until_incident(&p, &frigate, || new.clone()).await;
+    assert_eq!(incident["source"]["kind"], "camera", "{incident}");
+    driver.abort();
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Frigate's events from a real MQTT broker (Debian's mosquitto, started here): ingest
 /// subscribes, a fire tracked from `new` to `end` is one situation (the `new` sent again and
 /// again until ingest is subscribed counts once), and a broken message is dead-lettered with
 /// its reason instead of coming back for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frigate_events_from_its_mqtt_broker_become_one_situation() {
-    let Some(mosquitto) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
+    let port: u16 = free_port().rsplit(':').next().unwrap().parse().unwrap();
+    let Some(_broker) = mosquitto(&["-p".as_ref(), port.to_string().as_ref()], &[port]).await
     else {
-        println!("skipped: mosquitto is not installed (apt-get install mosquitto; scripts/test.sh installs it)");
         return;
     };
-    let port: u16 = free_port().rsplit(':').next().unwrap().parse().unwrap();
-    let _broker = Killed(
-        Command::new(mosquitto)
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts"),
-    );
-    common::eventually("mosquitto listening", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-    })
-    .await;
     let client_id = format!("ioc-test-{}", uuid::Uuid::new_v4().simple());
     let p = Pipeline::start_with("e2e-frigate-mqtt", 2, 1, None, |s| {
         s.config.ingest.frigate_mqtt.url = format!("mqtt://127.0.0.1:{port}");
         s.config.ingest.frigate_mqtt.client_id = client_id.clone();
     })
     .await;
-    let mut opts = rumqttc::MqttOptions::new("frigate-test", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (frigate, mut events) = rumqttc::AsyncClient::new(opts, 16);
-    let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let (frigate, driver) = frigate_publisher(port);
     let t0 = (chrono::Utc::now() - chrono::Duration::minutes(3)).timestamp() as f64;
     let id = format!("{t0}-f1re");
     let fire = |kind: &str, frame: f64, end: Option<f64>| {
@@ -1038,14 +1159,7 @@ async fn frigate_events_from_its_mqtt_broker_become_one_situation() {
                 .unwrap();
         }
     };
-    // Until ingest has subscribed, what is published is nobody's: send `new` until it lands.
-    let incident = common::eventually("the fire's incident", || async {
-        publish(fire("new", t0, None)).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let page = p.dashboard("/v1/incidents?category=public_safety").await;
-        page["items"].get(0).cloned()
-    })
-    .await;
+    let incident = publish_until_incident(&p, &frigate, || fire("new", t0, None)).await;
     publish(fire("update", t0 + 20.0, None)).await;
     publish("{\"type\": \"new\", \"after\": ".to_string()).await;
     publish(fire("update", t0 + 40.0, None)).await;

@@ -228,6 +228,16 @@ impl Settings {
         if c.kafka.produce_timeout.0.is_zero() {
             problems.push("kafka.produce_timeout must be more than zero".into());
         }
+        for k in &c.ingest.camera_keys {
+            if let Some(d) = &k.digest {
+                if d.md5.is_none() && d.sha256.is_none() {
+                    problems.push(format!(
+                        "ingest.camera_keys '{}': digest needs md5 or sha256 of '{}:ioc:<key>' (ioc token --digest-user {} prints both)",
+                        k.name, d.user, d.user
+                    ));
+                }
+            }
+        }
         if !c.ingest.frigate_mqtt.url.is_empty() {
             if let Err(e) = c.ingest.frigate_mqtt.host_port() {
                 problems.push(e);
@@ -639,6 +649,33 @@ mod tests {
         std::fs::write(&path, "[ingest]\nlisten_adress = \"127.0.0.1:1\"\n").unwrap();
         let err = Settings::load(Some(&path), std::iter::empty()).unwrap_err();
         assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+
+    #[test]
+    fn frigate_urls_and_digest_logins_are_checked() {
+        let dir = std::env::temp_dir().join(format!("ioc-cfg-mqtt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        let load = |body: &str| {
+            std::fs::write(&path, body).unwrap();
+            Settings::load(Some(&path), std::iter::empty())
+        };
+        let s = load("[ingest.frigate_mqtt]\nurl = \"mqtts://broker.city.vn\"\n").unwrap();
+        let mqtt = &s.config.ingest.frigate_mqtt;
+        assert!(mqtt.tls());
+        assert_eq!(mqtt.host_port().unwrap(), ("broker.city.vn".into(), 8883));
+        let err = load("[ingest.frigate_mqtt]\nurl = \"ws://broker:80\"\n").unwrap_err();
+        assert!(err.to_string().contains("mqtts://"), "{err}");
+        let err = load(
+            "[ingest]\ncamera_keys = [{ name = \"NVR\", sha256 = \"ab\", digest = { user = \"nvr-1\" } }]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("digest needs md5 or sha256 of 'nvr-1:ioc:<key>'"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

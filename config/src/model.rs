@@ -225,7 +225,8 @@ pub struct IngestConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FrigateMqttConfig {
-    /// `mqtt://host:port` of the broker Frigate publishes to; empty: off.
+    /// `mqtt://host:port` (1883 by default) or `mqtts://host:port` (TLS, 8883 by default) of
+    /// the broker Frigate publishes to; empty: off.
     pub url: String,
     /// The topic of Frigate's event messages (`<topic_prefix>/events`).
     pub topic: String,
@@ -236,17 +237,30 @@ pub struct FrigateMqttConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// For `mqtts://`: a PEM file with the certificate authority that signed the broker's
+    /// certificate (a city's own CA); without it, the system's trusted roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 impl FrigateMqttConfig {
-    /// Host and port of `url` (`mqtt://host:port`, port 1883 when absent).
+    /// Whether `url` asks for TLS (`mqtts://`).
+    pub fn tls(&self) -> bool {
+        self.url.starts_with("mqtts://")
+    }
+
+    /// Host and port of `url` (`mqtt://host:port`, port 1883 when absent; `mqtts://`, 8883).
     pub fn host_port(&self) -> Result<(String, u16), String> {
-        let rest = self.url.strip_prefix("mqtt://").ok_or_else(|| {
-            format!(
-                "ingest.frigate_mqtt.url '{}' must start with mqtt:// (TLS is not supported yet)",
+        let (rest, default_port) = if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (rest, 8883)
+        } else if let Some(rest) = self.url.strip_prefix("mqtt://") {
+            (rest, 1883)
+        } else {
+            return Err(format!(
+                "ingest.frigate_mqtt.url '{}' must start with mqtt:// or, for TLS, mqtts://",
                 self.url
-            )
-        })?;
+            ));
+        };
         let rest = rest.trim_end_matches('/');
         match rest.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() => p.parse().map(|p| (h.to_string(), p)).map_err(|_| {
@@ -255,7 +269,7 @@ impl FrigateMqttConfig {
                     self.url
                 )
             }),
-            _ if !rest.is_empty() => Ok((rest.to_string(), 1883)),
+            _ if !rest.is_empty() => Ok((rest.to_string(), default_port)),
             _ => Err(format!(
                 "ingest.frigate_mqtt.url '{}' names no host",
                 self.url

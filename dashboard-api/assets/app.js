@@ -221,6 +221,28 @@ function live(onIncident) {
 
 function refusal(e) { return `${t("a.refused")} ${e.message}`; }
 
+/** Runs `render`, which rebuilds what is inside `box`, without taking from the user what they
+ *  were doing there: text typed into a form, a changed picker, an opened <details>, the focus.
+ *  A live update must not empty the form an operator is filling in. Fields are matched by the
+ *  card they sit in (`data-id`), their form's label and their name. */
+function keepingInput(box, render) {
+  const key = (el) => [el.closest("[data-id]")?.dataset.id, el.closest("form")?.getAttribute("aria-label"),
+    el.name || el.querySelector?.("summary")?.textContent].join("|");
+  const changed = (el) => (el.tagName === "SELECT"
+    ? [...el.options].some((o) => o.selected !== o.defaultSelected) : el.value !== el.defaultValue);
+  const typed = new Map();
+  for (const el of box.querySelectorAll("input[name], textarea[name], select[name]")) if (changed(el)) typed.set(key(el), el.value);
+  const open = new Set([...box.querySelectorAll("details[open]")].map(key));
+  const focused = box.contains(document.activeElement) && document.activeElement.name ? key(document.activeElement) : null;
+  render();
+  for (const el of box.querySelectorAll("input[name], textarea[name], select[name]")) {
+    const k = key(el);
+    if (typed.has(k)) el.value = typed.get(k);
+    if (k === focused) el.focus();
+  }
+  for (const d of box.querySelectorAll("details")) if (open.has(key(d))) d.open = true;
+}
+
 // ---- Wards (for pickers and maps) ----
 
 /** A name without diacritics, in lower case: "Phường Sài Gòn" and "phuong sai gon" fold alike. */
@@ -361,6 +383,11 @@ function consolePage() {
     renderQueue();
   }
 
+  function showDetail(box, i) {
+    box.dataset.revision = i.revision;
+    box.replaceChildren(...detail(i).filter(Boolean));
+  }
+
   async function select(id) {
     selected = id;
     syncUrl();
@@ -369,8 +396,9 @@ function consolePage() {
     try {
       const i = full(await api(`/v1/incidents/${encodeURIComponent(id)}`));
       incidents.set(i.id, i);
-      box.replaceChildren(...detail(i).filter(Boolean));
+      showDetail(box, i);
     } catch (e) {
+      delete box.dataset.revision;
       box.replaceChildren(h("p", { class: "error", role: "alert", text: e.message }));
     }
   }
@@ -546,7 +574,12 @@ function consolePage() {
       full(i);
       incidents.set(i.id, i);
       renderQueue();
-      if (i.id === selected) document.getElementById("detail").replaceChildren(...detail(i).filter(Boolean));
+      // The detail is redrawn only for a newer revision than the one shown (the answer to an
+      // action has usually drawn it already), and keeps what the operator is typing.
+      const box = document.getElementById("detail");
+      if (i.id === selected && !(Number(box.dataset.revision) >= i.revision)) {
+        keepingInput(box, () => showDetail(box, i));
+      }
     });
   });
 }
@@ -561,7 +594,8 @@ function wardPage() {
     const list = [...tasks.values()].filter((i) => OPEN.includes(i.status))
       .sort((a, b) => new Date(a.sla_due_at) - new Date(b.sla_due_at));
     document.getElementById("summary").textContent = list.length ? `${list.length} ${t("ward.count")}` : t("ward.none");
-    document.getElementById("tasks").replaceChildren(...list.map(card));
+    const box = document.getElementById("tasks");
+    keepingInput(box, () => box.replaceChildren(...list.map(card)));
   }
 
   function act(i, build, form) {

@@ -14,7 +14,7 @@ use ioc_config::supervise::CancellationToken;
 use ioc_config::FrigateMqttConfig;
 use ioc_schema::camera::{Format, ReadOptions};
 use ioc_schema::{DeadLetter, DEAD_LETTER_SCHEMA};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 
 use crate::{accept_vendor, AppError, AppState};
 
@@ -32,8 +32,20 @@ pub async fn follow_frigate(
     if let Some(user) = &cfg.username {
         opts.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
     }
+    if cfg.tls() {
+        let tls = match &cfg.ca_file {
+            Some(path) => TlsConfiguration::SimpleNative {
+                ca: std::fs::read(path).with_context(|| {
+                    format!("reading ingest.frigate_mqtt.ca_file {path}: give the PEM file of the broker's certificate authority")
+                })?,
+                client_auth: None,
+            },
+            None => TlsConfiguration::Native,
+        };
+        opts.set_transport(Transport::tls_with_config(tls));
+    }
     let (client, mut events) = AsyncClient::new(opts, 64);
-    tracing::info!(%host, port, topic = %cfg.topic, "ingest: following Frigate's MQTT events");
+    tracing::info!(%host, port, tls = cfg.tls(), topic = %cfg.topic, "ingest: following Frigate's MQTT events");
     let mut warned = false;
     loop {
         let event = tokio::select! {

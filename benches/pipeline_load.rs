@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         sha256: token_digest(OPERATOR_TOKEN),
         role: Role::Operator,
         ward: None,
+        plates: false,
     }];
     let _embedded = match &args.brokers {
         Some(b) => {

@@ -25,9 +25,12 @@ export IOC_INGEST=$(demo_field "ingest API " 3)
 export IOC_DASHBOARD=$(demo_field "dashboard API " 3)
 export IOC_OPERATOR_TOKEN=$(demo_field "operator token" 3)
 export IOC_WARD_TOKEN=$(demo_field "ward token" 3)
+export IOC_POLICE_TOKEN=$(demo_field "police token" 3)
+export IOC_CAMERA_KEY=$(demo_field "camera key" 3)
 export IOC_WARD=$(grep -a "^  ward token" "$DEMO_OUT" | sed -E 's/.*unit of ward ([^);]+).*/\1/')
 export IOC_ARTIFACTS=target/browser-artifacts
 [ -n "$IOC_INGEST" ] && [ -n "$IOC_DASHBOARD" ] && [ -n "$IOC_OPERATOR_TOKEN" ] && [ -n "$IOC_WARD_TOKEN" ] && [ -n "$IOC_WARD" ] \
+  && [ -n "$IOC_POLICE_TOKEN" ] && [ -n "$IOC_CAMERA_KEY" ] \
   || { cat "$DEMO_OUT"; echo "could not read the demo's addresses and tokens" >&2; exit 1; }
 mkdir -p "$IOC_ARTIFACTS"
 timeout 600 python3 tests/browser/test_pages.py

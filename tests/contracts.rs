@@ -130,8 +130,11 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
     )
     .await;
     assert_eq!(status, 422);
+    // An accident (an incident) and a red-light capture (an enforcement record).
     let camera = json!([{"camera_id": "CAM-0001", "event_type": "accident", "confidence": 0.8,
-        "detected_at": chrono::Utc::now(), "plate": "29A-00001"}]);
+        "detected_at": chrono::Utc::now(), "plate": "29A-00001"},
+        {"camera_id": "CAM-0001", "event_type": "red_light_violation", "confidence": 0.9,
+        "detected_at": chrono::Utc::now(), "plate": "29A-00002", "lane": "1"}]);
     let (_, cams) = checked(
         &ingest_doc,
         "POST",
@@ -207,6 +210,13 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
 
     p.wait_for_incidents(2).await;
     p.incident_when(&id, "appears", |_| true).await;
+    common::eventually("the red-light record counted", || async {
+        let (_, rows) = p
+            .dashboard_as("/v1/violations/counts", OPERATOR_TOKEN)
+            .await;
+        rows.as_array().is_some_and(|r| !r.is_empty()).then_some(())
+    })
+    .await;
 
     // Dashboard: the reads, an action, a refused action, the citizen's view and answers.
     let get = |path: String, token: Option<&str>| {
@@ -229,6 +239,9 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
         ("/v1/figures".to_string(), "/v1/figures"),
         ("/v1/wards".to_string(), "/v1/wards"),
         ("/v1/incidents?status=typo".to_string(), "/v1/incidents"),
+        ("/v1/violations/counts".to_string(), "/v1/violations/counts"),
+        ("/v1/violations?limit=5".to_string(), "/v1/violations"),
+        ("/v1/violations?limit=many".to_string(), "/v1/violations"),
     ] {
         checked(&dash_doc, "GET", template, get(path, Some(OPERATOR_TOKEN))).await;
     }
@@ -334,6 +347,7 @@ async fn real_answers_and_real_records_match_the_published_contracts() {
             "commands" => &topics.commands,
             "command_results" => &topics.command_results,
             "situations" => &topics.situations,
+            "violations" => &topics.violations,
             other => panic!("no topic for {other}"),
         };
         let records = tokio::task::spawn_blocking({

@@ -101,6 +101,7 @@ async fn open_cases_move_to_the_2025_units_and_figures_count_across_the_change()
                 sha256: token_digest(token),
                 role: Role::Ward,
                 ward: Some(ward.into()),
+                plates: false,
             });
         }
     })

@@ -572,6 +572,139 @@ async fn topics_keep_the_truth_and_let_personal_data_expire() {
     assert!(err.contains(&bad.config.topics.incidents), "{err}");
 }
 
+/// Red-light captures and Hikvision ANPR reads (disposition `record`) become enforcement
+/// records on the violations topic, not incidents: one per capture however often it is sent,
+/// counted per ward and camera on the dashboard, the plate served only to a token allowed to
+/// read plates, a ward unit held to its ward. An accident from the same camera stays an incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
+    let p = Pipeline::start("e2e-violations", 2, 1).await;
+    let now = chrono::Utc::now();
+    let red_light = json!({"camera_id": "CAM-0001", "event_type": "red_light_violation",
+        "event_id": "rl-1", "confidence": 0.95, "detected_at": now - chrono::Duration::minutes(2),
+        "plate": "29A-123.45", "lane": "2"});
+    let accident = json!({"camera_id": "CAM-0001", "event_type": "accident", "confidence": 0.9,
+        "detected_at": now - chrono::Duration::minutes(1)});
+    let mut accepted = Vec::new();
+    for body in [&red_light, &red_light, &accident].map(|b| json!([b])) {
+        let resp = p
+            .http
+            .post(format!("{}/v1/camera-events", p.ingest_url))
+            .header("x-api-key", common::CAMERA_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap_or_default();
+        assert_eq!(status, 202, "{answer}");
+        accepted.push(answer);
+    }
+    let local = (now - chrono::Duration::minutes(3))
+        .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap());
+    let anpr = format!(
+        "<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.isapi.org/ver20/XMLSchema\">\
+         <macAddress>hik-0003</macAddress><channelID>1</channelID><dateTime>{}</dateTime>\
+         <activePostCount>1</activePostCount><eventType>ANPR</eventType><eventState>active</eventState>\
+         <ANPR><licensePlate>51G-888.88</licensePlate><confidenceLevel>94</confidenceLevel>\
+         <laneNo>1</laneNo></ANPR><UUID>9a3e0f3c-2222-4c9f-9d55-5a0c6c3f7e10</UUID></EventNotificationAlert>",
+        local.to_rfc3339()
+    );
+    post_vendor(&p, "hikvision", "", "application/xml", anpr).await;
+
+    let counts = common::eventually("both captures counted", || async {
+        let (status, rows) = p
+            .dashboard_as("/v1/violations/counts", common::OPERATOR_TOKEN)
+            .await;
+        assert_eq!(status, 200, "{rows}");
+        let total: u64 = rows
+            .as_array()?
+            .iter()
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum();
+        (total >= 2).then_some(rows)
+    })
+    .await;
+    let rows = counts.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{counts}");
+    for (camera, event_type) in [
+        ("CAM-0001", "red_light_violation"),
+        ("CAM-0003", "anpr_capture"),
+    ] {
+        let row = rows.iter().find(|r| r["camera_id"] == camera).unwrap();
+        assert_eq!(
+            (row["event_type"].as_str(), row["count"].as_u64()),
+            (Some(event_type), Some(1)),
+            "{row}"
+        );
+    }
+
+    let (_, hidden) = p
+        .dashboard_as("/v1/violations", common::OPERATOR_TOKEN)
+        .await;
+    assert_eq!(hidden.as_array().unwrap().len(), 2, "{hidden}");
+    assert!(
+        !hidden.to_string().contains("29A-123.45") && !hidden.to_string().contains("51G-888.88"),
+        "{hidden}"
+    );
+    let (_, shown) = p
+        .dashboard_as("/v1/violations?camera_id=CAM-0003", common::PLATES_TOKEN)
+        .await;
+    assert_eq!(shown[0]["plate"], "51G-888.88", "{shown}");
+    assert_eq!(shown[0]["format"], "hikvision", "{shown}");
+    assert_eq!(shown[0]["confidence"], 0.94, "{shown}");
+    let (_, red) = p
+        .dashboard_as(
+            "/v1/violations?event_type=red_light_violation",
+            common::PLATES_TOKEN,
+        )
+        .await;
+    assert_eq!(
+        (red[0]["plate"].as_str(), red[0]["lane"].as_str()),
+        (Some("29A-123.45"), Some("2")),
+        "{red}"
+    );
+    assert_eq!(red[0]["unit"], "Traffic police team", "{red}");
+    assert!(red[0]["id"].as_str().unwrap().starts_with("vio-"), "{red}");
+    assert_eq!(
+        red[0]["id"], accepted[0]["incident_ids"][0],
+        "ingest named the record: {red}"
+    );
+
+    // A ward unit sees its own ward's records only, and is refused another ward's.
+    let (_, own) = p.dashboard_as("/v1/violations", common::WARD_TOKEN).await;
+    let expected = hidden
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ward"]["id"] == common::WARD_OF_TOKEN)
+        .count();
+    assert_eq!(own.as_array().unwrap().len(), expected, "{own}");
+    let (status, _) = p
+        .dashboard_as(
+            &format!("/v1/violations/counts?ward={}", common::WARD2),
+            common::WARD_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Only the accident became an incident.
+    let page = p.wait_for_incidents(1).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(
+        page["items"][0]["source"]["event_type"], "accident",
+        "{page}"
+    );
+    let violations = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.violations,
+    );
+    let ids: HashSet<&str> = violations.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    p.stop().await;
+}
+
 /// Posts one vendor message to ingest's `/v1/camera-events/{format}`; must be accepted.
 async fn post_vendor(
     p: &Pipeline,

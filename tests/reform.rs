@@ -60,6 +60,7 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
             sha256: token_digest(NEW_UNIT_TOKEN),
             role: Role::Ward,
             ward: Some(unit),
+            plates: false,
         });
     })
     .await;

@@ -228,6 +228,17 @@ impl Settings {
         if c.kafka.produce_timeout.0.is_zero() {
             problems.push("kafka.produce_timeout must be more than zero".into());
         }
+        for t in c.router.dispositions.keys() {
+            if !c
+                .categories
+                .iter()
+                .any(|cat| cat.camera_event_types.contains(t))
+            {
+                problems.push(format!(
+                    "router.dispositions names '{t}', which no category lists in camera_event_types"
+                ));
+            }
+        }
         for k in &c.ingest.camera_keys {
             if let Some(d) = &k.digest {
                 if d.md5.is_none() && d.sha256.is_none() {

@@ -145,6 +145,11 @@ pub struct TopicsConfig {
     /// topic). Empty: the DeepStream topic's name with `.situations`.
     #[serde(default)]
     pub deepstream_situations: String,
+    /// Enforcement records (camera event types whose disposition is `record`; key: record
+    /// id). They carry plates, so they are deleted by age. Empty: the incident topic's name
+    /// with `.violations`.
+    #[serde(default)]
+    pub violations: String,
     /// Partitions for topics this program creates; router instances can scale up to this many.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -170,6 +175,7 @@ impl TopicsConfig {
             &self.assignments,
             &self.commands,
             &self.command_results,
+            &self.violations,
         ];
         if !self.deepstream.is_empty() {
             all.extend([self.deepstream.as_str(), &self.deepstream_situations]);
@@ -184,6 +190,9 @@ impl TopicsConfig {
         }
         if self.deepstream_situations.is_empty() && !self.deepstream.is_empty() {
             self.deepstream_situations = format!("{}.situations", self.deepstream);
+        }
+        if self.violations.is_empty() {
+            self.violations = format!("{}.violations", self.incidents);
         }
         if self.commands.is_empty() {
             self.commands = format!("{}.commands", self.incidents);
@@ -343,6 +352,33 @@ pub struct RouterConfig {
     pub require_verification: Verification,
     /// How camera detections are grouped into situations, one incident each.
     pub situations: SituationsConfig,
+    /// Per camera event type, what its captures become: `incident` (the default: operators
+    /// and ward units handle it) or `record` (an enforcement record on the violations topic
+    /// for the category's unit, e.g. red-light captures for the traffic police).
+    #[serde(default)]
+    pub dispositions: BTreeMap<String, Disposition>,
+}
+
+/// What a camera event type's captures become.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// An incident that operators verify and ward units handle.
+    #[default]
+    Incident,
+    /// An enforcement record, one per capture (or per tracked vehicle), counted on the
+    /// dashboard, its plate readable only by tokens allowed to.
+    Record,
+}
+
+impl RouterConfig {
+    /// What captures of `event_type` become.
+    pub fn disposition(&self, event_type: &str) -> Disposition {
+        self.dispositions
+            .get(event_type)
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 /// Grouping of camera detections into situations (see the README's "Camera situations").
@@ -514,6 +550,10 @@ pub struct TokenConfig {
     /// For ward units: the ward id they may see.
     #[serde(default)]
     pub ward: Option<String>,
+    /// Whether its holder may read licence plates on enforcement records (e.g. the traffic
+    /// police unit); others see the records without plates.
+    #[serde(default)]
+    pub plates: bool,
 }
 
 /// What a token may see.

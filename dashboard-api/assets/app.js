@@ -13,7 +13,10 @@ const TEXT = {
     "lang.switch": "English", "signout": "Đăng xuất", "signin.title": "Đăng nhập",
     "signin.token": "Mã truy cập", "signin.go": "Đăng nhập", "signin.bad": "Mã truy cập không đúng.",
     "console.title": "Bàn điều hành IOC", "ward.title": "Việc của đơn vị", "citizen.title": "Phản ánh của bạn",
-    "tab.queue": "Hàng đợi", "tab.figures": "Số liệu", "any": "Tất cả",
+    "tab.queue": "Hàng đợi", "tab.figures": "Số liệu", "tab.violations": "Vi phạm", "any": "Tất cả",
+    "v.counts": "Ghi nhận vi phạm theo phường/xã và camera", "v.latest": "Ghi nhận mới nhất", "v.camera": "Camera",
+    "v.type": "Loại", "v.count": "Số lần", "v.last": "Gần nhất", "v.plate": "Biển số", "v.hidden": "(không có quyền xem)",
+    "v.lane": "Làn", "v.confidence": "Độ tin cậy", "v.none": "Chưa có ghi nhận vi phạm.",
     "f.ward": "Phường/xã", "f.category": "Lĩnh vực", "f.status": "Trạng thái", "f.source": "Nguồn",
     "f.since": "Từ", "f.until": "Đến", "f.clear": "Xoá lọc",
     "source.report": "Người dân", "source.camera": "Camera",
@@ -53,7 +56,10 @@ const TEXT = {
     "lang.switch": "Tiếng Việt", "signout": "Sign out", "signin.title": "Sign in",
     "signin.token": "Access token", "signin.go": "Sign in", "signin.bad": "That token is not valid.",
     "console.title": "IOC operators' console", "ward.title": "Our unit's work", "citizen.title": "Your report",
-    "tab.queue": "Queue", "tab.figures": "Figures", "any": "Any",
+    "tab.queue": "Queue", "tab.figures": "Figures", "tab.violations": "Violations", "any": "Any",
+    "v.counts": "Enforcement records by ward and camera", "v.latest": "Latest records", "v.camera": "Camera",
+    "v.type": "Type", "v.count": "Count", "v.last": "Latest", "v.plate": "Plate", "v.hidden": "(not yours to see)",
+    "v.lane": "Lane", "v.confidence": "Confidence", "v.none": "No enforcement records yet.",
     "f.ward": "Ward", "f.category": "Category", "f.status": "Status", "f.source": "Source",
     "f.since": "From", "f.until": "To", "f.clear": "Clear filters",
     "source.report": "Citizen", "source.camera": "Camera",
@@ -543,6 +549,24 @@ function consolePage() {
     const a = h("a", { href: URL.createObjectURL(new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" })), download: `ioc-figures-${monthForm.month.value}.csv` });
     document.body.append(a); a.click(); a.remove();
   });
+  // Enforcement records (red-light and crossing captures, ANPR reads): counts per ward and
+  // camera, and the latest, with plates only where the token may read them.
+  async function violations() {
+    const err = document.getElementById("violations-error");
+    err.textContent = "";
+    try {
+      const [counts, latest] = await Promise.all([api("/v1/violations/counts"), api("/v1/violations?limit=50")]);
+      const table = (id, head, rows) => document.getElementById(id).replaceChildren(
+        h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col", text: t(k) })))),
+        h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v) => h("td", { text: String(v ?? "") }))))));
+      table("violation-counts", ["col.ward", "v.camera", "v.type", "v.count", "v.last"],
+        counts.map((c) => [wardName(c.ward), c.camera_id, c.event_type, c.count, when(c.last_at)]));
+      table("violation-latest", ["col.when", "v.camera", "v.type", "col.ward", "v.lane", "v.plate", "v.confidence"],
+        latest.map((r) => [when(r.detected_at), r.camera_id, r.event_type, wardName(r.ward), r.lane,
+          r.plate ?? t("v.hidden"), `${Math.round(r.confidence * 100)}%`]));
+      if (!counts.length) err.textContent = t("v.none");
+    } catch (e) { err.textContent = e.message; }
+  }
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     tab.addEventListener("click", () => {
       for (const other of document.querySelectorAll('[role="tab"]')) {
@@ -551,6 +575,7 @@ function consolePage() {
         document.getElementById(other.getAttribute("aria-controls")).hidden = !on;
       }
       if (tab.id === "tab-figures") figures();
+      if (tab.id === "tab-violations") violations();
     });
   }
 

@@ -30,6 +30,8 @@ pub struct Authenticated {
     pub caller: Caller,
     /// The token's `name` in the configuration, e.g. "Phường An Bình traffic team".
     pub name: String,
+    /// May read licence plates on enforcement records.
+    pub plates: bool,
 }
 
 /// Configured tokens by digest.
@@ -50,6 +52,7 @@ impl Tokens {
                 let who = Authenticated {
                     caller,
                     name: t.name.clone(),
+                    plates: t.plates,
                 };
                 (t.sha256.to_ascii_lowercase(), who)
             })

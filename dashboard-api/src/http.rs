@@ -120,6 +120,28 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .errors(api, read)
                 .errors(api, &[(404, "No such incident")])]
         })
+        .route("/v1/violations/counts", get(crate::violations::get_counts), |api| {
+            let params = api.query::<crate::violations::ViolationQuery>();
+            let list = json!({"type": "array", "items": api.response::<crate::violations::ViolationCount>()});
+            vec![Op::get("Enforcement records counted per ward, camera and event type, largest first")
+                .tag("operators")
+                .describe("Camera event types whose disposition is `record` (router.dispositions: red-light and crossing violations, ANPR captures) become enforcement records instead of incidents. `limit` does not apply here. A ward token sees only its ward's.")
+                .security(&["token"])
+                .params(params)
+                .json(200, "The counts", list)
+                .errors(api, read)]
+        })
+        .route("/v1/violations", get(crate::violations::get_records), |api| {
+            let params = api.query::<crate::violations::ViolationQuery>();
+            let list = json!({"type": "array", "items": api.response::<ioc_schema::EnforcementRecord>()});
+            vec![Op::get("The latest enforcement records, newest first")
+                .tag("operators")
+                .describe("At most `limit` (default 100) of the latest 5,000. The plate is present only for a token with `plates = true` (e.g. the traffic police unit's). A ward token sees only its ward's.")
+                .security(&["token"])
+                .params(params)
+                .json(200, "The records", list)
+                .errors(api, read)]
+        })
         .route("/v1/incidents/{id}/nearby", get(get_nearby), |api| {
             let list = json!({"type": "array", "items": api.response::<crate::view::Nearby>()});
             vec![Op::get("Open incidents that may be the same thing as this one")

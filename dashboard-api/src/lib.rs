@@ -11,7 +11,8 @@
 //! - `GET /` (the live map page), `/healthz`, `/metrics`.
 //!
 //! Incidents carry no contact details or plates (see `ioc_schema::Incident`), so nothing served
-//! here can leak them.
+//! from them can leak them; enforcement records ([`violations`]) carry plates, served only to
+//! tokens allowed to read them.
 //!
 //! Modules: `state` (what the handlers, the consumer and the monitor share), `http` (the
 //! documented routes and the read handlers), [`auth`] (tokens, the `Authenticated` and `Scoped`
@@ -32,6 +33,7 @@ mod pages;
 pub mod situations;
 mod state;
 pub mod view;
+pub mod violations;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -110,6 +112,10 @@ pub async fn serve_with_clock(
     tasks.spawn(
         "camera situations",
         situations::follow(state.clone(), token.clone()),
+    );
+    tasks.spawn(
+        "enforcement records",
+        violations::follow(state.clone(), token.clone()),
     );
     tasks.spawn(
         "command answers",

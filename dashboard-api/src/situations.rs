@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ioc_config::kafka::client_config;
+use ioc_config::kafka::dashboard_consumer_config;
 use ioc_config::supervise::CancellationToken;
+use ioc_config::Disposition;
 use ioc_schema::{Situation, SituationSummary, SITUATION_SCHEMA};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -21,16 +22,11 @@ use crate::AppState;
 /// Follows the situations topic until `stop`.
 pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let cfg = &s.settings.config;
-    let consumer: StreamConsumer = client_config(cfg)
-        .set(
-            "group.id",
-            format!(
-                "{}-situations-{}",
-                cfg.dashboard.group_prefix, s.commands.instance
-            ),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+    let group = format!(
+        "{}-situations-{}",
+        cfg.dashboard.group_prefix, s.commands.instance
+    );
+    let consumer: StreamConsumer = dashboard_consumer_config(cfg, &group)
         .create()
         .context("creating the situations consumer")?;
     let mut topics = vec![cfg.topics.situations.as_str()];
@@ -54,6 +50,8 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
                         .payload()
                         .and_then(|v| serde_json::from_slice::<Situation>(v).ok())
                         .filter(|r| r.schema == SITUATION_SCHEMA && r.incident_written)
+                        // A tracked enforcement capture became a record, not an incident.
+                        .filter(|r| cfg.router.disposition(&r.event_type) == Disposition::Incident)
                     else {
                         continue;
                     };

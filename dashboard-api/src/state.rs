@@ -38,6 +38,8 @@ pub(crate) fn to_json<T: Serialize>(answer: &T) -> Vec<u8> {
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) view: Arc<RwLock<View>>,
+    /// Enforcement records: counts and the latest (see [`crate::violations`]).
+    pub(crate) violations: Arc<RwLock<crate::violations::Violations>>,
     pub(crate) changes: broadcast::Sender<Arc<Incident>>,
     /// The boundary sets, swapped when the configuration gains or changes one.
     pub(crate) sets: SharedSets,
@@ -95,6 +97,7 @@ impl AppState {
         Ok(AppState {
             limits,
             view: Arc::default(),
+            violations: Arc::default(),
             changes: broadcast::channel(4096).0,
             sets: Arc::new(RwLock::new(Arc::new(sets))),
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),

@@ -36,7 +36,7 @@ use ioc_config::kafka::SinkError;
 use ioc_config::limits::{per_client, Limits};
 use ioc_config::load::{find_by_digest, Settings};
 use ioc_config::supervise::Supervisor;
-use ioc_config::CameraKeyConfig;
+use ioc_config::{CameraKeyConfig, Disposition};
 use ioc_schema::camera::{self, Format, ReadOptions};
 use ioc_schema::metrics::Metrics;
 use ioc_schema::openapi::{Api, Op};
@@ -225,7 +225,8 @@ pub struct CameraAccepted {
     pub accepted: usize,
     /// Each event's id, as sent or derived from camera, type and time.
     pub event_ids: Vec<String>,
-    /// The id of the incident each event becomes.
+    /// The id of the incident each event becomes, or (`vio-…`) of the enforcement record, for
+    /// event types whose disposition is `record`.
     pub incident_ids: Vec<String>,
 }
 
@@ -595,7 +596,11 @@ async fn post_camera_events(
             e.vendor = None;
             e.event_id = Some(e.id());
             e.schema = Some(CAMERA_EVENT_SCHEMA.to_string());
-            incident_ids.push(e.incident_id());
+            let id = e.incident_id();
+            incident_ids.push(match s.settings.config.router.disposition(&e.event_type) {
+                Disposition::Record => ioc_schema::ids::violation_id(&id),
+                Disposition::Incident => id,
+            });
             e
         })
         .collect();

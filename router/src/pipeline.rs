@@ -29,9 +29,13 @@ use ioc_schema::Situation;
 
 use ioc_schema::CameraEvent;
 
-use crate::route::{camera_incident, decode_camera, decode_deepstream, route_report, InputKind};
+use crate::route::{
+    camera_incident, decode_camera, decode_deepstream, enforcement_record, route_report, InputKind,
+};
 use crate::situations::{grouped, Decision, Situations};
 use crate::wards::{BoundarySets, SharedSets};
+use ioc_config::Disposition;
+use ioc_schema::Incident;
 
 const STAGE: &str = "router";
 /// How long shutdown waits for in-flight outputs to be acknowledged.
@@ -391,18 +395,24 @@ impl Grouping {
             .situations
             .apply(rule, e, partition, offset, received_at);
         tracing::debug!(partition, offset, event = %e.id(), decision = decision.name(), "router: camera detection");
+        // An enforcement record goes where its incident would have gone, written the same way.
+        let record = cfg.router.disposition(&e.event_type) == Disposition::Record;
+        let output = |incident: Incident, detections: u64, peak: f64, snapshot: Option<String>| {
+            if record {
+                let r = enforcement_record(ctx.settings, &incident, e, detections, peak, snapshot);
+                let bytes = serde_json::to_vec(&r).expect("a record serializes");
+                (cfg.topics.violations.clone(), r.id, bytes, "violation")
+            } else {
+                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
+                (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
+            }
+        };
         match decision {
             Decision::Pulse => {
                 let incident = incident_of(e.incident_id(), e.detected_at, received_at);
-                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                write_one(
-                    ctx.sink,
-                    ctx.metrics,
-                    cfg.topics.incidents.clone(),
-                    incident.id,
-                    bytes,
-                    "incident",
-                )
+                let (topic, key, bytes, kind) =
+                    output(incident, 1, e.confidence, e.snapshot_url.clone());
+                write_one(ctx.sink, ctx.metrics, topic, key, bytes, kind)
             }
             Decision::Dropped(reason) => {
                 ctx.metrics
@@ -422,7 +432,7 @@ impl Grouping {
                 situation,
                 write_incident,
             } => {
-                let incident = write_incident.then(|| {
+                let first = write_incident.then(|| {
                     let mut i = incident_of(
                         situation.incident_id.clone(),
                         situation.first_seen,
@@ -432,26 +442,25 @@ impl Grouping {
                     if let Some(url) = &situation.snapshot_url {
                         i.media_urls = vec![url.clone()];
                     }
-                    i
+                    output(
+                        i,
+                        situation.detections,
+                        situation.peak_confidence,
+                        situation.snapshot_url.clone(),
+                    )
                 });
                 let key = situation.key.clone();
                 let before = self.chains.remove(&key);
                 let (sink, metrics) = (ctx.sink.clone(), ctx.metrics.clone());
-                let (incidents, situations_topic) =
-                    (cfg.topics.incidents.clone(), self.topic.clone());
+                let situations_topic = self.topic.clone();
                 let record = serde_json::to_vec(&*situation).expect("a situation serializes");
                 let writes = async move {
                     if let Some(before) = before {
                         before.await;
                     }
-                    if let Some(incident) = incident {
-                        let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                        sink.send_until_acknowledged(&incidents, &incident.id, &bytes)
-                            .await;
-                        metrics
-                            .events_out
-                            .with_label_values(&[STAGE, "incident"])
-                            .inc();
+                    if let Some((topic, id, bytes, kind)) = first {
+                        sink.send_until_acknowledged(&topic, &id, &bytes).await;
+                        metrics.events_out.with_label_values(&[STAGE, kind]).inc();
                         metrics
                             .events_out
                             .with_label_values(&[STAGE, "situation"])

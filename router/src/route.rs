@@ -12,8 +12,9 @@ use ioc_schema::metrics::Metrics;
 use ioc_schema::sla::{self, CategoryTargets};
 use ioc_schema::validate::{check_id, check_location, decode_json, InvalidInput};
 use ioc_schema::{
-    Actor, AssignRule, Assignment, CameraEvent, Incident, Location, Report, Source, Status, Step,
-    WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    Actor, AssignRule, Assignment, CameraEvent, EnforcementRecord, Incident, Location, Report,
+    Source, Status, Step, WardRef, CAMERA_EVENT_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    VIOLATION_SCHEMA,
 };
 
 use crate::wards::BoundarySets;
@@ -181,6 +182,42 @@ pub fn camera_incident(
     let hold = settings.config.router.require_verification == Verification::All;
     assign(&mut incident, category, &targets, sets, metrics, hold);
     incident
+}
+
+/// The enforcement record of a camera capture (disposition `record`), placed where the
+/// capture's incident would have been: same ward lookup, same unit. For a tracked capture,
+/// `detections`, `confidence` and `snapshot_url` are its track's so far.
+pub fn enforcement_record(
+    settings: &Settings,
+    placed: &Incident,
+    e: &CameraEvent,
+    detections: u64,
+    confidence: f64,
+    snapshot_url: Option<String>,
+) -> EnforcementRecord {
+    EnforcementRecord {
+        schema: VIOLATION_SCHEMA.to_string(),
+        id: ioc_schema::ids::violation_id(&placed.id),
+        camera_id: e.camera_id.clone(),
+        event_type: e.event_type.clone(),
+        category: placed.category.clone(),
+        // The category's unit even outside every ward: the record is still theirs to see.
+        unit: settings
+            .category_for_camera_type(&e.event_type)
+            .map(|c| c.unit.clone())
+            .unwrap_or_default(),
+        confidence,
+        detected_at: placed.occurred_at,
+        received_at: placed.received_at,
+        location: placed.location,
+        ward: placed.ward.clone(),
+        plate: e.plate.clone(),
+        lane: e.lane.clone(),
+        zone: e.zone.clone(),
+        snapshot_url,
+        format: e.vendor.as_ref().map(|v| v.format),
+        detections,
+    }
 }
 
 fn incident_skeleton(

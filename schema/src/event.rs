@@ -17,6 +17,7 @@ pub const INCIDENT_SCHEMA: &str = "ioc.incident.v1";
 pub const DEAD_LETTER_SCHEMA: &str = "ioc.dead-letter.v1";
 pub const ASSIGNMENT_SCHEMA: &str = "ioc.assignment.v1";
 pub const SITUATION_SCHEMA: &str = "ioc.camera-situation.v1";
+pub const VIOLATION_SCHEMA: &str = "ioc.violation.v1";
 
 /// A position in WGS84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -306,6 +307,43 @@ impl AssignRule {
             AssignRule::Unassigned => "unassigned",
         }
     }
+}
+
+/// An enforcement record: a camera capture (a red-light or crossing violation, an ANPR read)
+/// for the traffic police, on the violations topic (keyed by `id`), instead of an incident for
+/// operators. It carries the plate, so the topic is deleted by age like the camera topic and
+/// the dashboard shows plates only to tokens allowed to read them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnforcementRecord {
+    pub schema: String,
+    /// `vio-` and an id derived from the camera and the capture's id (or its situation's, for
+    /// a tracked capture, which is revised while the track lasts); a replay writes the same.
+    pub id: String,
+    pub camera_id: String,
+    pub event_type: String,
+    /// The category whose unit handles it (e.g. `traffic_order`), and that unit.
+    pub category: String,
+    pub unit: String,
+    pub confidence: f64,
+    pub detected_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// The camera's position and the ward holding it (none: outside every ward).
+    pub location: Location,
+    pub ward: Option<WardRef>,
+    /// Private: served only to tokens allowed to read plates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
+    /// The vendor format it came in, when it came through an adapter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::camera::Format>,
+    /// For a tracked capture: how many detections its track had so far.
+    pub detections: u64,
 }
 
 /// The ward an incident was assigned to.

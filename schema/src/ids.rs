@@ -54,6 +54,17 @@ pub fn camera_incident_id(camera_id: &str, event_id: &str) -> String {
     format!("{CAMERA_INCIDENT_PREFIX}{derived}")
 }
 
+pub const VIOLATION_PREFIX: &str = "vio-";
+
+/// Id of the enforcement record made from a camera incident id (`cam-…`): the same derivation,
+/// its own prefix, so a capture and its record are easy to relate and never collide.
+pub fn violation_id(camera_incident_id: &str) -> String {
+    let rest = camera_incident_id
+        .strip_prefix(CAMERA_INCIDENT_PREFIX)
+        .unwrap_or(camera_incident_id);
+    format!("{VIOLATION_PREFIX}{rest}")
+}
+
 /// Id of the incident a camera situation becomes: from its key and its first detection's
 /// time, so a router that replays the detections derives the same one.
 pub fn camera_situation_id(key: &str, first_seen_rfc3339: &str) -> String {

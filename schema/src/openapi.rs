@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::{
-    AssignmentRecord, CameraEvent, DeadLetter, Incident, Report, ASSIGNMENT_SCHEMA,
-    CAMERA_EVENT_SCHEMA, DEAD_LETTER_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    AssignmentRecord, CameraEvent, DeadLetter, EnforcementRecord, Incident, Report,
+    ASSIGNMENT_SCHEMA, CAMERA_EVENT_SCHEMA, DEAD_LETTER_SCHEMA, INCIDENT_SCHEMA, REPORT_SCHEMA,
+    VIOLATION_SCHEMA,
 };
 
 /// The schema of one kind of Kafka record.
@@ -63,6 +64,7 @@ pub fn record_schemas() -> Vec<RecordSchema> {
             true,
         ),
         one::<crate::Situation>(crate::SITUATION_SCHEMA, "situations", true),
+        one::<EnforcementRecord>(VIOLATION_SCHEMA, "violations", true),
     ]
 }
 
@@ -347,7 +349,7 @@ mod tests {
     #[test]
     fn record_schemas_describe_real_records() {
         let schemas = record_schemas();
-        assert_eq!(schemas.len(), 8);
+        assert_eq!(schemas.len(), 9);
         let incident = &schemas[2];
         assert_eq!(incident.name, INCIDENT_SCHEMA);
         let props = incident.schema["properties"].as_object().unwrap();

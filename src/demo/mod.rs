@@ -153,6 +153,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sha256: token_digest(&operator_token),
         role: Role::Operator,
         ward: None,
+        plates: false,
+    });
+    // The traffic police: an operator's view that may also read plates on enforcement records.
+    let police_token = new_token();
+    cfg.dashboard.tokens.push(TokenConfig {
+        name: "demo traffic police".into(),
+        sha256: token_digest(&police_token),
+        role: Role::Operator,
+        ward: None,
+        plates: true,
     });
     // One unit token per ward of the boundary set in force and of any set taking effect later,
     // so the simulated units act under their own ward's rights (in the demo city or a city's
@@ -190,6 +200,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             sha256: token_digest(token),
             role: Role::Ward,
             ward: Some(ward.clone()),
+            plates: false,
         });
     }
     let open311_key = new_token();
@@ -281,6 +292,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "; every ward's unit is simulated"
         }
     );
+    println!("  police token   {police_token}   (the traffic police: the console, and plates on enforcement records at /v1/violations)");
     println!("  Open311 key    {open311_key}   (GeoReport v2 at http://{dash_addr}/open311/v2/services.json)");
     println!("  camera key     {camera_key}   (camera systems: 'Authorization: Bearer <key>' on POST /v1/camera-events, or /v1/camera-events/{{deepstream,frigate,hikvision,dahua,onvif}} in their vendors' formats)");
     println!("  try: curl -H 'Authorization: Bearer {operator_token}' http://{dash_addr}/v1/stats");
@@ -404,12 +416,13 @@ async fn status_line(metrics: Metrics, stop: CancellationToken) -> anyhow::Resul
         let routed = metrics.total("ioc_incidents_routed_total") as u64;
         let unassigned = metrics.assigned.with_label_values(&["unassigned"]).get();
         let line = format!(
-            "[{:>4}s] {:>6.1} events/s | accepted {} | camera messages {} → situations {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {} | handed over {}",
+            "[{:>4}s] {:>6.1} events/s | accepted {} | camera messages {} → situations {}, enforcement records {} | assigned {} | unassigned {} | dead-lettered {} | on dashboard {} ({} resolved, {} closed) | escalated {} | handed over {}",
             started.elapsed().as_secs(),
             rate,
             accepted,
             metrics.events_in.with_label_values(&["ingest", "camera_event"]).get(),
             metrics.events_out.with_label_values(&["router", "situation"]).get(),
+            metrics.events_out.with_label_values(&["router", "violation"]).get(),
             routed - unassigned,
             unassigned,
             metrics.total("ioc_dead_lettered_total") as u64,

@@ -21,6 +21,8 @@ pub const WARD_TOKEN: &str = "test-ward-token";
 pub const WARD_OF_TOKEN: &str = "P001";
 /// A second ward's unit, for re-routing.
 pub const WARD2_TOKEN: &str = "test-ward-p002";
+/// An operator token allowed to read plates on enforcement records (the traffic police's).
+pub const PLATES_TOKEN: &str = "test-traffic-police";
 pub const WARD2: &str = "P002";
 pub const OPEN311_KEY: &str = "test-open311-key";
 /// A camera system's key for `POST /v1/camera-events`.
@@ -121,18 +123,28 @@ pub fn settings(test: &str, bootstrap: &str, partitions: i32) -> Settings {
             sha256: token_digest(OPERATOR_TOKEN),
             role: Role::Operator,
             ward: None,
+            plates: false,
         },
         TokenConfig {
             name: "test ward".into(),
             sha256: token_digest(WARD_TOKEN),
             role: Role::Ward,
             ward: Some(WARD_OF_TOKEN.into()),
+            plates: false,
         },
         TokenConfig {
             name: "second test ward".into(),
             sha256: token_digest(WARD2_TOKEN),
             role: Role::Ward,
             ward: Some(WARD2.into()),
+            plates: false,
+        },
+        TokenConfig {
+            name: "test traffic police".into(),
+            sha256: token_digest(PLATES_TOKEN),
+            role: Role::Operator,
+            ward: None,
+            plates: true,
         },
     ];
     s.config.open311.keys = vec![ioc_config::ApiKeyConfig {

@@ -110,8 +110,11 @@ pub fn dashboard_consumer_config(config: &Config, group_id: &str) -> ClientConfi
 pub fn topic_settings(config: &Config, topic: &str) -> Vec<(&'static str, String)> {
     let t = &config.topics;
     let ms = |d: crate::model::Dur| d.0.as_millis().to_string();
-    if topic == t.situations || (!topic.is_empty() && topic == t.deepstream_situations) {
-        // One record per situation key, the latest kept; situations long over are deleted
+    if topic == t.situations
+        || topic == t.violations
+        || (!topic.is_empty() && topic == t.deepstream_situations)
+    {
+        // One record per situation key (or enforcement record id), the latest kept; deleted
         // with the camera events they were made from.
         vec![
             ("cleanup.policy", "compact,delete".into()),

@@ -1,0 +1,295 @@
+//! Enforcement records (camera event types whose disposition is `record`: red-light and
+//! crossing violations, ANPR captures): read from the violations topic by every instance, counted
+//! per ward, camera and event type, the latest kept for listing. Plates are served only to tokens
+//! with `plates = true`; a ward unit sees only its ward's records.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Query as QueryParams, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ioc_config::kafka::dashboard_consumer_config;
+use ioc_config::supervise::CancellationToken;
+use ioc_schema::validate::decode_json;
+use ioc_schema::{EnforcementRecord, WardRef, VIOLATION_SCHEMA};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Authenticated, Caller};
+use crate::{bad_query, not_yours, ApiError, AppState, STAGE};
+
+/// How many of the latest records are kept for `GET /v1/violations`; counts cover all.
+pub const KEPT: usize = 5_000;
+
+/// What the dashboard holds of the violations topic.
+#[derive(Default)]
+pub struct Violations {
+    /// Every record id counted, so one written again (a replay, a retried write) counts once.
+    seen: HashSet<String>,
+    /// (ward id, camera, event type) → count.
+    counts: BTreeMap<(Option<String>, String, String), ViolationCount>,
+    /// The latest records, newest first.
+    recent: VecDeque<EnforcementRecord>,
+}
+
+/// How many records one camera made of one event type in one ward.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ViolationCount {
+    /// None: the camera stands outside every ward.
+    pub ward: Option<WardRef>,
+    pub camera_id: String,
+    pub event_type: String,
+    pub count: u64,
+    /// The latest capture's time.
+    pub last_at: DateTime<Utc>,
+}
+
+impl Violations {
+    /// Counts and keeps `r`; false when its id was counted before.
+    pub fn apply(&mut self, r: EnforcementRecord) -> bool {
+        if !self.seen.insert(r.id.clone()) {
+            return false;
+        }
+        let key = (
+            r.ward.as_ref().map(|w| w.id.clone()),
+            r.camera_id.clone(),
+            r.event_type.clone(),
+        );
+        let c = self.counts.entry(key).or_insert_with(|| ViolationCount {
+            ward: r.ward.clone(),
+            camera_id: r.camera_id.clone(),
+            event_type: r.event_type.clone(),
+            count: 0,
+            last_at: r.detected_at,
+        });
+        c.count += 1;
+        c.last_at = c.last_at.max(r.detected_at);
+        // Records arrive roughly in time order; keep the newest first.
+        let at = self
+            .recent
+            .iter()
+            .position(|k| k.detected_at <= r.detected_at)
+            .unwrap_or(self.recent.len());
+        self.recent.insert(at, r);
+        self.recent.truncate(KEPT);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// Filters of the violation listings.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViolationQuery {
+    /// A ward id; a ward unit's token is held to its own ward.
+    pub ward: Option<String>,
+    pub camera_id: Option<String>,
+    /// An event type, e.g. `red_light_violation`.
+    pub event_type: Option<String>,
+    /// `GET /v1/violations` only: how many of the latest (default 100, at most
+    /// `dashboard.max_page_size`).
+    pub limit: Option<usize>,
+}
+
+impl ViolationQuery {
+    /// The query narrowed to what `caller` may see.
+    fn scoped(mut self, caller: &Caller) -> Result<ViolationQuery, ApiError> {
+        if let Caller::Ward(own) = caller {
+            match &self.ward {
+                Some(w) if w != own => return Err(not_yours()),
+                _ => self.ward = Some(own.clone()),
+            }
+        }
+        Ok(self)
+    }
+
+    fn matches(&self, ward: Option<&WardRef>, camera_id: &str, event_type: &str) -> bool {
+        self.ward
+            .as_ref()
+            .is_none_or(|w| ward.is_some_and(|x| &x.id == w))
+            && self.camera_id.as_ref().is_none_or(|c| c == camera_id)
+            && self.event_type.as_ref().is_none_or(|t| t == event_type)
+    }
+}
+
+/// `GET /v1/violations/counts`: counts per ward, camera and event type, largest first.
+pub async fn get_counts(
+    State(s): State<AppState>,
+    who: Authenticated,
+    q: Result<QueryParams<ViolationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ViolationCount>>, ApiError> {
+    let q = q.map_err(bad_query)?.0.scoped(&who.caller)?;
+    let held = s.violations.read().expect("violations lock");
+    let mut rows: Vec<ViolationCount> = held
+        .counts
+        .values()
+        .filter(|c| q.matches(c.ward.as_ref(), &c.camera_id, &c.event_type))
+        .cloned()
+        .collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at.cmp(&a.last_at)));
+    Ok(Json(rows))
+}
+
+/// `GET /v1/violations`: the latest records, newest first; plates only for tokens allowed them.
+pub async fn get_records(
+    State(s): State<AppState>,
+    who: Authenticated,
+    q: Result<QueryParams<ViolationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<EnforcementRecord>>, ApiError> {
+    let q = q.map_err(bad_query)?.0.scoped(&who.caller)?;
+    let limit = q.limit.unwrap_or(100).min(s.max_page);
+    let held = s.violations.read().expect("violations lock");
+    let rows = held
+        .recent
+        .iter()
+        .filter(|r| q.matches(r.ward.as_ref(), &r.camera_id, &r.event_type))
+        .take(limit)
+        .map(|r| {
+            let mut r = r.clone();
+            if !who.plates {
+                r.plate = None;
+            }
+            r
+        })
+        .collect();
+    Ok(Json(rows))
+}
+
+/// Reads the violations topic from the beginning into the state until `stop`.
+pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+    let cfg = &s.settings.config;
+    let group = format!(
+        "{}-violations-{}",
+        cfg.dashboard.group_prefix,
+        uuid::Uuid::new_v4()
+    );
+    let consumer: StreamConsumer = dashboard_consumer_config(cfg, &group)
+        .create()
+        .context("creating the violations consumer")?;
+    consumer
+        .subscribe(&[&cfg.topics.violations])
+        .context("subscribing to the violations topic")?;
+    loop {
+        let m = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            m = consumer.recv() => m,
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "violations consumer");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        s.metrics
+            .events_in
+            .with_label_values(&[STAGE, "violation"])
+            .inc();
+        match decode_json::<EnforcementRecord>(m.payload().unwrap_or_default()) {
+            Ok(r) if r.schema == VIOLATION_SCHEMA => {
+                s.violations.write().expect("violations lock").apply(r);
+            }
+            Ok(r) => {
+                tracing::warn!(offset = m.offset(), schema = %r.schema, "skipping a violation record of another schema")
+            }
+            Err(e) => {
+                s.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
+                tracing::warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "skipping an unreadable violation record: {}",
+                    e.message
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioc_schema::Location;
+
+    fn record(id: &str, ward: &str, camera: &str, minute: i64) -> EnforcementRecord {
+        EnforcementRecord {
+            schema: VIOLATION_SCHEMA.into(),
+            id: id.into(),
+            camera_id: camera.into(),
+            event_type: "red_light_violation".into(),
+            category: "traffic_order".into(),
+            unit: "Traffic police team".into(),
+            confidence: 0.9,
+            detected_at: DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).unwrap(),
+            received_at: DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).unwrap(),
+            location: Location {
+                lat: 10.7,
+                lon: 106.7,
+                accuracy_m: None,
+            },
+            ward: Some(WardRef {
+                id: ward.into(),
+                name: format!("Phường {ward}"),
+            }),
+            plate: Some("51G-888.88".into()),
+            lane: None,
+            zone: None,
+            snapshot_url: None,
+            format: None,
+            detections: 1,
+        }
+    }
+
+    #[test]
+    fn a_record_counts_once_however_often_it_is_read() {
+        let mut v = Violations::default();
+        assert!(v.apply(record("vio-1", "W1", "CAM-1", 0)));
+        assert!(!v.apply(record("vio-1", "W1", "CAM-1", 0)));
+        assert!(v.apply(record("vio-2", "W1", "CAM-1", 2)));
+        assert!(v.apply(record("vio-3", "W2", "CAM-2", 1)));
+        assert_eq!(v.len(), 3);
+        let c = &v.counts[&(
+            Some("W1".into()),
+            "CAM-1".into(),
+            "red_light_violation".into(),
+        )];
+        assert_eq!((c.count, c.last_at.timestamp()), (2, 1_790_000_120));
+        let order: Vec<_> = v.recent.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(order, ["vio-2", "vio-3", "vio-1"]);
+    }
+
+    #[test]
+    fn a_ward_unit_is_held_to_its_ward() {
+        let own = Caller::Ward("W1".into());
+        let Ok(q) = ViolationQuery::default().scoped(&own) else {
+            panic!("a ward unit may ask for its own ward");
+        };
+        assert!(q.matches(
+            Some(&record("x", "W1", "C", 0).ward.unwrap()),
+            "C",
+            "red_light_violation"
+        ));
+        assert!(!q.matches(
+            Some(&record("x", "W2", "C", 0).ward.unwrap()),
+            "C",
+            "red_light_violation"
+        ));
+        assert!(!q.matches(None, "C", "red_light_violation"));
+        let other = ViolationQuery {
+            ward: Some("W2".into()),
+            ..Default::default()
+        };
+        assert!(other.scoped(&own).is_err());
+    }
+}

@@ -567,8 +567,12 @@ function consolePage() {
       if (!counts.length) err.textContent = t("v.none");
     } catch (e) { err.textContent = e.message; }
   }
+  // While the Violations tab is shown, its counts are read again every few seconds.
+  let violationsTimer = null;
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     tab.addEventListener("click", () => {
+      clearInterval(violationsTimer);
+      violationsTimer = tab.id === "tab-violations" ? setInterval(violations, 5000) : null;
       for (const other of document.querySelectorAll('[role="tab"]')) {
         const on = other === tab;
         other.setAttribute("aria-selected", String(on));

@@ -64,15 +64,10 @@ def assign_over_api(incident, ward):
 
 
 def shown_in_tab(page, rows, text):
-    """Opens the Violations tab until a row of `rows` shows `text` (each opening reads the
-    records again; the capture reaches the dashboard a moment after it is accepted)."""
-    for _ in range(30):
-        page.get_by_role("tab", name="Vi phạm").click()
-        try:
-            expect(page.locator(rows, has_text=text).first).to_be_visible(timeout=500)
-            return
-        except AssertionError:
-            pass
+    """Opens the Violations tab, which reads the records again every 5 s while it is shown
+    (the capture reaches the dashboard a moment after it is accepted), until a row of `rows`
+    shows `text`; no reload, no second click."""
+    page.get_by_role("tab", name="Vi phạm").click()
     expect(page.locator(rows, has_text=text).first).to_be_visible(timeout=WAIT_MS)
 
 

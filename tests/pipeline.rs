@@ -1270,6 +1270,7 @@ async fn frigate_events_from_its_mqtt_broker_become_one_situation() {
     let p = Pipeline::start_with("e2e-frigate-mqtt", 2, 1, None, |s| {
         s.config.ingest.frigate_mqtt.url = format!("mqtt://127.0.0.1:{port}");
         s.config.ingest.frigate_mqtt.client_id = client_id.clone();
+        s.config.ingest.frigate_mqtt.review_topic = "frigate/reviews".into();
     })
     .await;
     let (frigate, driver) = frigate_publisher(port);
@@ -1319,6 +1320,44 @@ async fn frigate_events_from_its_mqtt_broker_become_one_situation() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["source_topic"], "mqtt:frigate/events");
     assert_eq!(dead[0]["reason"], "unreadable_payload");
+
+    // A review item on frigate/reviews (another camera), as it happens: new, update (which
+    // states no time; its arrival stands in), end are one situation, named by its object.
+    let r0 = chrono::Utc::now().timestamp() as f64 - 5.0;
+    let review = |kind: &str, end: Option<f64>| {
+        json!({"type": kind, "before": {}, "after": {
+            "id": format!("{t0}-rv01"), "camera": "cam_0007", "start_time": r0,
+            "end_time": end, "severity": "alert", "thumb_path": "/media/frigate/clips/review/x.webp",
+            "data": {"detections": [format!("{t0}-aa01")], "objects": ["smoke"], "sub_labels": [],
+                     "zones": [], "audio": []},
+        }})
+        .to_string()
+    };
+    for (kind, end) in [("new", None), ("update", None), ("end", Some(r0 + 5.0))] {
+        frigate
+            .publish(
+                "frigate/reviews",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                review(kind, end),
+            )
+            .await
+            .unwrap();
+    }
+    let reviewed = common::eventually("the review's end applied", || async {
+        read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations)
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Value>(&v).ok())
+            .find(|s| s["camera_id"] == "CAM-0007" && s["ended"] == true)
+    })
+    .await;
+    assert_eq!(reviewed["detections"], 3, "{reviewed}");
+    assert_eq!(reviewed["event_type"], "fire_or_smoke", "{reviewed}");
+    assert_eq!(
+        reviewed["source_key"],
+        format!("review-{t0}-rv01"),
+        "{reviewed}"
+    );
     driver.abort();
     p.stop().await;
 }

@@ -239,6 +239,12 @@ pub struct FrigateMqttConfig {
     pub url: String,
     /// The topic of Frigate's event messages (`<topic_prefix>/events`).
     pub topic: String,
+    /// The topic of Frigate's review items (`<topic_prefix>/reviews`), one per activity that
+    /// Frigate groups itself; empty: not followed. A review and the events of its objects are
+    /// separate situations, so map either the objects' events or the reviews of a camera's
+    /// labels in `[camera_formats.event_types.frigate]`, not both.
+    #[serde(default)]
+    pub review_topic: String,
     /// This client's id; the broker keeps its session (and unacknowledged messages) under it,
     /// so give each ingest instance its own.
     pub client_id: String,

@@ -45,7 +45,7 @@ pub async fn follow_frigate(
         opts.set_transport(Transport::tls_with_config(tls));
     }
     let (client, mut events) = AsyncClient::new(opts, 64);
-    tracing::info!(%host, port, tls = cfg.tls(), topic = %cfg.topic, "ingest: following Frigate's MQTT events");
+    tracing::info!(%host, port, tls = cfg.tls(), topic = %cfg.topic, reviews = %cfg.review_topic, "ingest: following Frigate's MQTT events");
     let mut warned = false;
     loop {
         let event = tokio::select! {
@@ -62,9 +62,14 @@ pub async fn follow_frigate(
                 client
                     .try_subscribe(cfg.topic.clone(), QoS::AtLeastOnce)
                     .context("subscribing to Frigate's events")?;
+                if !cfg.review_topic.is_empty() {
+                    client
+                        .try_subscribe(cfg.review_topic.clone(), QoS::AtLeastOnce)
+                        .context("subscribing to Frigate's reviews")?;
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let handled = handle(&s, &cfg.topic, &p.payload, &stop).await;
+                let handled = handle(&s, &p.topic, &p.payload, &stop).await;
                 if handled {
                     client
                         .try_ack(&p)

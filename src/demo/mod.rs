@@ -33,8 +33,9 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.4)]
     camera_share: f64,
     /// Camera tracks started a minute on devices that speak their vendors' formats (parked
-    /// cars for minutes, wrong-way drivers for seconds, floods for an hour), each reported
-    /// every few seconds; the router makes one incident of each (0: none).
+    /// cars for minutes, wrong-way drivers for seconds, floods for an hour, each reported
+    /// every few seconds, and single Hikvision ANPR reads); the router makes one incident of
+    /// each track and one enforcement record of each read (0: none).
     #[arg(long, default_value_t = 6.0)]
     camera_tracks: f64,
     /// Stop after this many seconds instead of waiting for Ctrl-C.

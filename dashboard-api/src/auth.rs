@@ -122,13 +122,20 @@ impl FromRequestParts<AppState> for Authenticated {
 
 /// Narrows a query to what the caller may see: a ward unit only its own ward.
 pub(crate) fn scope(caller: &Caller, mut q: Query) -> Result<Query, ApiError> {
+    narrow_ward(caller, &mut q.ward)?;
+    Ok(q)
+}
+
+/// The one rule for a listing's `ward` filter: a ward unit's is set to its own ward, and
+/// asking for another ward is refused; an operator's stays as asked.
+pub(crate) fn narrow_ward(caller: &Caller, ward: &mut Option<String>) -> Result<(), ApiError> {
     if let Caller::Ward(own) = caller {
-        match &q.ward {
+        match ward {
             Some(w) if w != own => return Err(not_yours()),
-            _ => q.ward = Some(own.clone()),
+            _ => *ward = Some(own.clone()),
         }
     }
-    Ok(q)
+    Ok(())
 }
 
 /// The filters of a listing, checked (an unknown status or a bad date is a 400) and narrowed

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::{Query as QueryParams, State};
+use axum::extract::{FromRequestParts, Query as QueryParams, State};
+use axum::http::request::Parts;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ioc_config::kafka::dashboard_consumer_config;
@@ -19,8 +20,8 @@ use rdkafka::message::Message;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Authenticated, Caller};
-use crate::{bad_query, not_yours, ApiError, AppState, STAGE};
+use crate::auth::{narrow_ward, Authenticated, Caller};
+use crate::{bad_query, ApiError, AppState, STAGE};
 
 /// How many of the latest records are kept for `GET /v1/violations`; counts cover all.
 pub const KEPT: usize = 5_000;
@@ -105,12 +106,7 @@ pub struct ViolationQuery {
 impl ViolationQuery {
     /// The query narrowed to what `caller` may see.
     fn scoped(mut self, caller: &Caller) -> Result<ViolationQuery, ApiError> {
-        if let Caller::Ward(own) = caller {
-            match &self.ward {
-                Some(w) if w != own => return Err(not_yours()),
-                _ => self.ward = Some(own.clone()),
-            }
-        }
+        narrow_ward(caller, &mut self.ward)?;
         Ok(self)
     }
 
@@ -123,13 +119,27 @@ impl ViolationQuery {
     }
 }
 
+/// A violation listing's filters, checked and narrowed to what the caller may see, and the
+/// caller.
+pub struct ScopedViolations(ViolationQuery, Authenticated);
+
+impl FromRequestParts<AppState> for ScopedViolations {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let QueryParams(q) = QueryParams::<ViolationQuery>::from_request_parts(parts, s)
+            .await
+            .map_err(bad_query)?;
+        let who = Authenticated::from_request_parts(parts, s).await?;
+        Ok(ScopedViolations(q.scoped(&who.caller)?, who))
+    }
+}
+
 /// `GET /v1/violations/counts`: counts per ward, camera and event type, largest first.
 pub async fn get_counts(
     State(s): State<AppState>,
-    who: Authenticated,
-    q: Result<QueryParams<ViolationQuery>, axum::extract::rejection::QueryRejection>,
+    ScopedViolations(q, _): ScopedViolations,
 ) -> Result<Json<Vec<ViolationCount>>, ApiError> {
-    let q = q.map_err(bad_query)?.0.scoped(&who.caller)?;
     let held = s.violations.read().expect("violations lock");
     let mut rows: Vec<ViolationCount> = held
         .counts
@@ -144,10 +154,8 @@ pub async fn get_counts(
 /// `GET /v1/violations`: the latest records, newest first; plates only for tokens allowed them.
 pub async fn get_records(
     State(s): State<AppState>,
-    who: Authenticated,
-    q: Result<QueryParams<ViolationQuery>, axum::extract::rejection::QueryRejection>,
+    ScopedViolations(q, who): ScopedViolations,
 ) -> Result<Json<Vec<EnforcementRecord>>, ApiError> {
-    let q = q.map_err(bad_query)?.0.scoped(&who.caller)?;
     let limit = q.limit.unwrap_or(100).min(s.max_page);
     let held = s.violations.read().expect("violations lock");
     let rows = held

@@ -17,6 +17,12 @@
 
 mod support;
 
+/// mimalloc rather than the system allocator: the stages allocate and free many small
+/// buffers per record on several threads, where glibc's malloc spent a fifth of the router's
+/// time (BENCHMARKS.md, camera situations).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,8 @@ struct Args {
     broker_events: usize,
     partitions: i32,
     brokers: Option<String>,
+    /// `router.max_in_flight`; the configuration's default when not given.
+    max_in_flight: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<(Args, bool)> {
@@ -53,6 +61,7 @@ fn parse_args() -> anyhow::Result<(Args, bool)> {
         broker_events: 40_000,
         partitions: 4,
         brokers: None,
+        max_in_flight: None,
     };
     if !bench {
         // Under `cargo test`: a small stream, no broker.
@@ -70,7 +79,8 @@ fn parse_args() -> anyhow::Result<(Args, bool)> {
             "--broker-events" => args.broker_events = value()?.parse()?,
             "--partitions" => args.partitions = value()?.parse()?,
             "--brokers" => args.brokers = Some(value()?),
-            other => bail!("unknown option {other}; options: --cameras N, --events N, --broker-events N (0: none), --partitions P, --brokers host:port"),
+            "--max-in-flight" => args.max_in_flight = Some(value()?.parse()?),
+            other => bail!("unknown option {other}; options: --cameras N, --events N, --broker-events N (0: none), --partitions P, --brokers host:port, --max-in-flight N (the router's)"),
         }
     }
     Ok((args, true))
@@ -308,6 +318,9 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
         // The stream is a day old: within the 30 days accepted.
     ];
     let mut settings = Settings::load(None, env.map(|(k, v)| (k.to_string(), v)))?;
+    if let Some(n) = args.max_in_flight {
+        settings.config.router.max_in_flight = n;
+    }
     let bare_out = format!("{unique}.bare");
     let _embedded = match &args.brokers {
         Some(b) => {
@@ -402,6 +415,7 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     // decisions can differ from the single-threaded pass above where the broker ordered
     // overlapping tracks of one key differently, so the count is reported, not required.
     let (mut written, mut changed) = (0i64, Instant::now());
+    let mut steady = Steady::default();
     loop {
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -416,7 +430,9 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
         if now_written != written {
             (written, changed) = (now_written, Instant::now());
         }
-        let consumed = counter.get() as usize >= events.len();
+        let n = counter.get() as usize;
+        steady.note(n, events.len());
+        let consumed = n >= events.len();
         if consumed && (written as usize >= expected || changed.elapsed() >= Duration::from_secs(3))
         {
             break;
@@ -471,7 +487,7 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     })
     .collect();
     println!(
-        "router: {written} situation records written, {expected} in the single-threaded pass; left out: {}",
+        "router: {written} situation records written for {expected} grouped detections (a key's detections that come while its last record waits for the broker share one record); left out: {}",
         left_out.join(", ")
     );
     let incidents = metrics
@@ -492,6 +508,7 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     let mut consumed = 0usize;
     let mut acked = 0usize;
     let mut bare_first = None;
+    let mut bare_steady = Steady::default();
     while acked < events.len() {
         anyhow::ensure!(
             Instant::now() < deadline + Duration::from_secs(600),
@@ -502,6 +519,7 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
                 let r: Result<(), rdkafka::error::KafkaError> = r;
                 r?;
                 acked += 1;
+                bare_steady.note(acked, events.len());
             }
             m = consumer.recv(), if consumed < events.len() && inflight.len() < 2000 => {
                 let m = m?;
@@ -527,5 +545,36 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
         events.len() as f64 / bare_s,
         100.0 * bare_s / router_s
     );
+    let (router_rate, bare_rate) = (steady.rate(events.len()), bare_steady.rate(events.len()));
+    println!(
+        "steady (from 10 % to 90 % of the records): the router {router_rate:.0}/s, the bare loop {bare_rate:.0}/s: the router at {:.0} % of the bare loop",
+        100.0 * router_rate / bare_rate
+    );
     Ok(())
+}
+
+/// When a count passed 10 % and 90 % of its total: the rate between, without the start-up
+/// (group join, reading situations back) and the last writes.
+#[derive(Default)]
+struct Steady {
+    tenth: Option<Instant>,
+    ninetieth: Option<Instant>,
+}
+
+impl Steady {
+    fn note(&mut self, n: usize, total: usize) {
+        if n * 10 >= total {
+            self.tenth.get_or_insert_with(Instant::now);
+        }
+        if n * 10 >= total * 9 {
+            self.ninetieth.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn rate(&self, total: usize) -> f64 {
+        match (self.tenth, self.ninetieth) {
+            (Some(a), Some(b)) if b > a => 0.8 * total as f64 / (b - a).as_secs_f64(),
+            _ => f64::NAN,
+        }
+    }
 }

@@ -2,6 +2,12 @@
 //! embedded broker (`ioc demo`), and ward-map tools (`ioc wards ...`).
 
 mod contracts;
+
+/// mimalloc rather than the system allocator: the stages allocate and free many small
+/// buffers per record on several threads, where glibc's malloc spent a fifth of the router's
+/// time (BENCHMARKS.md, camera situations).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod demo;
 mod wards_cmd;
 

@@ -1104,6 +1104,64 @@ async fn deepstream_on_its_own_topic_becomes_situations() {
     p.stop().await;
 }
 
+/// A burst of one track's detections (a backlog after an outage, a chatty pipeline) is one
+/// situation whose state goes to the situations topic a few times, not once per detection
+/// (`router.situation_linger`), and its latest record still counts every detection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_detections_shares_situation_records() {
+    let p = Pipeline::start_with("e2e-burst", 2, 1, None, |s| {
+        let t = &mut s.config.topics;
+        t.deepstream = format!("{}.deepstream", t.camera_events);
+        t.deepstream_situations = format!("{}.situations", t.deepstream);
+    })
+    .await;
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
+    let topic = p.settings.config.topics.deepstream.clone();
+    // Three minutes of a parked car, one detection every 2 s: an incident once it has lasted
+    // the minute `illegal_parking` asks for, a third of the way through the burst, and a new
+    // revision for its last state, which is over a minute later (`worth_updating`).
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let burst = 90;
+    let values: Vec<String> = (0..burst)
+        .map(|n| deepstream(t0 + chrono::Duration::seconds(2 * n as i64), "88", n))
+        .collect();
+    // Sent together, so the router finds them in the topic at once.
+    let sends = values.iter().map(|v| {
+        producer.send(
+            FutureRecord::to(&topic).key("ds-0001").payload(v),
+            Duration::from_secs(10),
+        )
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    p.wait_for_incidents(1).await;
+    let situations = p.settings.config.topics.deepstream_situations.clone();
+    let last = common::eventually("every detection of the burst applied", || async {
+        read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations)
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Value>(&v).ok())
+            .find(|s| s["detections"] == burst)
+    })
+    .await;
+    assert_eq!(last["key"], "CAM-0001|illegal_parking|key:ds-0001/88");
+    let written = read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations).len();
+    assert!(
+        written <= burst / 4,
+        "{written} situation records for {burst} detections of one track"
+    );
+    let id = last["incident_id"].as_str().unwrap().to_string();
+    let incident = common::eventually("the incident showing the whole burst", || async {
+        let i = p.dashboard(&format!("/v1/incidents/{id}")).await;
+        (i["situation"]["detections"] == burst).then_some(i)
+    })
+    .await;
+    assert_eq!(incident["source"]["camera_id"], "CAM-0001", "{incident}");
+    p.stop().await;
+}
+
 /// Kills a child process when dropped.
 struct Killed(Child);
 

@@ -348,8 +348,16 @@ pub struct RouterConfig {
     pub boundary_tolerance_m: f64,
     /// Points outside every ward go to the nearest ward within this distance (metres); 0 disables.
     pub nearest_max_m: f64,
-    /// Most produced-but-unacknowledged incidents per router before it pauses consuming.
+    /// Most inputs per router whose outputs are not yet acknowledged (written, waiting for the
+    /// broker, or a camera detection's state waiting out `situation_linger`) before it pauses
+    /// consuming.
     pub max_in_flight: usize,
+    /// How long a camera situation's new state waits before it is written, so that the key's
+    /// further detections meanwhile share one record on the situations topic. A detection that
+    /// makes an incident (or an enforcement record) is written at once. 0: every detection's
+    /// state is written as soon as the key's previous record is acknowledged.
+    #[serde(default = "default_situation_linger")]
+    pub situation_linger: Dur,
     /// How often to check boundary files for changes (new sets are picked up without a restart).
     pub reload_interval: Dur,
     /// Which incidents wait for an operator's verification before reaching the ward: `none`
@@ -363,6 +371,10 @@ pub struct RouterConfig {
     /// for the category's unit, e.g. red-light captures for the traffic police).
     #[serde(default)]
     pub dispositions: BTreeMap<String, Disposition>,
+}
+
+fn default_situation_linger() -> Dur {
+    Dur(std::time::Duration::from_millis(200))
 }
 
 /// What a camera event type's captures become.

@@ -267,10 +267,7 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create_with_context(LagContext {
-            metrics: s.metrics.clone(),
-            stage: "dashboard-commands",
-        })
+        .create_with_context(LagContext::new(s.metrics.clone(), "dashboard-commands"))
         .context("creating the command consumer")?;
     consumer
         .subscribe(&[&cfg.topics.commands])

@@ -42,10 +42,7 @@ pub async fn consume(
     let cfg = &settings.config;
     let group = format!("{}-{}", cfg.dashboard.group_prefix, uuid::Uuid::new_v4());
     let consumer: StreamConsumer<LagContext> = dashboard_consumer_config(cfg, &group)
-        .create_with_context(LagContext {
-            metrics: state.metrics.clone(),
-            stage: STAGE,
-        })
+        .create_with_context(LagContext::new(state.metrics.clone(), STAGE))
         .context("creating the dashboard's Kafka consumer")?;
     consumer
         .subscribe(&[&cfg.topics.incidents])

@@ -1,5 +1,5 @@
 //! Camera situations into incident revisions. The router writes a situation's incident once
-//! and its state after every detection on the situations topic; this instance, for the
+//! and its state as detections come on the situations topic; this instance, for the
 //! incidents whose commands it applies (one writer each, see [`crate::commands`]), writes a new
 //! revision when the situation has changed enough to matter ([`SituationSummary::worth_updating`])
 //! or is over and the incident does not show its last state yet. No audit entry: nobody acted.

@@ -190,9 +190,20 @@ async fn consume(
         inputs.join(", ")
     );
     let mut dead_logged = RateLimit::new(Duration::from_secs(10));
-    let mut cameras = Grouping::new(&cfg.topics.situations);
-    let mut deepstream = Grouping::new(&cfg.topics.deepstream_situations);
+    let mut cameras = Grouping::new(&cfg.topics.camera_events, &cfg.topics.situations, &metrics);
+    let mut deepstream = Grouping::new(
+        &cfg.topics.deepstream,
+        &cfg.topics.deepstream_situations,
+        &metrics,
+    );
     let stopping = stop.clone();
+    // Looked up once: every input counts in one of them.
+    let counted_in = [
+        InputKind::Report,
+        InputKind::CameraEvent,
+        InputKind::DeepStream,
+    ]
+    .map(|k| metrics.events_in.with_label_values(&[STAGE, k.as_str()]));
     process(
         &consumer,
         STAGE,
@@ -209,10 +220,7 @@ async fn consume(
             } else {
                 InputKind::DeepStream
             };
-            metrics
-                .events_in
-                .with_label_values(&[STAGE, kind.as_str()])
-                .inc();
+            counted_in[kind as usize].inc();
             let received_at = msg
                 .timestamp()
                 .to_millis()
@@ -226,6 +234,7 @@ async fn consume(
                 metrics: &metrics,
                 sink: &sink,
                 stop: &stopping,
+                consumer: &consumer,
             };
             let grouping = match kind {
                 InputKind::Report => None,
@@ -316,6 +325,7 @@ struct Ctx<'a> {
     metrics: &'a Metrics,
     sink: &'a Sink,
     stop: &'a CancellationToken,
+    consumer: &'a StreamConsumer<LagContext>,
 }
 
 /// Writes one record until it is acknowledged, and counts it.
@@ -339,19 +349,63 @@ fn write_one(
 /// their states go to.
 struct Grouping {
     situations: Situations,
+    /// The input topic, and the topic the situations' states go to.
+    input: String,
     topic: String,
-    /// Per situation key, the writes of its latest detection: the next detection's writes
-    /// wait for them, so the situations topic never says a key got further than Kafka has
-    /// its outputs (see `situations`).
-    chains: HashMap<String, Shared<BoxFuture<'static, ()>>>,
+    /// Per situation key, its latest writes (see [`KeyWrites`]).
+    writes: HashMap<String, KeyWrites>,
+    /// Situations read back for assigned partitions whose first detection has not come yet,
+    /// with the consumer's rebalance count when they were read: good only while it is the same.
+    prefetched: HashMap<i32, (u64, Vec<Situation>)>,
+    /// The router's metrics, shared by the writes (one pointer to copy, not every metric's).
+    metrics: Arc<Metrics>,
+}
+
+/// One output record: topic, key, value, and what it counts as in `ioc_events_out_total`.
+struct Output {
+    topic: String,
+    key: String,
+    bytes: Vec<u8>,
+    kind: &'static str,
+}
+
+/// The writes of one situation key's detections not yet begun: the incidents or enforcement
+/// records they made, then the key's latest state on the situations topic. The key's next
+/// detections join the batch until it begins, which is when the key's writes before it are
+/// acknowledged and `router.situation_linger` has passed (at once for a batch with an
+/// output: an incident waits for nobody). It writes its outputs, and then only the newest
+/// state, which includes every detection of the batch. So the situations topic never says a
+/// key got further than Kafka has its outputs, and a burst of one key's detections costs one
+/// record, not one per detection.
+#[derive(Default)]
+struct Batch {
+    begun: bool,
+    /// Holds an output: begins without lingering.
+    urgent: bool,
+    outputs: Vec<Output>,
+    state: Option<Box<Situation>>,
+    /// The camera partition of the newest detection: its state goes to the same partition.
+    partition: i32,
+}
+
+/// A key's newest batch, and what is done when it (and so every write of the key before it)
+/// is acknowledged.
+struct KeyWrites {
+    batch: Arc<std::sync::Mutex<Batch>>,
+    /// Ends the batch's linger when an output joins it.
+    wake: Arc<tokio::sync::Notify>,
+    done: Shared<BoxFuture<'static, ()>>,
 }
 
 impl Grouping {
-    fn new(topic: &str) -> Grouping {
+    fn new(input: &str, topic: &str, metrics: &Metrics) -> Grouping {
         Grouping {
             situations: Situations::default(),
+            input: input.to_string(),
             topic: topic.to_string(),
-            chains: HashMap::new(),
+            writes: HashMap::new(),
+            prefetched: HashMap::new(),
+            metrics: Arc::new(metrics.clone()),
         }
     }
 
@@ -368,7 +422,7 @@ impl Grouping {
         if grouped(e) && !self.situations.in_step(partition, offset) {
             // The partition's first detection here, or the partition moved meanwhile: what
             // its situations were is read back before any of them is decided.
-            let records = read_back(ctx.settings, &self.topic, partition, ctx.stop);
+            let records = self.read_back(ctx, partition);
             tracing::info!(
                 topic = %self.topic,
                 partition,
@@ -400,19 +454,26 @@ impl Grouping {
         let output = |incident: Incident, detections: u64, peak: f64, snapshot: Option<String>| {
             if record {
                 let r = enforcement_record(ctx.settings, &incident, e, detections, peak, snapshot);
-                let bytes = serde_json::to_vec(&r).expect("a record serializes");
-                (cfg.topics.violations.clone(), r.id, bytes, "violation")
+                Output {
+                    bytes: serde_json::to_vec(&r).expect("a record serializes"),
+                    topic: cfg.topics.violations.clone(),
+                    key: r.id,
+                    kind: "violation",
+                }
             } else {
-                let bytes = serde_json::to_vec(&incident).expect("incident serializes");
-                (cfg.topics.incidents.clone(), incident.id, bytes, "incident")
+                Output {
+                    bytes: serde_json::to_vec(&incident).expect("incident serializes"),
+                    topic: cfg.topics.incidents.clone(),
+                    key: incident.id,
+                    kind: "incident",
+                }
             }
         };
         match decision {
             Decision::Pulse => {
                 let incident = incident_of(e.incident_id(), e.detected_at, received_at);
-                let (topic, key, bytes, kind) =
-                    output(incident, 1, e.confidence, e.snapshot_url.clone());
-                write_one(ctx.sink, ctx.metrics, topic, key, bytes, kind)
+                let o = output(incident, 1, e.confidence, e.snapshot_url.clone());
+                write_one(ctx.sink, ctx.metrics, o.topic, o.key, o.bytes, o.kind)
             }
             Decision::Dropped(reason) => {
                 ctx.metrics
@@ -449,57 +510,157 @@ impl Grouping {
                         situation.snapshot_url.clone(),
                     )
                 });
-                let key = situation.key.clone();
-                let before = self.chains.remove(&key);
-                let (sink, metrics) = (ctx.sink.clone(), ctx.metrics.clone());
-                let situations_topic = self.topic.clone();
-                let record = serde_json::to_vec(&*situation).expect("a situation serializes");
-                let writes = async move {
-                    if let Some(before) = before {
-                        before.await;
-                    }
-                    if let Some((topic, id, bytes, kind)) = first {
-                        sink.send_until_acknowledged(&topic, &id, &bytes).await;
-                        metrics.events_out.with_label_values(&[STAGE, kind]).inc();
-                        metrics
-                            .events_out
-                            .with_label_values(&[STAGE, "situation"])
-                            .inc();
-                    }
-                    sink.send_to_partition_until_acknowledged(
-                        &situations_topic,
-                        Some(partition),
-                        &situation.key,
-                        &record,
-                    )
-                    .await;
-                }
-                .boxed()
-                .shared();
-                if self.chains.len() >= 10_000 {
-                    self.chains.retain(|_, w| w.peek().is_none());
-                }
-                self.chains.insert(key, writes.clone());
-                writes.boxed()
+                self.write(ctx, partition, situation, first)
             }
         }
+    }
+
+    /// The situations of `partition` as the situations topic has them. Read once for every
+    /// assigned partition of the input topic not yet known (a router taking over many
+    /// partitions waits for one read, not one per partition); what was read for the others is
+    /// used when their first detection comes, unless partitions moved meanwhile.
+    fn read_back(&mut self, ctx: &Ctx<'_>, partition: i32) -> Vec<Situation> {
+        let rebalances = ctx.consumer.context().rebalances();
+        if let Some((seen, records)) = self.prefetched.remove(&partition) {
+            if seen == rebalances {
+                return records;
+            }
+        }
+        self.prefetched.retain(|_, (seen, _)| *seen == rebalances);
+        let mut partitions = vec![partition];
+        if let Ok(assigned) = ctx.consumer.assignment() {
+            partitions.extend(
+                assigned
+                    .elements_for_topic(&self.input)
+                    .iter()
+                    .map(|e| e.partition())
+                    .filter(|p| {
+                        *p != partition
+                            && !self.situations.known(*p)
+                            && !self.prefetched.contains_key(p)
+                    }),
+            );
+        }
+        let mut read = read_back(ctx.settings, &self.topic, &partitions, ctx.stop);
+        let mine = read.remove(&partition).unwrap_or_default();
+        for (p, records) in read {
+            self.prefetched.insert(p, (rebalances, records));
+        }
+        mine
+    }
+
+    /// Writes `first` (the incident or record the detection made, if any) and then the key's
+    /// new `state`, after the key's earlier writes; joins the key's batch when one is waiting.
+    fn write(
+        &mut self,
+        ctx: &Ctx<'_>,
+        partition: i32,
+        state: Box<Situation>,
+        first: Option<Output>,
+    ) -> BoxFuture<'static, ()> {
+        if let Some(w) = self.writes.get(&state.key) {
+            let mut batch = w.batch.lock().expect("batch lock");
+            if !batch.begun {
+                if first.is_some() && !batch.urgent {
+                    batch.urgent = true;
+                    w.wake.notify_one();
+                }
+                batch.outputs.extend(first);
+                batch.state = Some(state);
+                batch.partition = partition;
+                return w.done.clone().boxed();
+            }
+        }
+        let key = state.key.clone();
+        let before = self.writes.remove(&key).map(|w| w.done);
+        let batch = Arc::new(std::sync::Mutex::new(Batch {
+            begun: false,
+            urgent: first.is_some(),
+            outputs: first.into_iter().collect(),
+            state: Some(state),
+            partition,
+        }));
+        let (sink, metrics) = (ctx.sink.clone(), self.metrics.clone());
+        let topic = self.topic.clone();
+        let mine = batch.clone();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
+        let linger = ctx.settings.config.router.situation_linger.0;
+        // On a task of its own: encoding the state and waiting for the broker run beside the
+        // consume loop (on another worker thread) instead of inside it.
+        let task = tokio::spawn(async move {
+            if let Some(before) = before {
+                before.await;
+            }
+            let urgent = mine.lock().expect("batch lock").urgent;
+            if !urgent && !linger.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(linger) => {}
+                    _ = woken.notified() => {}
+                }
+            }
+            let (outputs, state, partition) = {
+                let mut b = mine.lock().expect("batch lock");
+                b.begun = true;
+                (std::mem::take(&mut b.outputs), b.state.take(), b.partition)
+            };
+            let written = outputs.iter().map(|o| {
+                let (sink, metrics) = (&sink, &metrics);
+                async move {
+                    sink.send_until_acknowledged(&o.topic, &o.key, &o.bytes)
+                        .await;
+                    metrics.events_out.with_label_values(&[STAGE, o.kind]).inc();
+                    metrics
+                        .events_out
+                        .with_label_values(&[STAGE, "situation"])
+                        .inc();
+                }
+            });
+            futures::future::join_all(written).await;
+            let state = state.expect("a batch holds its key's state");
+            let record = serde_json::to_vec(&*state).expect("a situation serializes");
+            sink.send_to_partition_until_acknowledged(&topic, Some(partition), &state.key, &record)
+                .await;
+        });
+        let done = async move {
+            if let Err(e) = task.await {
+                // Its input must not count as done: stop the router as a panic here would.
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        .boxed()
+        .shared();
+        if self.writes.len() >= 10_000 {
+            self.writes.retain(|_, w| w.done.peek().is_none());
+        }
+        self.writes.insert(
+            key,
+            KeyWrites {
+                batch,
+                wake,
+                done: done.clone(),
+            },
+        );
+        done.boxed()
     }
 }
 
 /// How long the situations topic must stay quiet past its reported end before a read-back
-/// counts as complete.
-const READ_BACK_QUIET: Duration = Duration::from_millis(500);
+/// counts as complete: several of the reader's fetches (each waits at most 50 ms at the broker,
+/// see `base_consumer_config`).
+const READ_BACK_QUIET: Duration = Duration::from_millis(250);
 
-/// The situations of camera partition `partition`, read back from the situations topic to its
-/// end (the latest record of each key last). This blocks the consume loop on purpose: nothing
-/// of the partition may be decided before. Retries while the broker is away, until `stop`.
+/// The situations of camera partitions `partitions`, read back from the situations topic to
+/// its end (the latest record of each key last). This blocks the consume loop on purpose:
+/// nothing of a partition may be decided before. Retries while the broker is away, until
+/// `stop`.
 fn read_back(
     settings: &Settings,
     topic: &str,
-    partition: i32,
+    partitions: &[i32],
     stop: &CancellationToken,
-) -> Vec<Situation> {
-    let read = || read_situations(settings, topic, partition);
+) -> HashMap<i32, Vec<Situation>> {
+    let read = || read_situations(settings, topic, partitions);
     let mut attempt = 0u32;
     loop {
         let result = if tokio::runtime::Handle::try_current()
@@ -514,14 +675,14 @@ fn read_back(
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(
-                    partition,
+                    ?partitions,
                     attempt,
                     "router: reading camera situations back: {e:#}"
                 );
                 if stop.is_cancelled() || attempt >= 30 {
                     // Deciding from nothing could split a situation in two; stopping the
                     // router loudly is better than that.
-                    panic!("router: cannot read the camera situations of partition {partition} back: {e:#}");
+                    panic!("router: cannot read the camera situations of partitions {partitions:?} back: {e:#}");
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -532,48 +693,60 @@ fn read_back(
 fn read_situations(
     settings: &Settings,
     topic: &str,
-    partition: i32,
-) -> anyhow::Result<Vec<Situation>> {
+    partitions: &[i32],
+) -> anyhow::Result<HashMap<i32, Vec<Situation>>> {
     use rdkafka::consumer::BaseConsumer;
     let cfg = &settings.config;
-    let consumer: BaseConsumer = ioc_config::kafka::client_config(cfg)
+    let consumer: BaseConsumer = ioc_config::kafka::base_consumer_config(cfg)
         .set("group.id", format!("{topic}.read-back"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()
         .context("creating the situations reader")?;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .with_context(|| format!("the end of {topic} partition {partition}"))?;
-    let mut out: HashMap<String, Situation> = HashMap::new();
+    // Per partition: where the broker says it ends, how far it is read, the latest per key.
+    let mut reads: HashMap<i32, (i64, i64, HashMap<String, Situation>)> = HashMap::new();
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    for &partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("the end of {topic} partition {partition}"))?;
+        reads.insert(partition, (high, low, HashMap::new()));
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+    }
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut next = low;
     // To the end the broker reports, and then on until nothing more comes for a moment:
     // tansu 0.6 has been seen reporting a high watermark below records it already serves
     // (the fault harness counts them), and a state read back short would be decided from.
     let mut quiet_since: Option<Instant> = None;
     loop {
+        let short: Vec<String> = reads
+            .iter()
+            .filter(|(_, (high, next, _))| next < high)
+            .map(|(p, (high, next, _))| format!("partition {p} to offset {next} of {high}"))
+            .collect();
         anyhow::ensure!(
             Instant::now() < deadline,
-            "read {topic} partition {partition} only to offset {next} of {high} in 60 s"
+            "read {topic} only {} in 60 s",
+            short.join(", ")
         );
-        if next >= high && quiet_since.is_some_and(|t| t.elapsed() >= READ_BACK_QUIET) {
+        if short.is_empty() && quiet_since.is_some_and(|t| t.elapsed() >= READ_BACK_QUIET) {
             break;
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 quiet_since = None;
-                next = m.offset() + 1;
+                let Some((_, next, out)) = reads.get_mut(&m.partition()) else {
+                    continue;
+                };
+                *next = m.offset() + 1;
                 match (m.key(), m.payload()) {
                     (Some(k), None) => {
                         out.remove(String::from_utf8_lossy(k).as_ref());
                     }
                     (_, Some(v)) => {
                         if let Ok(s) = serde_json::from_slice::<Situation>(v) {
-                            if s.partition == partition {
+                            if s.partition == m.partition() {
                                 out.insert(s.key.clone(), s);
                             }
                         }
@@ -587,7 +760,10 @@ fn read_situations(
             }
         }
     }
-    Ok(out.into_values().collect())
+    Ok(reads
+        .into_iter()
+        .map(|(p, (_, _, out))| (p, out.into_values().collect()))
+        .collect())
 }
 
 /// The router's at-least-once loop over `consumer` (see [`at_least_once`]), bounded by

@@ -9,12 +9,13 @@
 //! time. Detections below `min_confidence` are left out; `pulse` events (and ioc's own JSON
 //! without a `signal`) are complete in themselves and stay one incident each.
 //!
-//! The state after every applied detection goes to the situations topic (key: the situation
-//! key, partition: the camera partition), after that detection's incident is acknowledged and
-//! after the key's earlier records are. So the situations topic's record of a key says how far
+//! The state after an applied detection goes to the situations topic (key: the situation key,
+//! partition: the camera partition), after that detection's incident is acknowledged and after
+//! the key's earlier records are; the pipeline may write one state for several detections of a
+//! key, the latest, which includes the others. So the situations topic's record of a key says how far
 //! that key got: a router that takes the partition over (after a crash or a rebalance) reads it
 //! back, skips detections at or before that offset, and applies the rest to the same state,
-//! writing the same records again.
+//! writing the same incidents again.
 //!
 //! This module is pure: the pipeline brings the records and writes what it decides.
 
@@ -116,6 +117,11 @@ impl Situations {
             .get(&partition)
             .and_then(|p| p.next_offset)
             .is_some_and(|next| next == offset)
+    }
+
+    /// Whether anything is known of `partition` (it was read back, or detections of it applied).
+    pub fn known(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
     }
 
     /// Replaces the state of `partition` with the records read back from the situations

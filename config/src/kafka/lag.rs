@@ -1,5 +1,8 @@
-//! A client context that turns librdkafka's statistics into consumer-lag metrics and commits
-//! before partitions move.
+//! A client context that turns librdkafka's statistics into consumer-lag metrics, commits
+//! before partitions move, and counts assignments.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ioc_schema::metrics::Metrics;
 use rdkafka::client::ClientContext;
@@ -9,8 +12,26 @@ use rdkafka::Statistics;
 /// Client context that publishes each partition's consumer lag from librdkafka's statistics.
 #[derive(Clone)]
 pub struct LagContext {
-    pub metrics: Metrics,
-    pub stage: &'static str,
+    metrics: Metrics,
+    stage: &'static str,
+    /// Rebalances seen (revocations and assignments).
+    rebalances: Arc<AtomicU64>,
+}
+
+impl LagContext {
+    pub fn new(metrics: Metrics, stage: &'static str) -> LagContext {
+        LagContext {
+            metrics,
+            stage,
+            rebalances: Arc::default(),
+        }
+    }
+
+    /// How many times partitions were revoked or assigned so far: while it stays the same,
+    /// the consumer's partitions have not moved.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Acquire)
+    }
 }
 
 impl ClientContext for LagContext {
@@ -38,6 +59,7 @@ impl ConsumerContext for LagContext {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         use rdkafka::consumer::{CommitMode, Consumer, Rebalance};
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         if let Rebalance::Revoke(_) = rebalance {
             self.metrics
                 .assigned_partitions
@@ -58,6 +80,7 @@ impl ConsumerContext for LagContext {
         _consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
         if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
             let n = tpl.count() as i64;
             self.metrics

@@ -68,14 +68,19 @@ impl SinkError {
     }
 }
 
-/// A producer of one stage that waits for acknowledgements.
+/// A producer of one stage that waits for acknowledgements. Cheap to clone (one shared
+/// producer), as every pending write holds one.
 #[derive(Clone)]
-pub struct Sink {
+pub struct Sink(Arc<Inner>);
+
+struct Inner {
     producer: FutureProducer,
     timeout: Duration,
     metrics: Metrics,
+    /// `ioc_kafka_produce_seconds{stage}`, looked up once rather than at every write.
+    produce_seconds: prometheus::Histogram,
     stage: &'static str,
-    gate: Arc<Gate>,
+    gate: Gate,
 }
 
 /// The admission gate of a stage's request writes.
@@ -133,31 +138,33 @@ impl Gate {
 impl Sink {
     /// An idempotent, `acks=all` producer (see [`super::producer_config`]).
     pub fn new(config: &Config, metrics: Metrics, stage: &'static str) -> Result<Sink, KafkaError> {
-        Ok(Sink {
+        Ok(Sink(Arc::new(Inner {
             producer: super::producer_config(config).create()?,
             timeout: config.kafka.produce_timeout.0,
+            produce_seconds: metrics.produce_seconds.with_label_values(&[stage]),
             metrics,
             stage,
-            gate: Arc::new(Gate::new(config.kafka.max_pending)),
-        })
+            gate: Gate::new(config.kafka.max_pending),
+        })))
     }
 
     /// Writes one record for a request and waits for the broker's acknowledgement (at most
     /// `kafka.produce_timeout`). Refused at once with [`SinkError::Busy`] when the admission
     /// gate is full or the broker is away and another write is probing it.
     pub async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), SinkError> {
-        let admitted = match self.gate.admit() {
+        let admitted = match self.0.gate.admit() {
             Ok(a) => a,
             Err(e) => {
-                self.metrics
+                self.0
+                    .metrics
                     .produce_refusals
-                    .with_label_values(&[self.stage])
+                    .with_label_values(&[self.0.stage])
                     .inc();
                 return Err(e);
             }
         };
         let result = self.write(topic, None, key, payload).await;
-        self.gate.outcome(&result);
+        self.0.gate.outcome(&result);
         drop(admitted);
         result
     }
@@ -175,13 +182,13 @@ impl Sink {
         if let Some(p) = partition {
             record = record.partition(p);
         }
-        self.producer
-            .send(record, Timeout::After(self.timeout))
+        self.0
+            .producer
+            .send(record, Timeout::After(self.0.timeout))
             .await
             .map_err(|(e, _)| SinkError::classify(&e))?;
-        self.metrics
+        self.0
             .produce_seconds
-            .with_label_values(&[self.stage])
             .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -189,7 +196,7 @@ impl Sink {
     /// Whether the brokers answer a metadata request within two seconds (for readiness).
     pub async fn reachable(&self) -> Result<(), String> {
         use rdkafka::producer::Producer as _;
-        let producer = self.producer.clone();
+        let producer = self.0.producer.clone();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -224,10 +231,10 @@ impl Sink {
             match self.write(topic, partition, key, payload).await {
                 Ok(()) => return,
                 Err(e) if e.retryable() => {
-                    tracing::warn!(stage = self.stage, %topic, "{e}; retrying in {backoff:?}");
+                    tracing::warn!(stage = self.0.stage, %topic, "{e}; retrying in {backoff:?}");
                 }
                 Err(e) => {
-                    tracing::error!(stage = self.stage, %topic, "{e}; retrying in {backoff:?}, but this needs an operator");
+                    tracing::error!(stage = self.0.stage, %topic, "{e}; retrying in {backoff:?}, but this needs an operator");
                 }
             }
             tokio::time::sleep(backoff).await;

@@ -37,10 +37,7 @@ pub fn clients(
         cc.set("group.instance.id", format!("{instance}-{stage}"));
     }
     let consumer: StreamConsumer<LagContext> = cc
-        .create_with_context(LagContext {
-            metrics: metrics.clone(),
-            stage,
-        })
+        .create_with_context(LagContext::new(metrics.clone(), stage))
         .with_context(|| format!("creating the {stage} consumer"))?;
     consumer
         .subscribe(topics)

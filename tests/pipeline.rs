@@ -702,6 +702,55 @@ async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
     );
     let ids: HashSet<&str> = violations.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
+
+    // A tracked red-light capture (ioc's own JSON with a lifecycle) whose plate is read only
+    // later in the track: its record is written when the track starts, and again, under the
+    // same id, once the plate is read. One record, counted once, with the plate.
+    let t = now - chrono::Duration::seconds(90);
+    let tracked = |n: i64, signal: &str, plate: Option<&str>| {
+        json!([{"camera_id": "CAM-0002", "event_type": "red_light_violation",
+            "event_id": format!("trk-9-{n}"), "signal": signal, "source_key": "trk-9",
+            "confidence": 0.9, "detected_at": t + chrono::Duration::seconds(n), "plate": plate}])
+    };
+    for body in [
+        tracked(0, "start", None),
+        tracked(2, "update", None),
+        tracked(4, "update", Some("30E-555.55")),
+        tracked(6, "end", Some("30E-555.55")),
+    ] {
+        let resp = p
+            .http
+            .post(format!("{}/v1/camera-events", p.ingest_url))
+            .header("x-api-key", common::CAMERA_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+    }
+    let tracked_rows =
+        common::eventually("the tracked capture's record with its plate", || async {
+            let (_, rows) = p
+                .dashboard_as("/v1/violations?camera_id=CAM-0002", common::PLATES_TOKEN)
+                .await;
+            let rows = rows.as_array()?.clone();
+            rows.iter()
+                .any(|r| r["plate"] == "30E-555.55")
+                .then_some(rows)
+        })
+        .await;
+    assert_eq!(tracked_rows.len(), 1, "{tracked_rows:?}");
+    let (_, counts) = p
+        .dashboard_as("/v1/violations/counts", common::OPERATOR_TOKEN)
+        .await;
+    let row = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["camera_id"] == "CAM-0002")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["count"], 1, "{counts}");
     p.stop().await;
 }
 
@@ -1028,12 +1077,9 @@ async fn a_report_is_offered_the_nearby_open_incidents_as_possible_duplicates() 
     p.stop().await;
 }
 
-/// DeepStream publishing to its own topic (as `nvmsgbroker` does, keyed by sensor): the router
-/// reads it, groups a tracked car's messages into one situation, and dead-letters a broken
-/// message and one from an unregistered sensor with their reasons.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deepstream_on_its_own_topic_becomes_situations() {
-    let p = Pipeline::start_with("e2e-deepstream", 2, 1, None, |s| {
+/// A pipeline that also reads DeepStream's own topic, a producer, and that topic.
+async fn with_deepstream(name: &str) -> (Pipeline, FutureProducer, String) {
+    let p = Pipeline::start_with(name, 2, 1, None, |s| {
         let t = &mut s.config.topics;
         t.deepstream = format!("{}.deepstream", t.camera_events);
         t.deepstream_situations = format!("{}.situations", t.deepstream);
@@ -1043,6 +1089,15 @@ async fn deepstream_on_its_own_topic_becomes_situations() {
         .create()
         .unwrap();
     let topic = p.settings.config.topics.deepstream.clone();
+    (p, producer, topic)
+}
+
+/// DeepStream publishing to its own topic (as `nvmsgbroker` does, keyed by sensor): the router
+/// reads it, groups a tracked car's messages into one situation, and dead-letters a broken
+/// message and one from an unregistered sensor with their reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deepstream_on_its_own_topic_becomes_situations() {
+    let (p, producer, topic) = with_deepstream("e2e-deepstream").await;
     // Long enough ago that the track's ten-minute gap has passed: the situation is over.
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(15);
     let mut records: Vec<(String, String)> = (0..6)
@@ -1109,16 +1164,7 @@ async fn deepstream_on_its_own_topic_becomes_situations() {
 /// (`router.situation_linger`), and its latest record still counts every detection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_detections_shares_situation_records() {
-    let p = Pipeline::start_with("e2e-burst", 2, 1, None, |s| {
-        let t = &mut s.config.topics;
-        t.deepstream = format!("{}.deepstream", t.camera_events);
-        t.deepstream_situations = format!("{}.situations", t.deepstream);
-    })
-    .await;
-    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
-        .create()
-        .unwrap();
-    let topic = p.settings.config.topics.deepstream.clone();
+    let (p, producer, topic) = with_deepstream("e2e-burst").await;
     // Three minutes of a parked car, one detection every 2 s: an incident once it has lasted
     // the minute `illegal_parking` asks for, a third of the way through the burst, and a new
     // revision for its last state, which is over a minute later (`worth_updating`).

@@ -53,6 +53,11 @@ impl Violations {
     /// Counts and keeps `r`; false when its id was counted before.
     pub fn apply(&mut self, r: EnforcementRecord) -> bool {
         if !self.seen.insert(r.id.clone()) {
+            // Written again (a plate read later in its track): the newer version is shown,
+            // and still counted once.
+            if let Some(shown) = self.recent.iter_mut().find(|k| k.id == r.id) {
+                *shown = r;
+            }
             return false;
         }
         let key = (

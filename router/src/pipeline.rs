@@ -361,12 +361,14 @@ struct Grouping {
     metrics: Arc<Metrics>,
 }
 
-/// One output record: topic, key, value, and what it counts as in `ioc_events_out_total`.
+/// One output record: topic, key, value, and what it counts as in `ioc_events_out_total`
+/// (and whether it is the first of a situation, also counted as `situation`).
 struct Output {
     topic: String,
     key: String,
     bytes: Vec<u8>,
     kind: &'static str,
+    opens: bool,
 }
 
 /// The writes of one situation key's detections not yet begun: the incidents or enforcement
@@ -459,6 +461,7 @@ impl Grouping {
                     topic: cfg.topics.violations.clone(),
                     key: r.id,
                     kind: "violation",
+                    opens: false,
                 }
             } else {
                 Output {
@@ -466,6 +469,7 @@ impl Grouping {
                     topic: cfg.topics.incidents.clone(),
                     key: incident.id,
                     kind: "incident",
+                    opens: false,
                 }
             }
         };
@@ -492,8 +496,12 @@ impl Grouping {
             Decision::Grouped {
                 situation,
                 write_incident,
+                plate_arrived,
             } => {
-                let first = write_incident.then(|| {
+                // An enforcement record written before its plate was read is written again
+                // (same id) by the detection that reads it.
+                let rewrite = plate_arrived && record;
+                let first = (write_incident || rewrite).then(|| {
                     let mut i = incident_of(
                         situation.incident_id.clone(),
                         situation.first_seen,
@@ -503,12 +511,14 @@ impl Grouping {
                     if let Some(url) = &situation.snapshot_url {
                         i.media_urls = vec![url.clone()];
                     }
-                    output(
+                    let mut o = output(
                         i,
                         situation.detections,
                         situation.peak_confidence,
                         situation.snapshot_url.clone(),
-                    )
+                    );
+                    o.opens = write_incident;
+                    o
                 });
                 self.write(ctx, partition, situation, first)
             }
@@ -565,7 +575,16 @@ impl Grouping {
                     batch.urgent = true;
                     w.wake.notify_one();
                 }
-                batch.outputs.extend(first);
+                if let Some(mut o) = first {
+                    // A record written again (with its plate) replaces its earlier version
+                    // of the same batch: the newer says everything the older did.
+                    batch.outputs.retain(|b| {
+                        let same = b.topic == o.topic && b.key == o.key;
+                        o.opens |= same && b.opens;
+                        !same
+                    });
+                    batch.outputs.push(o);
+                }
                 batch.state = Some(state);
                 batch.partition = partition;
                 return w.done.clone().boxed();
@@ -610,10 +629,12 @@ impl Grouping {
                     sink.send_until_acknowledged(&o.topic, &o.key, &o.bytes)
                         .await;
                     metrics.events_out.with_label_values(&[STAGE, o.kind]).inc();
-                    metrics
-                        .events_out
-                        .with_label_values(&[STAGE, "situation"])
-                        .inc();
+                    if o.opens {
+                        metrics
+                            .events_out
+                            .with_label_values(&[STAGE, "situation"])
+                            .inc();
+                    }
                 }
             });
             futures::future::join_all(written).await;

@@ -43,9 +43,12 @@ pub enum Decision {
     /// Already applied before a crash or a rebalance: its outputs are on Kafka.
     AlreadyApplied,
     /// Applied: write the incident first when `write_incident`, then the situation record.
+    /// `plate_arrived`: this detection read the first plate of a situation whose incident was
+    /// written without one (an enforcement record is written again, with it).
     Grouped {
         situation: Box<Situation>,
         write_incident: bool,
+        plate_arrived: bool,
     },
 }
 
@@ -238,6 +241,7 @@ impl Situations {
                 ended: false,
                 gap_seconds: rule.gap.num_seconds(),
                 incident_written: false,
+                plate_seen: false,
                 recent_events: vec![event_id],
                 partition,
                 offset,
@@ -247,10 +251,16 @@ impl Situations {
         };
         let lasted = situation.last_seen - situation.first_seen >= rule.min_duration;
         let write_incident = !situation.incident_written && lasted;
+        let plate = e.plate.as_deref().is_some_and(|p| !p.is_empty());
+        let plate_arrived = situation.incident_written && plate && !situation.plate_seen;
         situation.incident_written |= write_incident;
+        if situation.incident_written {
+            situation.plate_seen |= plate;
+        }
         let out = Decision::Grouped {
             situation: Box::new(situation.clone()),
             write_incident,
+            plate_arrived,
         };
         p.applied_since_prune += 1;
         if p.applied_since_prune >= 1024 {
@@ -300,6 +310,7 @@ mod tests {
             Decision::Grouped {
                 situation,
                 write_incident,
+                ..
             } => (situation, *write_incident),
             other => panic!("not grouped: {other:?}"),
         }
@@ -327,6 +338,49 @@ mod tests {
         assert_eq!(
             (last_of_first.last_seen - last_of_first.first_seen).num_seconds(),
             75
+        );
+    }
+
+    /// A plate read after the incident (or record) was written is reported once, by the
+    /// detection that reads it; one read with the first write is not reported again.
+    #[test]
+    fn a_plate_read_later_in_the_track_is_reported_once() {
+        let mut s = Situations::default();
+        let r = rule(600, 0.0, 0);
+        let with_plate = |at, key| {
+            let mut e = event(at, Signal::Update, 0.9, Some(key));
+            e.plate = Some("30E-555.55".into());
+            e
+        };
+        let events = [
+            event(0, Signal::Start, 0.9, Some("a")),
+            event(5, Signal::Update, 0.9, Some("a")),
+            with_plate(10, "a"),
+            with_plate(15, "a"),
+            with_plate(20, "b"),
+            with_plate(25, "b"),
+        ];
+        let arrived: Vec<(bool, bool)> = feed(&mut s, r, &events, 0)
+            .iter()
+            .map(|d| match d {
+                Decision::Grouped {
+                    write_incident,
+                    plate_arrived,
+                    ..
+                } => (*write_incident, *plate_arrived),
+                other => panic!("not grouped: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            arrived,
+            [
+                (true, false),
+                (false, false),
+                (false, true),
+                (false, false),
+                (true, false),
+                (false, false)
+            ]
         );
     }
 

@@ -242,6 +242,11 @@ pub struct Situation {
     pub gap_seconds: i64,
     /// Whether its incident has been written (it lasted `min_duration`).
     pub incident_written: bool,
+    /// Whether a plate was read by the time its incident (or enforcement record) was written,
+    /// or since: a plate read only later in the track writes an enforcement record again, with
+    /// the plate.
+    #[serde(default)]
+    pub plate_seen: bool,
     /// Ids of its latest detections, so a detection sent twice counts once.
     #[serde(default)]
     pub recent_events: Vec<String>,

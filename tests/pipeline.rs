@@ -587,18 +587,7 @@ async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
         "detected_at": now - chrono::Duration::minutes(1)});
     let mut accepted = Vec::new();
     for body in [&red_light, &red_light, &accident].map(|b| json!([b])) {
-        let resp = p
-            .http
-            .post(format!("{}/v1/camera-events", p.ingest_url))
-            .header("x-api-key", common::CAMERA_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let answer: Value = resp.json().await.unwrap_or_default();
-        assert_eq!(status, 202, "{answer}");
-        accepted.push(answer);
+        accepted.push(post_camera_events(&p, &body).await);
     }
     let local = (now - chrono::Duration::minutes(3))
         .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap());
@@ -718,15 +707,7 @@ async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
         tracked(4, "update", Some("30E-555.55")),
         tracked(6, "end", Some("30E-555.55")),
     ] {
-        let resp = p
-            .http
-            .post(format!("{}/v1/camera-events", p.ingest_url))
-            .header("x-api-key", common::CAMERA_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 202);
+        post_camera_events(&p, &body).await;
     }
     let tracked_rows =
         common::eventually("the tracked capture's record with its plate", || async {
@@ -752,6 +733,23 @@ async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
         .unwrap();
     assert_eq!(row["count"], 1, "{counts}");
     p.stop().await;
+}
+
+/// Posts a batch of camera events in ioc's own JSON to ingest; must be accepted. Returns the
+/// answer.
+async fn post_camera_events(p: &Pipeline, body: &Value) -> Value {
+    let resp = p
+        .http
+        .post(format!("{}/v1/camera-events", p.ingest_url))
+        .header("x-api-key", common::CAMERA_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let answer: Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status, 202, "{answer}");
+    answer
 }
 
 /// Posts one vendor message to ingest's `/v1/camera-events/{format}`; must be accepted.

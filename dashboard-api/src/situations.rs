@@ -1,13 +1,14 @@
 //! Camera situations into incident revisions. The router writes a situation's incident once
 //! and its state as detections come on the situations topic; this instance, for the
 //! incidents whose commands it applies (one writer each, see [`crate::commands`]), writes a new
-//! revision when the situation has changed enough to matter ([`SituationSummary::worth_updating`])
-//! or is over and the incident does not show its last state yet. No audit entry: nobody acted.
+//! revision when the situation has changed enough to matter ([`SituationSummary::worth_updating`]),
+//! is over, or has had no newer state for [`SETTLED`] while the incident shows an older one. No
+//! audit entry: nobody acted.
 //! Every instance reads every record, so an instance that takes a partition over writes what
 //! the last owner left.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ioc_config::kafka::dashboard_consumer_config;
@@ -18,6 +19,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 
 use crate::AppState;
+
+/// How long a situation's latest state must stay the latest before the incident is brought up
+/// to it even when it says little more than what the incident shows: a burst of detections
+/// ends in the right count, while a steady stream still makes few revisions.
+const SETTLED: Duration = Duration::from_secs(20);
 
 /// Follows the situations topic until `stop`.
 pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
@@ -36,8 +42,9 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
     consumer
         .subscribe(&topics)
         .context("subscribing to the situations topics")?;
-    // Incident id → the latest state of its situation not yet shown by the incident.
-    let mut latest: HashMap<String, SituationSummary> = HashMap::new();
+    // Incident id → the latest state of its situation not yet shown by the incident, and when
+    // it came.
+    let mut latest: HashMap<String, (SituationSummary, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -57,9 +64,9 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
                     };
                     let newer = record.summary();
                     match latest.get(&record.incident_id) {
-                        Some(known) if known.detections >= newer.detections => {}
+                        Some((known, _)) if known.detections >= newer.detections => {}
                         _ => {
-                            latest.insert(record.incident_id, newer);
+                            latest.insert(record.incident_id, (newer, Instant::now()));
                         }
                     }
                 }
@@ -73,7 +80,7 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
 }
 
 /// Writes the revisions that are due, for the incidents this instance owns.
-async fn update(s: &AppState, latest: &mut HashMap<String, SituationSummary>) {
+async fn update(s: &AppState, latest: &mut HashMap<String, (SituationSummary, Instant)>) {
     if latest.is_empty() || !s.is_caught_up() {
         return;
     }
@@ -82,7 +89,7 @@ async fn update(s: &AppState, latest: &mut HashMap<String, SituationSummary>) {
     let due: Vec<_> = {
         let view = s.view.read().expect("view lock");
         let mut due = Vec::new();
-        latest.retain(|id, newer| {
+        latest.retain(|id, (newer, since)| {
             let Some(current) = view.get(id) else {
                 // Not in the view yet: its first revision is on its way.
                 return true;
@@ -92,7 +99,9 @@ async fn update(s: &AppState, latest: &mut HashMap<String, SituationSummary>) {
             {
                 return false;
             }
-            let worth = shown.is_none_or(|c| c.worth_updating(newer) || !newer.active(now));
+            let worth = shown.is_none_or(|c| {
+                c.worth_updating(newer) || !newer.active(now) || since.elapsed() >= SETTLED
+            });
             if worth && s.commands.owns(id) {
                 let mut next = current.next_revision();
                 next.updated_at = next.updated_at.max(newer.last_seen.min(now));

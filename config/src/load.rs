@@ -334,6 +334,12 @@ impl Settings {
         if c.router.max_in_flight == 0 {
             problems.push("router.max_in_flight must be at least 1".into());
         }
+        if c.router.situation_linger.0 > std::time::Duration::from_secs(5) {
+            problems.push(format!(
+                "router.situation_linger is {:?}; at most 5s (a lingering state holds its detections' offsets back)",
+                c.router.situation_linger.0
+            ));
+        }
         if c.dashboard.max_page_size == 0 {
             problems.push("dashboard.max_page_size must be at least 1".into());
         }
@@ -650,6 +656,28 @@ mod tests {
                 && text.contains("ingest.listen")
                 && text.contains("tolerance")
         );
+    }
+
+    #[test]
+    fn a_situation_linger_past_a_few_seconds_is_refused() {
+        let linger = |v: &str| {
+            Settings::load(
+                None,
+                vec![("IOC_ROUTER__SITUATION_LINGER".to_string(), v.to_string())],
+            )
+        };
+        assert_eq!(
+            linger("5s")
+                .unwrap()
+                .config
+                .router
+                .situation_linger
+                .0
+                .as_secs(),
+            5
+        );
+        let err = linger("1h").unwrap_err();
+        assert!(err.to_string().contains("router.situation_linger"), "{err}");
     }
 
     #[test]

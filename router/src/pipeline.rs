@@ -724,14 +724,20 @@ fn read_situations(
         .set("enable.partition.eof", "false")
         .create()
         .context("creating the situations reader")?;
-    // Per partition: where the broker says it ends, how far it is read, the latest per key.
-    let mut reads: HashMap<i32, (i64, i64, HashMap<String, Situation>)> = HashMap::new();
+    let mut reads: HashMap<i32, PartitionRead> = HashMap::new();
     let mut tpl = rdkafka::TopicPartitionList::new();
     for &partition in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .with_context(|| format!("the end of {topic} partition {partition}"))?;
-        reads.insert(partition, (high, low, HashMap::new()));
+        reads.insert(
+            partition,
+            PartitionRead {
+                high,
+                next: low,
+                latest: HashMap::new(),
+            },
+        );
         tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
@@ -741,34 +747,36 @@ fn read_situations(
     // (the fault harness counts them), and a state read back short would be decided from.
     let mut quiet_since: Option<Instant> = None;
     loop {
-        let short: Vec<String> = reads
-            .iter()
-            .filter(|(_, (high, next, _))| next < high)
-            .map(|(p, (high, next, _))| format!("partition {p} to offset {next} of {high}"))
-            .collect();
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "read {topic} only {} in 60 s",
-            short.join(", ")
-        );
-        if short.is_empty() && quiet_since.is_some_and(|t| t.elapsed() >= READ_BACK_QUIET) {
+        let reached_end = reads.values().all(|r| r.next >= r.high);
+        if Instant::now() >= deadline {
+            let short: Vec<String> = reads
+                .iter()
+                .filter(|(_, r)| r.next < r.high)
+                .map(|(p, r)| format!("partition {p} to offset {} of {}", r.next, r.high))
+                .collect();
+            anyhow::bail!(
+                "read {topic} only {} in 60 s (or records kept coming past its end)",
+                short.join(", ")
+            );
+        }
+        if reached_end && quiet_since.is_some_and(|t| t.elapsed() >= READ_BACK_QUIET) {
             break;
         }
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 quiet_since = None;
-                let Some((_, next, out)) = reads.get_mut(&m.partition()) else {
+                let Some(read) = reads.get_mut(&m.partition()) else {
                     continue;
                 };
-                *next = m.offset() + 1;
+                read.next = m.offset() + 1;
                 match (m.key(), m.payload()) {
                     (Some(k), None) => {
-                        out.remove(String::from_utf8_lossy(k).as_ref());
+                        read.latest.remove(String::from_utf8_lossy(k).as_ref());
                     }
                     (_, Some(v)) => {
                         if let Ok(s) = serde_json::from_slice::<Situation>(v) {
                             if s.partition == m.partition() {
-                                out.insert(s.key.clone(), s);
+                                read.latest.insert(s.key.clone(), s);
                             }
                         }
                     }
@@ -783,8 +791,18 @@ fn read_situations(
     }
     Ok(reads
         .into_iter()
-        .map(|(p, (_, _, out))| (p, out.into_values().collect()))
+        .map(|(p, r)| (p, r.latest.into_values().collect()))
         .collect())
+}
+
+/// One partition of the situations topic as [`read_situations`] reads it back.
+struct PartitionRead {
+    /// The end the broker reported when reading began.
+    high: i64,
+    /// The offset after the last record read.
+    next: i64,
+    /// The latest state per key read so far.
+    latest: HashMap<String, Situation>,
 }
 
 /// The router's at-least-once loop over `consumer` (see [`at_least_once`]), bounded by

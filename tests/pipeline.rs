@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{read_topic, Pipeline, WAIT, WARD_OF_TOKEN, WARD_TOKEN};
+use common::{metric_at, read_topic, Pipeline, WAIT, WARD_OF_TOKEN, WARD_TOKEN};
 use ioc_router::wards::sets::build_options;
 use ioc_router::wards::{brute, demo, WardIndex};
 use rand::rngs::SmallRng;
@@ -364,24 +364,6 @@ fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-/// Reads one metric (summed over labels matching `label`) from a Prometheus text page.
-async fn metric(http: &reqwest::Client, addr: &str, name: &str, label: &str) -> Option<f64> {
-    let text = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 /// Waits until the routers at `addrs` together hold `total` partitions, each at least one.
 async fn wait_for_assignment(http: &reqwest::Client, addrs: &[&str], total: f64) {
     let started = Instant::now();
@@ -389,9 +371,14 @@ async fn wait_for_assignment(http: &reqwest::Client, addrs: &[&str], total: f64)
         let mut held = Vec::new();
         for addr in addrs {
             held.push(
-                metric(http, addr, "ioc_consumer_assigned_partitions", "router")
-                    .await
-                    .unwrap_or(0.0),
+                metric_at(
+                    http,
+                    &format!("http://{addr}"),
+                    "ioc_consumer_assigned_partitions",
+                    "router",
+                )
+                .await
+                .unwrap_or(0.0),
             );
         }
         if held.iter().all(|n| *n > 0.0) && held.iter().sum::<f64>() == total {
@@ -420,12 +407,22 @@ async fn two_router_processes_share_the_partitions_and_assign_each_event_once() 
         ids.insert(accepted["tracking_id"].as_str().unwrap().to_string());
     }
     p.wait_for_incidents(pts.len()).await;
-    let seen_a = metric(&p.http, &a_addr, "ioc_events_in_total", "stage=\"router\"")
-        .await
-        .unwrap_or(0.0);
-    let seen_b = metric(&p.http, &b_addr, "ioc_events_in_total", "stage=\"router\"")
-        .await
-        .unwrap_or(0.0);
+    let seen_a = metric_at(
+        &p.http,
+        &format!("http://{a_addr}"),
+        "ioc_events_in_total",
+        "stage=\"router\"",
+    )
+    .await
+    .unwrap_or(0.0);
+    let seen_b = metric_at(
+        &p.http,
+        &format!("http://{b_addr}"),
+        "ioc_events_in_total",
+        "stage=\"router\"",
+    )
+    .await
+    .unwrap_or(0.0);
     assert!(
         seen_a > 0.0 && seen_b > 0.0,
         "both routers worked: {seen_a} / {seen_b}"

@@ -6,20 +6,29 @@
 
 mod common;
 
-use common::{eventually, Pipeline, OPERATOR_TOKEN, WARD2, WARD2_TOKEN, WARD_OF_TOKEN, WARD_TOKEN};
+use common::{
+    command_partitions_at, eventually, Pipeline, OPERATOR_TOKEN, WARD2, WARD2_TOKEN, WARD_OF_TOKEN,
+    WARD_TOKEN,
+};
 use serde_json::{json, Value};
 
-/// Posts an action to the dashboard at `base`; the status code.
+/// Posts an action to the dashboard at `base`; the status code (a server error's reason is
+/// printed, for the failure message).
 async fn act_at(p: &Pipeline, base: &str, id: &str, token: &str, action: Value) -> u16 {
-    p.http
+    let response = p
+        .http
         .post(format!("{base}/v1/incidents/{id}/actions"))
         .bearer_auth(token)
         .json(&action)
         .send()
         .await
-        .expect("dashboard answers")
-        .status()
-        .as_u16()
+        .expect("dashboard answers");
+    let status = response.status().as_u16();
+    if status >= 500 {
+        let reason = response.text().await.unwrap_or_default();
+        eprintln!("{base}: {action} on {id} answered {status}: {reason}");
+    }
+    status
 }
 
 /// Every record of incident `id` on the topic, as (revision, record): no revision twice with
@@ -41,6 +50,16 @@ async fn conflicting_actions_on_two_dashboards_one_succeeds_the_other_gets_409()
     let mut p = Pipeline::start("two-dash", 2, 1).await;
     let second = p.start_extra_dashboard().await;
     let first = p.dashboard_url.clone();
+    // Two partitions, two instances: once each holds one, the group has settled (an action
+    // made while a partition moves may wait past its answer time and be told to retry).
+    let settling = std::time::Instant::now();
+    eventually("each dashboard holds one command partition", || async {
+        let a = command_partitions_at(&p.http, &first).await;
+        let b = command_partitions_at(&p.http, &second).await;
+        (a == Some(1.0) && b == Some(1.0)).then_some(())
+    })
+    .await;
+    eprintln!("the dashboards' group settled in {:?}", settling.elapsed());
     for round in 0..3 {
         let id = p.file_report(WARD_OF_TOKEN).await;
         // The same acknowledgement through both instances at once.
@@ -190,20 +209,7 @@ impl DashboardProcess {
 
     /// Command partitions this process holds, from its metrics.
     async fn owned(&self, http: &reqwest::Client) -> Option<f64> {
-        let text = http
-            .get(format!("{}/metrics", self.url()))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find(|l| {
-                l.starts_with("ioc_consumer_assigned_partitions")
-                    && l.contains("stage=\"dashboard-commands\"")
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        command_partitions_at(http, &self.url()).await
     }
 }
 

@@ -390,6 +390,7 @@ function consolePage() {
   }
 
   function showDetail(box, i) {
+    box.dataset.shown = i.id;
     box.dataset.revision = i.revision;
     box.replaceChildren(...detail(i).filter(Boolean));
   }
@@ -402,8 +403,16 @@ function consolePage() {
     try {
       const i = full(await api(`/v1/incidents/${encodeURIComponent(id)}`));
       incidents.set(i.id, i);
-      showDetail(box, i);
+      if (selected !== id) return; // another incident was picked meanwhile
+      if (box.dataset.shown !== id) {
+        showDetail(box, i);
+      } else if (!(Number(box.dataset.revision) > i.revision)) {
+        // Drawn again after an action, the live stream may have drawn it already and the
+        // operator begun the next form: keep what they typed, and never show an older revision.
+        keepingInput(box, () => showDetail(box, i));
+      }
     } catch (e) {
+      delete box.dataset.shown;
       delete box.dataset.revision;
       box.replaceChildren(h("p", { class: "error", role: "alert", text: e.message }));
     }
@@ -436,6 +445,8 @@ function consolePage() {
           });
           incidents.set(next.id, full(next));
           renderQueue();
+          // Done with: the form starts empty again (a live update may have redrawn it meanwhile).
+          for (const done of document.querySelectorAll(`#detail form[aria-label="${CSS.escape(label)}"]`)) done.reset();
           await select(next.id);
           document.getElementById("detail").prepend(h("p", { class: "ok", role: "status", text: t("a.done") }));
         } catch (e) {

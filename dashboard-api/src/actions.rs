@@ -88,7 +88,7 @@ fn target_of(s: &AppState, id: &str) -> Result<Incident, ApiError> {
             _ => break,
         }
     }
-    Ok(current.clone())
+    Ok(current)
 }
 
 fn refusal(r: lifecycle::Refusal) -> ApiError {
@@ -170,7 +170,6 @@ pub(crate) async fn act_now(
             .read()
             .expect("view lock")
             .get(id)
-            .cloned()
             .ok_or_else(|| not_found(id))?
     };
     // A command applied again (its owner crashed before committing it) changes nothing: the

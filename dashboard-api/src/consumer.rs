@@ -5,14 +5,14 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::view::decode_batch;
 use crate::{AppState, CATCH_UP_QUIET, STAGE};
 use anyhow::Context as _;
+use futures::{FutureExt as _, StreamExt as _};
 use ioc_config::kafka::{client_config, dashboard_consumer_config, LagContext};
 use ioc_config::load::Settings;
-use ioc_schema::validate::decode_json;
-use ioc_schema::Incident;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 
 /// Offsets the view must reach before it has read everything that was on the topic at start:
 /// partition → high watermark, for non-empty partitions.
@@ -58,8 +58,13 @@ pub async fn consume(
             HashMap::from([(-1, i64::MAX)])
         }
     };
+    // Open incidents are indexed by position once the replay is done, all at once.
+    if !state.is_caught_up() {
+        state.view.write().expect("view lock").defer_index();
+    }
     let mut last_record = std::time::Instant::now();
     let mut check = tokio::time::interval(Duration::from_millis(250));
+    let mut records = consumer.stream();
     tokio::pin!(shutdown);
     loop {
         if !targets.is_empty() && last_record.elapsed() >= CATCH_UP_QUIET {
@@ -72,32 +77,85 @@ pub async fn consume(
                 incidents = state.view.read().expect("view lock").len(),
                 "dashboard caught up with the incident topic"
             );
+            state.view.write().expect("view lock").build_index();
             state.caught_up.store(true, Ordering::Release);
         }
-        tokio::select! {
+        let first = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            _ = check.tick() => {}
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    last_record = std::time::Instant::now();
-                    state.commands.read_up_to.lock().expect("positions lock").insert(m.partition(), m.offset() + 1);
-                    if targets.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
-                        targets.remove(&m.partition());
-                    }
-                    state.metrics.events_in.with_label_values(&[STAGE, "incident"]).inc();
-                    match decode_json::<Incident>(m.payload().unwrap_or_default()) {
-                        Ok(incident) => state.apply(incident),
-                        Err(e) => {
-                            state.metrics.rejected.with_label_values(&[STAGE, e.code]).inc();
-                            tracing::warn!(partition = m.partition(), offset = m.offset(), "skipping unreadable incident: {}", e.message);
-                        }
-                    }
-                }
+            _ = check.tick() => continue,
+            next = records.next() => next.expect("a Kafka stream never ends"),
+        };
+        // With the first record, whatever else has already arrived: during the start-up
+        // replay that is thousands, decoded together.
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(result) = next.take() {
+            match result {
+                Ok(m) => batch.push(m.detach()),
                 Err(e) => {
                     tracing::warn!(error = %e, "dashboard consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
                 }
             }
+            if batch.len() < BATCH {
+                next = records.next().now_or_never().flatten();
+            }
+        }
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        last_record = std::time::Instant::now();
+        apply_batch(&state, batch, &mut targets).await;
+    }
+}
+
+/// Records taken from the consumer at most at once.
+const BATCH: usize = 2048;
+
+/// Decodes `batch` (on the blocking threads, a part per core, when it is large) and applies it
+/// to the view in order; only then counts its records as read, since a dashboard taking over a
+/// partition of commands waits until the view has read what the last owner wrote.
+async fn apply_batch(state: &AppState, batch: Vec<OwnedMessage>, targets: &mut HashMap<i32, i64>) {
+    let count = batch.len() as u64;
+    let decoded = decode_batch(batch, |m| m.payload().unwrap_or_default()).await;
+    // Partition → the offset after its last record in the batch.
+    let mut read = HashMap::new();
+    let readable = decoded.into_iter().filter_map(|(m, decoded)| {
+        read.insert(m.partition(), m.offset() + 1);
+        match decoded {
+            Ok(record) => Some(record),
+            Err(e) => {
+                state
+                    .metrics
+                    .rejected
+                    .with_label_values(&[STAGE, e.code])
+                    .inc();
+                tracing::warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "skipping unreadable incident: {}",
+                    e.message
+                );
+                None
+            }
+        }
+    });
+    state.apply_all(readable);
+    for (partition, next) in &read {
+        if targets.get(partition).is_some_and(|end| next >= end) {
+            targets.remove(partition);
         }
     }
+    state
+        .commands
+        .read_up_to
+        .lock()
+        .expect("positions lock")
+        .extend(read);
+    state
+        .metrics
+        .events_in
+        .with_label_values(&[STAGE, "incident"])
+        .inc_by(count);
 }

@@ -1,48 +1,14 @@
 //! The numbers an IOC reports each month, computed from incidents' own event times (so the same
 //! topic always gives the same figures): resolution and acknowledgement times, service-level
-//! compliance, escalations, rejections and reroutes, per ward and category; and the list of
-//! incidents overdue right now.
+//! compliance, escalations, rejections and reroutes, per ward and category.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ioc_schema::sla::{self, Target};
 use ioc_schema::{ActorRole, Incident, Status, Step};
 use serde::Serialize;
-
-/// An overdue incident in `GET /v1/overdue`.
-#[derive(Debug, Serialize)]
-pub struct Overdue<'a> {
-    /// The target missed first.
-    pub target: Target,
-    pub due_at: DateTime<Utc>,
-    pub overdue_seconds: i64,
-    pub incident: &'a Incident,
-}
-
-/// Open incidents past a deadline at `now`, the longest overdue first.
-pub fn overdue<'a>(
-    incidents: impl Iterator<Item = &'a Incident>,
-    now: DateTime<Utc>,
-) -> Vec<Overdue<'a>> {
-    let mut out: Vec<Overdue<'a>> = incidents
-        .filter_map(|i| {
-            let first = sla::overdue(i, now).into_iter().next()?;
-            Some(Overdue {
-                target: first.target,
-                due_at: first.due_at,
-                overdue_seconds: (now - first.due_at).num_seconds(),
-                incident: i,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        a.due_at
-            .cmp(&b.due_at)
-            .then_with(|| a.incident.id.cmp(&b.incident.id))
-    });
-    out
-}
 
 /// Figures for one ward and category (or for everything, in `total`).
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -198,22 +164,29 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 
 impl Figures {
     /// Figures per the ward each incident holds now.
-    pub fn compute<'a>(incidents: impl Iterator<Item = &'a Incident>, now: DateTime<Utc>) -> Self {
+    pub fn compute<I: Borrow<Incident>>(
+        incidents: impl Iterator<Item = I>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Figures::compute_in(
-            incidents.map(|i| (i, i.ward.as_ref().map(|w| w.id.clone()))),
+            incidents.map(|i| {
+                let ward = i.borrow().ward.as_ref().map(|w| w.id.clone());
+                (i, ward)
+            }),
             now,
         )
     }
 
     /// Figures per the ward given with each incident (`None`: unassigned), e.g. the wards of
     /// another boundary set.
-    pub fn compute_in<'a>(
-        incidents: impl Iterator<Item = (&'a Incident, Option<String>)>,
+    pub fn compute_in<I: Borrow<Incident>>(
+        incidents: impl Iterator<Item = (I, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Self {
         let mut total = Acc::default();
         let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
         for (i, ward) in incidents {
+            let i = i.borrow();
             let ward = ward.unwrap_or_else(|| "unassigned".to_string());
             total.add(i, now);
             groups
@@ -353,8 +326,12 @@ mod tests {
         assert_eq!(r.overdue_now, 1);
         assert_eq!(f.rows.len(), 1);
         assert_eq!(f.rows[0].ward, "P001");
-        let list = overdue(all.iter(), t(1000));
-        assert_eq!(list.len(), 1);
+        let mut view = crate::view::View::default();
+        for i in all {
+            view.apply(i);
+        }
+        let (total, list) = view.overdue(&crate::view::Query::default(), t(1000), 10);
+        assert_eq!((total, list.len()), (1, 1));
         assert_eq!(list[0].incident.id, "c");
         assert_eq!(list[0].target, Target::Acknowledge);
     }

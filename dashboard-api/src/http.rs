@@ -32,7 +32,7 @@ use tokio_stream::StreamExt as _;
 
 use crate::auth::{Authenticated, Caller, Scoped};
 use crate::state::to_json;
-use crate::view::Query;
+use crate::view::{Filtered, Query};
 use crate::{
     actions, bad_query, figures, not_found, not_yours, open311, scope, view, ApiError, AppState,
     MAP_PAGE, MAX_BODY_BYTES,
@@ -102,7 +102,7 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
         })
         .route("/v1/incidents", get(list_incidents), |api| {
             let params = api.query::<Query>();
-            let page = api.response::<view::Page<'static>>();
+            let page = api.response::<view::Page>();
             vec![Op::get("Incidents, newest first, filtered and paginated")
                 .tag("operators")
                 .security(&["token"])
@@ -299,8 +299,12 @@ async fn get_incident(
     who: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = s.view.read().expect("view lock");
-    let incident = view.get(&id).ok_or_else(|| not_found(&id))?;
+    let incident = s
+        .view
+        .read()
+        .expect("view lock")
+        .get(&id)
+        .ok_or_else(|| not_found(&id))?;
     if let Caller::Ward(own) = &who.caller {
         if incident.ward.as_ref().map(|w| &w.id) != Some(own) {
             return Err(not_yours());
@@ -326,9 +330,8 @@ async fn get_nearby(
         _ => None,
     };
     let rules = &s.settings.config.dashboard.duplicates;
-    Ok(Json(view.nearby(incident, rules, |i| {
-        own.as_ref()
-            .is_none_or(|w| i.ward.as_ref().map(|x| &x.id) == Some(w))
+    Ok(Json(view.nearby(&incident, rules, |r| {
+        own.as_deref().is_none_or(|w| r.ward_id() == Some(w))
     })))
 }
 
@@ -339,10 +342,10 @@ async fn get_report_status(
 ) -> Result<Json<PublicStatus>, ApiError> {
     let view = s.view.read().expect("view lock");
     let i = view.get(&id).ok_or_else(|| not_found(&id))?;
-    let mut body = PublicStatus::of(i);
+    let mut body = PublicStatus::of(&i);
     // A report merged into another follows the original from then on.
     if let Some(original) = i.duplicate_of.as_deref().and_then(|o| view.get(o)) {
-        body.merged_into = Some(Box::new(PublicStatus::of(original)));
+        body.merged_into = Some(Box::new(PublicStatus::of(&original)));
     }
     Ok(Json(body))
 }
@@ -491,7 +494,7 @@ async fn stream(
         .authenticate(&headers, q.access_token.take().as_deref())?;
     let q = scope(&who.caller, q)?;
     let events = BroadcastStream::new(s.changes.subscribe()).filter_map(move |item| match item {
-        Ok(incident) if q.matches(&incident) => Some(Ok(incident_event(&incident))),
+        Ok(incident) if q.matches(incident.as_ref()) => Some(Ok(incident_event(&incident))),
         Ok(_) => None,
         // The client fell behind; it should reload the list.
         Err(BroadcastStreamRecvError::Lagged(n)) => {
@@ -520,11 +523,11 @@ async fn get_overdue(
     let now = s.now();
     let limit = q.limit.unwrap_or(100).clamp(1, s.max_page);
     Ok(s.scan(move |view| {
-        let items = figures::overdue(view.iter().filter(|i| q.matches(i)), now);
+        let (total, items) = view.overdue(&q, now, limit);
         to_json(&json!({
             "at": now,
-            "total": items.len(),
-            "items": items.into_iter().take(limit).collect::<Vec<_>>(),
+            "total": total,
+            "items": items,
         }))
     })
     .await)
@@ -550,7 +553,10 @@ async fn get_figures(
     let Some(version) = q.boundary_set.clone() else {
         return Ok(s
             .scan(move |view| {
-                let report = figures::Figures::compute(view.iter().filter(|i| q.matches(i)), now);
+                let report = figures::Figures::compute(
+                    view.rows().filter(|r| q.matches(r)).map(|r| r.incident()),
+                    now,
+                );
                 to_json(&json!({
                     "since": q.since,
                     "until": q.until,
@@ -578,10 +584,11 @@ async fn get_figures(
         let table = set.predecessors.as_deref();
         let mut placed: BTreeMap<&'static str, usize> = BTreeMap::new();
         let counted = view
-            .iter()
-            .filter(|i| q.matches_but_ward(i))
-            .filter_map(|i| {
-                let (ward, how) = predecessors::place(i, &set.version, &set.index, table);
+            .rows()
+            .filter(|r| q.matches_but_ward(r))
+            .filter_map(|r| {
+                let i = r.incident();
+                let (ward, how) = predecessors::place(&i, &set.version, &set.index, table);
                 let ward = ward.map(|w| set.index.wards()[w as usize].id.clone());
                 q.in_ward(ward.as_deref()).then(|| {
                     *placed.entry(how.as_str()).or_default() += 1;

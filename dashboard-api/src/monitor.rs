@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use ioc_config::supervise::CancellationToken;
 use ioc_schema::lifecycle;
 use ioc_schema::sla;
-use ioc_schema::{Incident, Step};
+use ioc_schema::{Incident, Status, Step};
 
 use crate::actions::write;
+use crate::view::Filtered;
 use crate::{ApiError, AppState};
 
 /// What one pass of the monitor wrote.
@@ -32,15 +33,32 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
     }
     let close_after = s.settings.config.dashboard.close_after.to_chrono();
     let sets = s.sets.read().expect("sets lock").clone();
+    let current_set = sets.select(now).map(|set| set.version.clone());
     let due: Vec<Incident> = {
         let view = s.view.read().expect("view lock");
-        // Only for incidents whose commands this instance applies: one writer for each.
-        view.iter()
-            .filter(|i| s.commands.owns(&i.id))
+        // Only for incidents whose commands this instance applies: one writer for each; and
+        // only those decoded that one of the three could apply to, judged from their rows.
+        view.rows()
+            .filter(|r| s.commands.owns(r.id()))
+            .filter(|r| {
+                let open = r.status().is_open();
+                let handed_over = open
+                    && r.ward_id().is_some()
+                    && current_set
+                        .as_deref()
+                        .is_some_and(|v| r.boundary_version() != Some(v));
+                let closes = r.status() == Status::Resolved
+                    && r.resolved_at().is_some_and(|at| {
+                        at.checked_add_signed(close_after)
+                            .is_some_and(|due| due <= now)
+                    });
+                handed_over || closes || r.escalation_due(now)
+            })
+            .map(|r| r.incident())
             .filter_map(|i| {
-                ioc_wards::reform::hand_over(i, &sets, now, &s.settings)
-                    .or_else(|| sla::next_escalation(i, now).map(|e| sla::escalate(i, e)))
-                    .or_else(|| lifecycle::auto_close(i, close_after, now))
+                ioc_wards::reform::hand_over(&i, &sets, now, &s.settings)
+                    .or_else(|| sla::next_escalation(&i, now).map(|e| sla::escalate(&i, e)))
+                    .or_else(|| lifecycle::auto_close(&i, close_after, now))
             })
             .collect()
     };

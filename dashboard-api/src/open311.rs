@@ -30,6 +30,7 @@ use ioc_schema::{Channel, Contact, Incident, Location, ReportSubmission, Source,
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::view::Filtered;
 use crate::AppState;
 
 /// Most requests in one `GET requests.json` answer.
@@ -528,9 +529,18 @@ fn list_requests(s: &AppState, q: &str, fmt: Format) -> Result<Response, Open311
         )));
     }
     let view = s.view.read().expect("view lock");
-    let mut hits: Vec<&Incident> = match list(&f.service_request_id) {
+    let hits: Vec<Incident> = match list(&f.service_request_id) {
         // Ids override every other filter, as the spec says.
-        Some(ids) => ids.iter().filter_map(|id| view.get(id)).collect(),
+        Some(ids) => {
+            let mut hits: Vec<Incident> = ids
+                .iter()
+                .filter_map(|id| view.get(id))
+                .filter(|i| matches!(i.source, Source::Report { .. }))
+                .collect();
+            hits.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(a.id.cmp(&b.id)));
+            hits.truncate(MAX_REQUESTS);
+            hits
+        }
         None => {
             let end = f.end_date.unwrap_or_else(|| s.now());
             let start = match f.start_date {
@@ -542,24 +552,26 @@ fn list_requests(s: &AppState, q: &str, fmt: Format) -> Result<Response, Open311
                     })?,
             };
             let codes = list(&f.service_code);
-            view.iter()
-                .filter(|i| i.occurred_at >= start && i.occurred_at <= end)
-                .filter(|i| {
-                    codes
-                        .as_ref()
-                        .is_none_or(|c| c.contains(&i.category.as_str()))
-                })
-                .filter(|i| {
+            let mut rows: Vec<_> = view
+                .rows()
+                .filter(|r| !r.is_camera())
+                .filter(|r| r.occurred_at() >= start && r.occurred_at() <= end)
+                .filter(|r| codes.as_ref().is_none_or(|c| c.contains(&r.category())))
+                .filter(|r| {
                     statuses
                         .as_ref()
-                        .is_none_or(|st| st.contains(&open_or_closed(i.status)))
+                        .is_none_or(|st| st.contains(&open_or_closed(r.status())))
                 })
-                .collect()
+                .collect();
+            rows.sort_by(|a, b| {
+                b.occurred_at()
+                    .cmp(&a.occurred_at())
+                    .then(a.id().cmp(b.id()))
+            });
+            rows.truncate(MAX_REQUESTS);
+            rows.iter().map(|r| r.incident()).collect()
         }
     };
-    hits.retain(|i| matches!(i.source, Source::Report { .. }));
-    hits.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(a.id.cmp(&b.id)));
-    hits.truncate(MAX_REQUESTS);
     let out: Vec<Value> = hits.iter().map(|i| request_json(s, i)).collect();
     Ok(respond(
         fmt,
@@ -598,7 +610,7 @@ fn one(s: &AppState, id: &str, q: &str, fmt: Format) -> Result<Response, Open311
         StatusCode::OK,
         "service_requests",
         "request",
-        vec![request_json(s, i)],
+        vec![request_json(s, &i)],
     ))
 }
 

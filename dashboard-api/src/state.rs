@@ -15,7 +15,7 @@ use ioc_wards::{BoundarySet, BoundarySets, SharedSets};
 use tokio::sync::broadcast;
 
 use crate::auth::Tokens;
-use crate::view::View;
+use crate::view::{Decoded, View};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -176,15 +176,28 @@ impl AppState {
 
     /// Applies an incident record to the view and tells stream subscribers if it changed.
     pub fn apply(&self, incident: Incident) {
+        let json = serde_json::to_vec(&incident).expect("an incident serialises");
+        self.apply_encoded(incident, &json);
+    }
+
+    /// [`AppState::apply`] for an incident decoded from the record `json`.
+    pub fn apply_encoded(&self, incident: Incident, json: &[u8]) {
+        self.apply_all([Decoded::new(incident, json)]);
+    }
+
+    /// [`AppState::apply_encoded`] for records in order, under one hold of the view's lock.
+    pub fn apply_all(&self, records: impl IntoIterator<Item = Decoded>) {
         let mut view = self.view.write().expect("view lock");
-        let old_status = view.get(&incident.id).map(|i| i.status);
-        if let Some(changed) = view.apply(incident) {
-            let gauge = &self.metrics.dashboard_incidents;
-            if let Some(old) = old_status {
-                gauge.with_label_values(&[old.as_str()]).dec();
+        let gauge = &self.metrics.dashboard_incidents;
+        for record in records {
+            let old_status = view.status(&record.incident.id);
+            if let Some(changed) = view.apply_decoded(record) {
+                if let Some(old) = old_status {
+                    gauge.with_label_values(&[old.as_str()]).dec();
+                }
+                gauge.with_label_values(&[changed.status.as_str()]).inc();
+                let _ = self.changes.send(Arc::new(changed));
             }
-            gauge.with_label_values(&[changed.status.as_str()]).inc();
-            let _ = self.changes.send(Arc::new(changed.clone()));
         }
     }
 }

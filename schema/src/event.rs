@@ -555,6 +555,7 @@ impl Step {
 /// One entry of an incident's audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Transition {
+    #[serde(deserialize_with = "crate::time::utc")]
     pub at: DateTime<Utc>,
     pub actor: Actor,
     pub from: Option<Status>,
@@ -594,6 +595,7 @@ pub struct Resolution {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub photo_urls: Vec<String>,
+    #[serde(deserialize_with = "crate::time::utc")]
     pub at: DateTime<Utc>,
 }
 
@@ -625,15 +627,23 @@ pub struct Incident {
     #[serde(default)]
     pub priority: Priority,
     /// When it happened: report submission or camera detection time.
+    #[serde(deserialize_with = "crate::time::utc")]
     pub occurred_at: DateTime<Utc>,
     /// When the source record reached Kafka.
+    #[serde(deserialize_with = "crate::time::utc")]
     pub received_at: DateTime<Utc>,
     /// Time by which the assigned unit should acknowledge it (absent when the category sets no
     /// such target, or no unit holds it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::time::utc_option"
+    )]
     pub ack_due_at: Option<DateTime<Utc>>,
     /// Time by which the unit should resolve it, from the category's service level.
+    #[serde(deserialize_with = "crate::time::utc")]
     pub sla_due_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
     /// The unit's result, once resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -663,7 +673,9 @@ pub struct Incident {
 /// What an incident shows of its camera situation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SituationSummary {
+    #[serde(deserialize_with = "crate::time::utc")]
     pub first_seen: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::time::utc")]
     pub last_seen: DateTime<Utc>,
     pub detections: u64,
     pub peak_confidence: f64,

@@ -14,6 +14,7 @@
 //! - [`lifecycle`]: the incident state machine: who may do what, and the audit trail.
 //! - [`sla`]: service-level targets, overdue judgement and escalations.
 //! - [`validate`]: field rules with machine-readable error codes.
+//! - [`time`]: reading the times of incident records quickly.
 //! - [`boundary`]: reading ward boundary GeoJSON into named multipolygons.
 //! - [`metrics`]: every `ioc_` metric, declared once.
 //! - [`names`]: place names compared without diacritics ("Sai Gon" finds "Sài Gòn").
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod names;
 pub mod openapi;
 pub mod sla;
+pub mod time;
 pub mod validate;
 
 pub use event::*;

@@ -83,6 +83,7 @@ impl Target {
 pub struct Escalation {
     pub target: Target,
     /// The deadline that passed.
+    #[serde(deserialize_with = "crate::time::utc")]
     pub due_at: DateTime<Utc>,
 }
 
@@ -136,19 +137,29 @@ fn awaits_resolution(status: Status) -> bool {
 /// The deadlines that have passed at `now` for an incident still waiting on them, earliest
 /// first, whether or not they were escalated already.
 pub fn overdue(i: &Incident, now: DateTime<Utc>) -> Vec<Escalation> {
+    overdue_by(i.status, i.ack_due_at, i.sla_due_at, now)
+}
+
+/// [`overdue`] from the three fields it reads, for holders of an incident's summary.
+pub fn overdue_by(
+    status: Status,
+    ack_due_at: Option<DateTime<Utc>>,
+    sla_due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Escalation> {
     let mut out = Vec::new();
-    if awaits_acknowledgement(i.status) {
-        if let Some(due) = i.ack_due_at.filter(|d| *d <= now) {
+    if awaits_acknowledgement(status) {
+        if let Some(due) = ack_due_at.filter(|d| *d <= now) {
             out.push(Escalation {
                 target: Target::Acknowledge,
                 due_at: due,
             });
         }
     }
-    if awaits_resolution(i.status) && i.sla_due_at <= now {
+    if awaits_resolution(status) && sla_due_at <= now {
         out.push(Escalation {
             target: Target::Resolve,
-            due_at: i.sla_due_at,
+            due_at: sla_due_at,
         });
     }
     out.sort_by_key(|e| e.due_at);

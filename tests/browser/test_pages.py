@@ -139,7 +139,14 @@ def main():
         assign = operator.get_by_role("form", name="Giao / chuyển")
         assign.get_by_label("Phường/xã").fill(bare)
         assign.get_by_role("button").click()
-        expect(operator.locator("#detail h2 .badge")).to_have_text("đã giao", timeout=WAIT_MS)
+        try:
+            expect(operator.locator("#detail h2 .badge")).to_have_text("đã giao", timeout=WAIT_MS)
+        except AssertionError:
+            # What the form said (a refusal's reason, or still waiting) and what the server holds.
+            print("the assign form says:", assign.get_by_role("status").all_inner_texts(),
+                  assign.get_by_role("alert").all_inner_texts())
+            print("the incident now:", call("GET", f"{DASHBOARD}/v1/incidents/{report_id}", token=OPERATOR))
+            raise
         expect(operator.locator("#detail")).to_contain_text(f"{ward_name} ({WARD})", timeout=WAIT_MS)
         shot(operator, "02-console-assigned")
 

@@ -339,11 +339,12 @@ impl Pipeline {
     }
 
     /// Starts another dashboard instance beside the first (same topics and group) and returns
-    /// its address; [`Pipeline::stop_extra_dashboard`] stops it.
+    /// its address; [`Pipeline::stop_extra_dashboard`] stops it. Its metrics are its own, so its
+    /// `/metrics` tells what it holds ([`command_partitions_at`]).
     pub async fn start_extra_dashboard(&mut self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (s, m) = (self.settings.clone(), self.metrics.clone());
+        let (s, m) = (self.settings.clone(), Metrics::new());
         self.extra_dashboards.push(Stage::spawn(move |rx| {
             ioc_dashboard::serve(listener, s, m, stopped(rx))
         }));
@@ -561,4 +562,29 @@ pub fn read_topic(bootstrap: &str, settings: &Settings, topic: &str) -> Vec<(Str
         }
     }
     out
+}
+
+/// One metric of the stage at `base` (summed over the lines whose labels contain `label`), from
+/// its `/metrics` page; `None` while it does not answer or has no such line yet.
+pub async fn metric_at(http: &reqwest::Client, base: &str, name: &str, label: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// How many command partitions the dashboard at `base` holds in the dashboards' group.
+pub async fn command_partitions_at(http: &reqwest::Client, base: &str) -> Option<f64> {
+    let stage = "stage=\"dashboard-commands\"";
+    metric_at(http, base, "ioc_consumer_assigned_partitions", stage).await
 }

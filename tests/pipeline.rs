@@ -1072,6 +1072,113 @@ async fn a_report_is_offered_the_nearby_open_incidents_as_possible_duplicates() 
     p.stop().await;
 }
 
+/// The open incident of `camera`'s situation on the dashboard, once there.
+async fn camera_incident(p: &Pipeline, camera: &str) -> Value {
+    common::eventually(&format!("the incident of {camera}"), || async {
+        let page = p.dashboard("/v1/incidents?category=environment").await;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|i| i["source"]["camera_id"] == camera)
+            .cloned()
+    })
+    .await
+}
+
+/// With camera floods attached automatically (`dashboard.duplicates.auto_attach.cameras`): a
+/// second camera's flood 245 m from the first's joins the first's incident as the system's merge,
+/// saying why on the audit trail; a citizen's flood report beside them stays apart (reports are
+/// not attached); an operator's split undoes the attach on both incidents, and the monitor's
+/// later passes leave it undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cameras_flood_joins_the_first_and_a_split_undoes_it() {
+    let p = Pipeline::start_with("e2e-attach", 2, 1, None, |s| {
+        let d = &mut s.config.dashboard;
+        d.duplicates.auto_attach.cameras = vec!["environment".into()];
+        d.sla_check_interval = ioc_config::model::Dur(Duration::from_secs(1));
+    })
+    .await;
+    let now = chrono::Utc::now();
+    let flood = |camera: &str, minutes_ago: i64| {
+        json!([{"camera_id": camera, "event_type": "flooding", "confidence": 0.9,
+                "detected_at": now - chrono::Duration::minutes(minutes_ago)}])
+    };
+    post_camera_events(&p, &flood("CAM-0001", 3)).await;
+    let first = camera_incident(&p, "CAM-0001").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A citizen at the first camera: offered as a possible duplicate, never attached.
+    let mut body = report(20.506470, 105.892661, "0911000002", None);
+    body["text"] = json!("Nước ngập ngang bánh xe");
+    let citizen = post_report(&p, &body).await["tracking_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.incident_when(&citizen, "appears", |_| true).await;
+    post_camera_events(&p, &flood("CAM-0002", 1)).await;
+    let second = camera_incident(&p, "CAM-0002").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attached = p
+        .incident_when(&second, "attached to the first camera's", |i| {
+            i["status"] == "duplicate"
+        })
+        .await;
+    assert_eq!(attached["duplicate_of"], first.as_str(), "{attached}");
+    let step = attached["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(step["actor"]["role"], "system", "{step}");
+    let note = step["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!(
+            "duplicate of {first}: attached automatically: same category"
+        )),
+        "{note}"
+    );
+    let before = step["from"].clone();
+    let original = p.dashboard(&format!("/v1/incidents/{first}")).await;
+    assert_eq!(original["merged"], json!([second]));
+    let shown = p.dashboard(&format!("/v1/incidents/{citizen}")).await;
+    assert_ne!(
+        shown["status"], "duplicate",
+        "a report is not attached: {shown}"
+    );
+
+    // Undone by an operator only, with a reason.
+    let split = |reason: &str| json!({"action": "split", "reason": reason});
+    let (status, _) = p.act(&second, WARD_TOKEN, split("khác")).await;
+    assert_eq!(status, 403);
+    let (status, _) = p.act(&second, common::OPERATOR_TOKEN, split(" ")).await;
+    assert_eq!(status, 422);
+    let (status, back) = p
+        .act(
+            &second,
+            common::OPERATOR_TOKEN,
+            split("Hai điểm ngập khác nhau"),
+        )
+        .await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["status"], before, "back where the attach found it");
+    assert!(back["duplicate_of"].is_null());
+    let original = p.dashboard(&format!("/v1/incidents/{first}")).await;
+    assert!(
+        original["merged"].is_null(),
+        "no longer lists it: {original}"
+    );
+    // Several monitor passes later (one a second), still apart.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = p.dashboard(&format!("/v1/incidents/{second}")).await;
+    assert_eq!(later["status"], before, "{later}");
+    assert_eq!(later["revision"], back["revision"]);
+    p.stop().await;
+}
+
 /// A pipeline that also reads DeepStream's own topic, a producer, and that topic.
 async fn with_deepstream(name: &str) -> (Pipeline, FutureProducer, String) {
     let p = Pipeline::start_with(name, 2, 1, None, |s| {

@@ -442,6 +442,14 @@ impl Settings {
                 }
             }
         }
+        let attach = &c.dashboard.duplicates.auto_attach;
+        for (kind, list) in [("cameras", &attach.cameras), ("reports", &attach.reports)] {
+            for unknown in list.iter().filter(|id| !ids.contains(id)) {
+                problems.push(format!(
+                    "dashboard.duplicates.auto_attach.{kind} names category '{unknown}', which is not among [[categories]]"
+                ));
+            }
+        }
         if !self.cameras.is_empty() {
             for (i, k) in c.ingest.camera_keys.iter().enumerate() {
                 for cam in k
@@ -678,6 +686,29 @@ mod tests {
         );
         let err = linger("1h").unwrap_err();
         assert!(err.to_string().contains("router.situation_linger"), "{err}");
+    }
+
+    #[test]
+    fn an_automatic_attach_names_configured_categories_only() {
+        let attach = |kind: &str, v: &str| {
+            Settings::load(
+                None,
+                vec![(
+                    format!("IOC_DASHBOARD__DUPLICATES__AUTO_ATTACH__{kind}"),
+                    v.to_string(),
+                )],
+            )
+        };
+        let s = attach("CAMERAS", "[\"environment\"]").unwrap();
+        let a = &s.config.dashboard.duplicates.auto_attach;
+        assert!(a.applies("environment", true));
+        assert!(!a.applies("environment", false), "reports stay off");
+        let err = attach("REPORTS", "[\"flooding\"]").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("auto_attach.reports names category 'flooding'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -508,6 +508,33 @@ pub struct DuplicatesConfig {
     /// other categories of its groups.
     #[serde(default)]
     pub related: Vec<Vec<String>>,
+    /// Which new incidents are attached at once to the nearest earlier open incident these
+    /// rules offer (recorded in the audit trail; an operator's `split` undoes it).
+    #[serde(default)]
+    pub auto_attach: AutoAttach,
+}
+
+/// `[dashboard.duplicates.auto_attach]`: per category and kind of source, whether a new incident
+/// joins the incident it most likely repeats without waiting for an operator. Off unless a
+/// category is named.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoAttach {
+    /// Categories whose new camera incidents are attached (a flood seen by a second camera).
+    #[serde(default)]
+    pub cameras: Vec<String>,
+    /// Categories whose new citizens' reports are attached. A report is a person's own account,
+    /// so none are by default.
+    #[serde(default)]
+    pub reports: Vec<String>,
+}
+
+impl AutoAttach {
+    /// Whether a new incident of `category`, from a camera or not, is attached automatically.
+    pub fn applies(&self, category: &str, camera: bool) -> bool {
+        let list = if camera { &self.cameras } else { &self.reports };
+        list.iter().any(|c| c == category)
+    }
 }
 
 impl DuplicatesConfig {

@@ -151,6 +151,18 @@ pub(crate) async fn act_now(
     command: Option<&str>,
 ) -> Result<Incident, ApiError> {
     let _one_at_a_time = s.acting.lock().await;
+    act_locked(s, id, action, role, actor, command).await
+}
+
+/// [`act_now`] for a caller that holds `s.acting` already.
+pub(crate) async fn act_locked(
+    s: &AppState,
+    id: &str,
+    action: Action,
+    role: Role,
+    actor: &str,
+    command: Option<&str>,
+) -> Result<Incident, ApiError> {
     // Right after a start the view may still be reading the topic; give it a moment.
     let started = std::time::Instant::now();
     while !s.is_caught_up() {
@@ -217,7 +229,7 @@ pub(crate) async fn act_now(
     };
     // A merge names the original's own original if that was merged too.
     let (action, original) = match action {
-        Action::MarkDuplicate { of } => {
+        Action::MarkDuplicate { of, note } => {
             let original = target_of(s, &of).map_err(|_| {
                 ApiError(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -226,7 +238,7 @@ pub(crate) async fn act_now(
                 )
             })?;
             let of = original.id.clone();
-            (Action::MarkDuplicate { of }, Some(original))
+            (Action::MarkDuplicate { of, note }, Some(original))
         }
         other => (other, None),
     };
@@ -238,6 +250,15 @@ pub(crate) async fn act_now(
     if let Some(original) = original {
         if let Some(absorbed) = lifecycle::absorb(&original, &current.id, &cx).map_err(refusal)? {
             write(s, &absorbed).await?;
+        }
+    }
+    if let Action::Split { .. } = action {
+        let original = current.duplicate_of.as_deref().and_then(|o| {
+            let view = s.view.read().expect("view lock");
+            view.get(o)
+        });
+        if let Some(released) = original.and_then(|o| lifecycle::release(&o, &current.id, &cx)) {
+            write(s, &released).await?;
         }
     }
     write(s, &next).await?;

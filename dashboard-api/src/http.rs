@@ -146,7 +146,7 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
             let list = json!({"type": "array", "items": api.response::<crate::view::Nearby>()});
             vec![Op::get("Open incidents that may be the same thing as this one")
                 .tag("operators")
-                .describe("Of the same category or a related one (dashboard.duplicates.related), within the category's radius and the time window, nearest first, at most 5, each with its distance, time apart and why it matched. A ward token sees only its ward's. Merge one with the mark_duplicate action.")
+                .describe("Of the same category or a related one (dashboard.duplicates.related), within the category's radius and the time window, nearest first, at most 5, each with its distance, time apart and why it matched. A ward token sees only its ward's. Merge one with the mark_duplicate action (undone with split); categories in dashboard.duplicates.auto_attach join the nearest earlier one by themselves.")
                 .security(&["token"])
                 .path_param("id", id)
                 .json(200, "Possible duplicates", list)

@@ -728,6 +728,7 @@ mod tests {
             window: ioc_config::Dur(std::time::Duration::from_secs(86_400)),
             radius_m_by_category: [("environment".to_string(), 500.0)].into(),
             related: vec![vec!["environment".into(), "urban_order".into()]],
+            auto_attach: Default::default(),
         };
         let mut v = View::default();
         let (lat, lon) = (20.5400, 105.9100);

@@ -453,7 +453,8 @@ pub enum ActorRole {
     Operator,
     WardUnit,
     Citizen,
-    /// The service-level monitor: escalations and automatic closes.
+    /// The dashboard itself: the service-level monitor's escalations and automatic closes, the
+    /// hand-over at a boundary reform, automatic attaches of duplicates.
     System,
 }
 
@@ -518,6 +519,8 @@ pub enum Step {
     Close,
     Reopen,
     MarkDuplicate,
+    /// A merge was undone (on the duplicate and on its original).
+    Split,
     Cancel,
     /// A duplicate was merged into this incident.
     Merge,
@@ -543,6 +546,7 @@ impl Step {
             Step::Close => "close",
             Step::Reopen => "reopen",
             Step::MarkDuplicate => "mark_duplicate",
+            Step::Split => "split",
             Step::Cancel => "cancel",
             Step::Merge => "merge",
             Step::Escalate => "escalate",

@@ -29,6 +29,9 @@ pub enum Role {
     WardUnit(String),
     /// The citizen who filed the report (knows its tracking id).
     Citizen,
+    /// The dashboard itself: the automatic attach of a camera's or report's new incident to an
+    /// earlier one (`dashboard.duplicates.auto_attach`). Never taken from a token.
+    System,
 }
 
 impl Role {
@@ -38,6 +41,7 @@ impl Role {
             Role::Operator => ActorRole::Operator,
             Role::WardUnit(_) => ActorRole::WardUnit,
             Role::Citizen => ActorRole::Citizen,
+            Role::System => ActorRole::System,
         }
     }
 
@@ -87,8 +91,16 @@ pub enum Action {
     Close,
     /// Citizen: the resolution is disputed.
     Reopen { reason: String },
-    /// Operator: the same problem as another incident.
-    MarkDuplicate { of: String },
+    /// Operator (or the automatic attach): the same problem as another incident.
+    MarkDuplicate {
+        of: String,
+        /// Why, for the audit trail.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Operator: undoes a merge, whoever made it. The incident returns to the status it had
+    /// before it was marked a duplicate, and its original no longer lists it.
+    Split { reason: String },
     /// Operator: withdrawn.
     Cancel { reason: String },
 }
@@ -106,6 +118,7 @@ impl Action {
             Action::Close => Step::Close,
             Action::Reopen { .. } => Step::Reopen,
             Action::MarkDuplicate { .. } => Step::MarkDuplicate,
+            Action::Split { .. } => Step::Split,
             Action::Cancel { .. } => Step::Cancel,
         }
     }
@@ -135,8 +148,13 @@ impl Action {
                     .as_deref()
                     .map_or(Ok(()), |w| validate::check_id("ward_id", w))
             }
-            Action::Reopen { reason } | Action::Cancel { reason } => text("reason", reason),
-            Action::MarkDuplicate { of } => validate::check_id("of", of),
+            Action::Reopen { reason } | Action::Cancel { reason } | Action::Split { reason } => {
+                text("reason", reason)
+            }
+            Action::MarkDuplicate { of, note } => {
+                validate::check_id("of", of)?;
+                note.as_deref().map_or(Ok(()), |n| text("note", n))
+            }
             Action::Acknowledge | Action::Start | Action::Close => Ok(()),
         }
     }
@@ -145,8 +163,9 @@ impl Action {
         match self {
             Action::Verify { .. }
             | Action::Assign { .. }
-            | Action::MarkDuplicate { .. }
+            | Action::Split { .. }
             | Action::Cancel { .. } => *role == Role::Operator,
+            Action::MarkDuplicate { .. } => matches!(role, Role::Operator | Role::System),
             Action::Acknowledge
             | Action::Start
             | Action::Resolve { .. }
@@ -180,6 +199,8 @@ impl Action {
             Action::Close => matches!(from, Resolved).then_some(Closed),
             Action::Reopen { .. } => matches!(from, Resolved | Closed).then_some(Reopened),
             Action::MarkDuplicate { .. } => (open && from != Resolved).then_some(Duplicate),
+            // The status it returns to is read from the history ([`apply`]).
+            Action::Split { .. } => (from == Duplicate).then_some(Duplicate),
             Action::Cancel { .. } => (open && from != Resolved).then_some(Cancelled),
         }
     }
@@ -334,8 +355,10 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
     let mut next = incident.next_revision();
     let mut note = None;
     let mut priority = None;
-    if let Action::Reject { reason, .. } | Action::Cancel { reason } | Action::Reopen { reason } =
-        action
+    if let Action::Reject { reason, .. }
+    | Action::Cancel { reason }
+    | Action::Reopen { reason }
+    | Action::Split { reason } = action
     {
         if reason.trim().is_empty() {
             return Err(refuse(
@@ -429,7 +452,7 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 next.sla_due_at = sla::resolve_due(&t, cx.at);
             }
         }
-        Action::MarkDuplicate { of } => {
+        Action::MarkDuplicate { of, note: why } => {
             if of == &incident.id {
                 return Err(refuse(
                     RefusalCode::Invalid,
@@ -437,7 +460,23 @@ pub fn apply(incident: &Incident, action: &Action, cx: &Context<'_>) -> Result<I
                 ));
             }
             next.duplicate_of = Some(of.clone());
-            note = Some(format!("duplicate of {of}"));
+            note = Some(match why {
+                Some(why) => format!("duplicate of {of}: {why}"),
+                None => format!("duplicate of {of}"),
+            });
+        }
+        Action::Split { reason } => {
+            // Back to where the last merge found it (a merge of an untouched report: new).
+            to = incident
+                .history
+                .iter()
+                .rev()
+                .find(|t| t.action == Step::MarkDuplicate)
+                .and_then(|t| t.from)
+                .unwrap_or(Status::New);
+            let of = incident.duplicate_of.as_deref().unwrap_or("?");
+            next.duplicate_of = None;
+            note = Some(format!("split from {of}: {reason}"));
         }
         Action::Acknowledge | Action::Start | Action::Close | Action::Cancel { .. } => {}
     }
@@ -540,6 +579,24 @@ pub fn absorb(
         Some(format!("merged duplicate {duplicate_id}")),
     );
     Ok(Some(next))
+}
+
+/// The original's revision that no longer lists `duplicate_id` among its merged incidents, or
+/// `None` if it does not (so a retried split writes nothing new).
+pub fn release(original: &Incident, duplicate_id: &str, cx: &Context<'_>) -> Option<Incident> {
+    if !original.merged.iter().any(|m| m == duplicate_id) {
+        return None;
+    }
+    let mut next = original.next_revision();
+    next.merged.retain(|m| m != duplicate_id);
+    next.record(
+        cx.at,
+        cx.actor(),
+        Step::Split,
+        original.status,
+        Some(format!("split off {duplicate_id}")),
+    );
+    Some(next)
 }
 
 #[cfg(test)]
@@ -781,6 +838,70 @@ mod tests {
         assert!(absorb(&merged, "dup-1", &c).unwrap().is_none());
         let closed = incident(Status::Cancelled, "P001");
         assert_eq!(absorb(&closed, "dup-1", &c).unwrap_err().code, "invalid");
+    }
+
+    #[test]
+    fn a_split_undoes_a_merge_on_both_incidents() {
+        let mut i = incident(Status::Acknowledged, "P001");
+        let t = i.occurred_at;
+        i.record(t, Actor::router(), Step::Route, Status::Acknowledged, None);
+        let attach = Action::MarkDuplicate {
+            of: "orig".into(),
+            note: Some("same category, 40 m apart".into()),
+        };
+        // Only operators and the dashboard's own attach may merge.
+        assert_eq!(
+            apply(&i, &attach, &cx(unit(), 1)).unwrap_err().code,
+            "forbidden"
+        );
+        let dup = apply(&i, &attach, &cx(Role::System, 1)).unwrap();
+        let marked = dup.history.last().unwrap();
+        assert_eq!(marked.actor.role, ActorRole::System);
+        assert_eq!(
+            marked.note.as_deref(),
+            Some("duplicate of orig: same category, 40 m apart")
+        );
+        let split = |reason: &str| Action::Split {
+            reason: reason.into(),
+        };
+        assert_eq!(
+            apply(&dup, &split(" "), &cx(Role::Operator, 1))
+                .unwrap_err()
+                .code,
+            "invalid",
+            "a split needs a reason"
+        );
+        assert_eq!(
+            apply(&dup, &split("x"), &cx(Role::System, 1))
+                .unwrap_err()
+                .code,
+            "forbidden",
+            "only an operator splits"
+        );
+        let back = apply(&dup, &split("hai vụ khác nhau"), &cx(Role::Operator, 2)).unwrap();
+        assert_eq!(
+            back.status,
+            Status::Acknowledged,
+            "back where the merge found it"
+        );
+        assert_eq!(back.duplicate_of, None);
+        assert_eq!(back.history.last().unwrap().action, Step::Split);
+        assert_eq!(
+            apply(&back, &split("again"), &cx(Role::Operator, 2))
+                .unwrap_err()
+                .code,
+            "illegal_transition"
+        );
+        // The original lists the duplicate until the split, once.
+        let c = cx(Role::Operator, 2);
+        let original = absorb(&incident(Status::Assigned, "P001"), "dup-1", &c)
+            .unwrap()
+            .unwrap();
+        let released = release(&original, "dup-1", &c).unwrap();
+        assert!(released.merged.is_empty());
+        assert_eq!(released.status, Status::Assigned);
+        assert_eq!(released.history.last().unwrap().action, Step::Split);
+        assert!(release(&released, "dup-1", &c).is_none());
     }
 
     #[test]

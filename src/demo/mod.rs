@@ -219,6 +219,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         cameras: Vec::new(),
         digest: None,
     });
+    // Neighbouring cameras' floods, fires and accidents become one incident (an operator's split
+    // undoes it), unless the configuration says otherwise; citizens' reports are merged by hand.
+    if cfg.dashboard.duplicates.auto_attach.cameras.is_empty()
+        && cfg.dashboard.duplicates.auto_attach.reports.is_empty()
+    {
+        let cameras = ["environment", "public_safety"]
+            .into_iter()
+            .filter(|c| cfg.categories.iter().any(|k| k.id == *c))
+            .map(String::from)
+            .collect();
+        cfg.dashboard.duplicates.auto_attach.cameras = cameras;
+    }
     if args.sla_speedup.is_finite() && args.sla_speedup > 1.0 {
         speed_up_targets(cfg, args.sla_speedup);
     }

@@ -13,7 +13,7 @@ import sys
 import time
 import unicodedata
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -239,6 +239,36 @@ def main():
         sign_in(police, "/console", POLICE)
         shown_in_tab(police, "#violation-latest tbody tr", "30A-999.99")
         shot(police, "10-violations-police")
+
+        # Two cameras 245 m apart see a flood: the demo attaches the second's incident to the
+        # first's by itself, and the operator splits it off again from its page.
+        now = datetime.now(timezone.utc)
+        for camera, minutes_ago in [("CAM-0001", 3), ("CAM-0002", 1)]:
+            call("POST", f"{INGEST}/v1/camera-events", [{
+                "camera_id": camera, "event_type": "flooding", "confidence": 0.9,
+                "detected_at": (now - timedelta(minutes=minutes_ago)).isoformat(),
+            }], token=CAMERA_KEY)
+        attached = None
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while attached is None and time.monotonic() < deadline:
+            items = call("GET", f"{DASHBOARD}/v1/incidents?category=environment", token=OPERATOR)["items"]
+            attached = next((i for i in items if i["source"].get("camera_id") == "CAM-0002"
+                             and i["status"] == "duplicate"), None)
+            time.sleep(0.2)
+        assert attached is not None, "the second camera's flood was not attached"
+        operator.goto(f"{DASHBOARD}/console?incident={attached['id']}")
+        expect(operator.locator("#detail h2 .badge")).to_have_text("trùng", timeout=WAIT_MS)
+        expect(operator.locator("#detail")).to_contain_text("system: automatic attach")
+        expect(operator.locator("#detail")).to_contain_text(f"Trùng với {attached['duplicate_of']}")
+        shot(operator, "11-console-attached")
+        split = operator.get_by_role("form", name="Tách khỏi sự việc gốc")
+        split.get_by_label("Lý do").fill("Hai điểm ngập khác nhau")
+        split.get_by_role("button").click()
+        expect(operator.locator("#detail h2 .badge")).not_to_have_text("trùng", timeout=WAIT_MS)
+        after = call("GET", f"{DASHBOARD}/v1/incidents/{attached['id']}", token=OPERATOR)
+        assert after["status"] != "duplicate" and "duplicate_of" not in after, after
+        assert after["history"][-1]["action"] == "split", after["history"][-1]
+        shot(operator, "12-console-split")
 
         # Signing out forgets the token.
         operator.get_by_role("button", name="Đăng xuất").click()

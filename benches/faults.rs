@@ -790,36 +790,38 @@ async fn ready(http: &reqwest::Client, url: &str, bound: Duration) -> bool {
     false
 }
 
-/// Partitions the processes at `urls` hold together in consumer groups of `stage`.
-async fn held(http: &reqwest::Client, urls: &[String], stage: &str) -> f64 {
-    let mut sum = 0.0;
+/// Partitions each process at `urls` holds in consumer groups of `stage`, in the order of `urls`
+/// (`None` for one that does not answer).
+async fn held(http: &reqwest::Client, urls: &[String], stage: &str) -> Vec<Option<f64>> {
+    let label = format!("stage=\"{stage}\"");
+    let mut out = Vec::with_capacity(urls.len());
     for url in urls {
-        let Ok(r) = http.get(format!("{url}/metrics")).send().await else {
-            continue;
+        let text = match http.get(format!("{url}/metrics")).send().await {
+            Ok(r) => r.text().await.ok(),
+            Err(_) => None,
         };
-        let text = r.text().await.unwrap_or_default();
-        let label = format!("stage=\"{stage}\"");
-        sum += text
-            .lines()
-            .filter(|l| l.starts_with("ioc_consumer_assigned_partitions") && l.contains(&label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        out.push(text.map(|t| {
+            t.lines()
+                .filter(|l| l.starts_with("ioc_consumer_assigned_partitions") && l.contains(&label))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }));
     }
-    sum
+    out
 }
 
 /// Waits until the stage's processes hold all the partitions they share: the routers both
 /// input topics' and the incident topic's (their assignment forwarder), the dashboards the
-/// command topic's.
+/// command topic's. When `bound` passes first, what each group was short of, per process.
 async fn working(
     http: &reqwest::Client,
     procs: &[(Stage, String)],
     stage: Stage,
     partitions: i32,
     bound: Duration,
-) -> bool {
+) -> Result<(), String> {
     let groups: &[(&str, i32)] = match stage {
-        Stage::Ingest => return true,
+        Stage::Ingest => return Ok(()),
         Stage::Router => &[("router", 2), ("assignments", 1)],
         Stage::Dashboard => &[("dashboard-commands", 1)],
     };
@@ -829,17 +831,35 @@ async fn working(
         .map(|(_, u)| u.clone())
         .collect();
     let started = Instant::now();
-    while started.elapsed() < bound {
-        let mut all = true;
+    loop {
+        let mut short = Vec::new();
         for (label, topics) in groups {
-            all &= held(http, &urls, label).await >= f64::from(topics * partitions);
+            let each = held(http, &urls, label).await;
+            let sum: f64 = each.iter().flatten().sum();
+            let wanted = f64::from(topics * partitions);
+            if sum < wanted {
+                let who: Vec<String> = urls
+                    .iter()
+                    .zip(&each)
+                    .map(|(u, h)| match h {
+                        Some(h) => format!("{u} {h}"),
+                        None => format!("{u} not answering"),
+                    })
+                    .collect();
+                short.push(format!(
+                    "group '{label}' holds {sum} of {wanted} partitions ({})",
+                    who.join(", ")
+                ));
+            }
         }
-        if all {
-            return true;
+        if short.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= bound {
+            return Err(short.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    false
 }
 
 /// One fault and how long the pipeline took to get over it.
@@ -990,9 +1010,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let addrs: Vec<(Stage, String)> = procs.iter().map(|p| (p.stage, p.url())).collect();
     for stage in [Stage::Router, Stage::Dashboard] {
-        if !working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND).await {
+        if let Err(short) = working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND).await {
             bail!(
-                "the {}s do not hold all partitions after {RECOVERY_BOUND:?}",
+                "the {}s do not hold all partitions after {RECOVERY_BOUND:?}: {short}",
                 stage.name()
             );
         }
@@ -1175,9 +1195,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 let ready_in = ready(&http, &url, RECOVERY_BOUND)
                     .await
                     .then(|| killed.elapsed());
-                let working_in = working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND)
-                    .await
-                    .then(|| killed.elapsed());
+                let working_in =
+                    match working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND).await {
+                        Ok(()) => Some(killed.elapsed()),
+                        Err(short) => {
+                            println!("faults: after SIGKILL of {}: {short}", p.name);
+                            None
+                        }
+                    };
                 println!(
                     "faults: SIGKILL {} → ready in {}, working in {}",
                     procs[i].name,
@@ -1201,12 +1226,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 broker.start()?;
                 let up = Instant::now();
                 outage = Some((down, up));
+                // Named when it is not back: which process is not ready, which group is short.
                 let mut all = true;
                 for p in &procs {
-                    all &= ready(&http, &p.url(), RECOVERY_BOUND).await;
+                    if !ready(&http, &p.url(), RECOVERY_BOUND).await {
+                        println!("faults: after the outage, {} is not ready", p.name);
+                        all = false;
+                    }
                 }
                 for stage in [Stage::Router, Stage::Dashboard] {
-                    all &= working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND).await;
+                    if let Err(short) =
+                        working(&http, &addrs, stage, args.partitions, RECOVERY_BOUND).await
+                    {
+                        println!("faults: after the outage, the {}s: {short}", stage.name());
+                        all = false;
+                    }
                 }
                 outage_ready = all.then(|| up.elapsed());
                 println!(

@@ -68,8 +68,9 @@ Options:
   --kafka-option K=V  passed to every stage's Kafka clients ([kafka.options]), repeatable;
                    e.g. enable.idempotence=false
   --seed S         seed of every random choice (default 1012)
-  --dynamic-routers  routers without a static group membership name (router.instance_id), so a
-                   restarted router joins as a new member
+  --dynamic-members  routers and dashboards without static group membership names
+                   (router.instance_id, dashboard.instance_id), so a restarted process joins as a
+                   new member (--dynamic-routers is the same)
   --keep           keep the run's folder (logs of every process, the broker's database)";
 
 #[derive(Clone)]
@@ -84,7 +85,7 @@ struct Args {
     storage: String,
     seed: u64,
     keep: bool,
-    dynamic_routers: bool,
+    dynamic_members: bool,
     kafka_options: Vec<(String, String)>,
 }
 
@@ -107,7 +108,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         storage: "sqlite://faults.db".into(),
         seed: 1012,
         keep: false,
-        dynamic_routers: false,
+        dynamic_members: false,
         kafka_options: Vec::new(),
     };
     let mut it = raw.into_iter();
@@ -124,7 +125,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "--storage" => args.storage = value()?,
             "--seed" => args.seed = value()?.parse()?,
             "--keep" => args.keep = true,
-            "--dynamic-routers" => args.dynamic_routers = true,
+            "--dynamic-members" | "--dynamic-routers" => args.dynamic_members = true,
             "--kafka-option" => {
                 let v = value()?;
                 let (k, v) = v
@@ -193,9 +194,16 @@ impl Proc {
     fn new(stage: Stage, n: usize, static_member: bool) -> Proc {
         let name = format!("{}-{n}", stage.name());
         let mut env = Vec::new();
-        if stage == Stage::Router && static_member {
-            // Static membership: a router restarted under its name takes its partitions back.
-            env.push(("IOC_ROUTER__INSTANCE_ID".to_string(), name.clone()));
+        // Static membership: a router or dashboard restarted under its name takes its
+        // partitions back.
+        match stage {
+            Stage::Router if static_member => {
+                env.push(("IOC_ROUTER__INSTANCE_ID".to_string(), name.clone()));
+            }
+            Stage::Dashboard if static_member => {
+                env.push(("IOC_DASHBOARD__INSTANCE_ID".to_string(), name.clone()));
+            }
+            _ => {}
         }
         Proc {
             stage,
@@ -992,7 +1000,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut procs = Vec::new();
     for stage in [Stage::Ingest, Stage::Router, Stage::Dashboard] {
         for n in 1..=2 {
-            let mut p = Proc::new(stage, n, !args.dynamic_routers);
+            let mut p = Proc::new(stage, n, !args.dynamic_members);
             p.env.push(("IOC_TOPICS__CREATE".into(), "false".into()));
             p.start(&run)?;
             procs.push(p);

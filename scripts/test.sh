@@ -146,10 +146,10 @@ else
   echo "skipped: this tansu cannot store to sqlite (it was installed without --features libsql; reinstall it with: cargo install tansu --locked --force --features dynostore,libsql)"
 fi
 
-# The fault harness, short: two processes of each stage on a tansu of its own, routers killed
-# with SIGKILL at random and restarted, every accepted event checked afterwards (RELIABILITY.md
+# The fault harness, short: two processes of each stage on a tansu of its own, stage processes
+# killed with SIGKILL at random and restarted, every accepted event checked afterwards (RELIABILITY.md
 # has the longer runs and what is still open).
 log "faults on purpose: stage processes killed with SIGKILL (benches/faults.rs, short run)"
-timeout 900 cargo test --locked --bench faults -- --events 3000 --kills 2 --outage 0s --rate 150 --storage memory://tansu/
+timeout 900 cargo test --locked --bench faults -- --events 3000 --kills 4 --outage 0s --rate 150 --storage memory://tansu/
 
 log "all tests passed"

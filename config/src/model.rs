@@ -470,6 +470,13 @@ pub struct DashboardConfig {
     pub group_prefix: String,
     /// Largest page size for `GET /v1/incidents`.
     pub max_page_size: usize,
+    /// This instance's stable name in the group that shares the command topic (Kafka static
+    /// membership, `group.instance.id`), e.g. the host or pod name, unique per running
+    /// dashboard. An instance restarted under the same name takes its own command partitions
+    /// back at once; one that does not come back loses them after the session timeout. Unset:
+    /// dynamic membership.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Who may read the dashboard. Tokens are stored as SHA-256 hex digests, never in clear.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

@@ -261,12 +261,26 @@ fn ends_of(settings: &ioc_config::load::Settings, topic: &str) -> anyhow::Result
 pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let cfg = &s.settings.config;
     let group = format!("{}.owners", cfg.topics.commands);
-    let consumer: StreamConsumer<LagContext> = client_config(cfg)
+    let mut config = client_config(cfg);
+    config
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+        .set("heartbeat.interval.ms", "1000");
+    if let Some(instance) = cfg
+        .dashboard
+        .instance_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        // Static membership: restarted under its name, the instance is the same member.
+        config.set(
+            "group.instance.id",
+            format!("{instance}-dashboard-commands"),
+        );
+    }
+    let consumer: StreamConsumer<LagContext> = config
         .create_with_context(LagContext::new(s.metrics.clone(), "dashboard-commands"))
         .context("creating the command consumer")?;
     consumer

@@ -249,6 +249,13 @@ function keepingInput(box, render) {
   for (const d of box.querySelectorAll("details")) if (open.has(key(d))) d.open = true;
 }
 
+/** Makes `nodes` the children of `box`, in order, moving only what is out of place: a node
+ *  already where it belongs is not touched (a click on it, or the focus in it, survives). */
+function place(box, nodes) {
+  nodes.forEach((n, k) => { if (box.children[k] !== n) box.insertBefore(n, box.children[k] || null); });
+  while (box.children.length > nodes.length) box.lastElementChild.remove();
+}
+
 // ---- Wards (for pickers and maps) ----
 
 /** A name without diacritics, in lower case: "Phường Sài Gòn" and "phuong sai gon" fold alike. */
@@ -637,12 +644,33 @@ function wardPage() {
   const tasks = new Map();
   const OPEN = ["assigned", "acknowledged", "in_progress", "reopened"];
 
+  // Cards drawn, by incident id, with the revision each shows: a card is drawn again only when
+  // its incident changed, so a live update of one task never swaps the button under a click on
+  // another (or on the same task, when the stream repeats what an action's answer showed).
+  const drawn = new Map();
+
+  /** Keeps `i` unless an equal or newer revision of it is already known; true when kept. */
+  function learn(i) {
+    const known = tasks.get(i.id);
+    if (known && known.revision >= i.revision) return false;
+    tasks.set(i.id, full(i));
+    return true;
+  }
+
   function render() {
     const list = [...tasks.values()].filter((i) => OPEN.includes(i.status))
       .sort((a, b) => new Date(a.sla_due_at) - new Date(b.sla_due_at));
     document.getElementById("summary").textContent = list.length ? `${list.length} ${t("ward.count")}` : t("ward.none");
     const box = document.getElementById("tasks");
-    keepingInput(box, () => box.replaceChildren(...list.map(card)));
+    const cards = list.map((i) => {
+      const was = drawn.get(i.id);
+      if (was && was.revision === i.revision) return was.el;
+      const el = card(i);
+      drawn.set(i.id, { revision: i.revision, el });
+      return el;
+    });
+    for (const id of drawn.keys()) if (!list.some((i) => i.id === id)) drawn.delete(id);
+    keepingInput(box, () => place(box, cards));
   }
 
   function act(i, build, form) {
@@ -654,8 +682,7 @@ function wardPage() {
         const next = await api(`/v1/incidents/${encodeURIComponent(i.id)}/actions`, {
           method: "POST", body: build(Object.fromEntries(new FormData(form).entries())),
         });
-        tasks.set(next.id, full(next));
-        render();
+        if (learn(next)) render();
       } catch (e) { msg.className = "error"; msg.setAttribute("role", "alert"); msg.textContent = refusal(e); }
     };
   }
@@ -702,9 +729,9 @@ function wardPage() {
     const list = await api("/v1/assignments");
     await loadWards().catch(() => null);
     tasks.clear();
-    for (const i of list) tasks.set(i.id, full(i));
+    for (const i of list) learn(i);
     render();
-    live((i) => { tasks.set(i.id, full(i)); render(); });
+    live((i) => { if (learn(i)) render(); });
   });
 }
 

@@ -178,11 +178,14 @@ def main():
         expect(task.locator(".badge")).to_have_text("đang xử lý", timeout=WAIT_MS)
         task.locator("summary", has_text="Báo kết quả").click()
         task.get_by_label("Kết quả xử lý").fill("Đã khơi thông cống, nước đã rút.")
-        # A new assignment arriving on the live stream while the unit types redraws the list;
+        # A new assignment arriving on the live stream while the unit types adds a card; the card
+        # being worked on is not drawn again (a button under a click stays the one clicked) and
         # what was typed stays.
+        task.evaluate("el => { el.dataset.probe = 'kept'; }")
         third = file_report("Cống bị tắc")["tracking_id"]
         assign_over_api(third, WARD)
         expect(unit.locator(f'article[data-id="{third}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(task).to_have_attribute("data-probe", "kept")
         expect(task.get_by_label("Kết quả xử lý")).to_have_value("Đã khơi thông cống, nước đã rút.")
         task.get_by_role("form", name="Báo kết quả").get_by_role("button").click()
         expect(task).to_have_count(0, timeout=WAIT_MS)

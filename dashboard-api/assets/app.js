@@ -353,28 +353,45 @@ function consolePage() {
     (!["resolved", "closed", "cancelled", "duplicate"].includes(i.status) && new Date(i.sla_due_at) < new Date());
   const rank = (i) => (["new", "verified", "unassigned", "reopened"].includes(i.status) || !i.ward ? 0 : overdue(i) ? 1 : 2);
 
+  const drawnRows = new Map(); // incident id → { key: what the row shows, el: the row }
+
   function renderQueue() {
     const rows = [...incidents.values()].filter(matches)
       .sort((a, b) => rank(a) - rank(b) || new Date(b.occurred_at) - new Date(a.occurred_at));
     document.getElementById("queue-count").textContent = `(${rows.length})`;
     const body = document.querySelector("#queue tbody");
     if (!rows.length) {
+      drawnRows.clear();
       body.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted", text: t("queue.empty") })));
       return;
     }
-    body.replaceChildren(...rows.slice(0, 300).map((i) => {
-      const open = () => select(i.id);
-      return h("tr", {
-        tabindex: "0", "data-id": i.id, class: i.id === selected ? "selected" : null,
-        "aria-selected": i.id === selected ? "true" : "false",
-        onclick: open, onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
-      },
-      h("td", {}, h("strong", { text: i.category }), h("br"), h("span", { class: "muted", text: i.id.slice(0, 13) })),
-      h("td", {}, status(i.status)),
-      h("td", { text: wardName(i.ward) }),
-      h("td", { text: when(i.occurred_at) }),
-      h("td", { class: overdue(i) ? "late" : null, text: when(i.sla_due_at) }));
-    }));
+    const shown = rows.slice(0, 300).map((i) => {
+      // A row is drawn again only when what it shows changed: a stream of updates to other
+      // incidents must not take the row under the operator's click or keyboard focus away.
+      const key = `${i.revision}|${i.id === selected}|${overdue(i)}`;
+      const was = drawnRows.get(i.id);
+      if (was && was.key === key) return was.el;
+      const el = row(i);
+      drawnRows.set(i.id, { key, el });
+      return el;
+    });
+    const kept = new Set(shown);
+    for (const [id, { el }] of drawnRows) if (!kept.has(el)) drawnRows.delete(id);
+    place(body, shown);
+  }
+
+  function row(i) {
+    const open = () => select(i.id);
+    return h("tr", {
+      tabindex: "0", "data-id": i.id, class: i.id === selected ? "selected" : null,
+      "aria-selected": i.id === selected ? "true" : "false",
+      onclick: open, onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
+    },
+    h("td", {}, h("strong", { text: i.category }), h("br"), h("span", { class: "muted", text: i.id.slice(0, 13) })),
+    h("td", {}, status(i.status)),
+    h("td", { text: wardName(i.ward) }),
+    h("td", { text: when(i.occurred_at) }),
+    h("td", { class: overdue(i) ? "late" : null, text: when(i.sla_due_at) }));
   }
 
   function syncUrl() {
@@ -625,6 +642,7 @@ function consolePage() {
     filters.addEventListener("change", () => { syncUrl(); load(); });
     filters.addEventListener("reset", () => setTimeout(() => { syncUrl(); load(); }));
     live((i) => {
+      if (incidents.get(i.id)?.revision >= i.revision) return; // shown already, or newer shown
       full(i);
       incidents.set(i.id, i);
       renderQueue();

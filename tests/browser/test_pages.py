@@ -119,8 +119,14 @@ def main():
         print(f"report on the operator's queue {time.monotonic() - filed_at:.2f} s after filing, no reload")
         assert "Nguyễn" not in operator.content() and "912345678" not in operator.content()
 
-        # Keyboard: the row opens with Enter.
+        # Keyboard: the row opens with Enter. A row in focus keeps it while other incidents
+        # arrive on the live stream (the row is not drawn again).
         row.focus()
+        row.evaluate("el => { el.dataset.probe = 'kept'; }")
+        another = file_report("Rác thải đổ trộm ven kênh")["tracking_id"]
+        expect(operator.locator(f'#queue tr[data-id="{another}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(row).to_have_attribute("data-probe", "kept")
+        expect(row).to_be_focused()
         operator.keyboard.press("Enter")
         expect(operator.locator("#detail h2")).to_contain_text("environment", timeout=WAIT_MS)
         assert f"incident={report_id}" in operator.url

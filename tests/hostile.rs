@@ -7,14 +7,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use common::{
-    point_in, Pipeline, CAMERA_KEY, OPEN311_KEY, OPERATOR_TOKEN, WAIT, WARD2_TOKEN, WARD_OF_TOKEN,
-    WARD_TOKEN,
+    point_in, Pipeline, StreamReader, CAMERA_KEY, OPEN311_KEY, OPERATOR_TOKEN, WARD2_TOKEN,
+    WARD_OF_TOKEN, WARD_TOKEN,
 };
-use futures::StreamExt as _;
 use ioc_schema::validate::{check_id, check_url};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -103,101 +99,35 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-/// Reads the operators' live stream in the background, keeping the raw text.
-struct StreamReader {
-    text: Arc<Mutex<String>>,
-    ended: Arc<Mutex<Option<String>>>,
-}
-
-impl StreamReader {
-    async fn open(p: &Pipeline) -> StreamReader {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let opening = client
-            .get(format!(
-                "{}/v1/stream?access_token={OPERATOR_TOKEN}",
-                p.dashboard_url
-            ))
-            .send();
-        // The stream's body never ends, so only its opening is bounded.
-        let resp = tokio::time::timeout(WAIT, opening)
-            .await
-            .expect("the stream opens in time")
-            .expect("stream opens");
-        assert_eq!(resp.status().as_u16(), 200);
-        let text = Arc::new(Mutex::new(String::new()));
-        let ended = Arc::new(Mutex::new(None));
-        let (t, e) = (text.clone(), ended.clone());
-        tokio::spawn(async move {
-            let mut body = resp.bytes_stream();
-            loop {
-                match body.next().await {
-                    Some(Ok(chunk)) => t.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk)),
-                    Some(Err(err)) => {
-                        *e.lock().unwrap() = Some(format!("stream error: {err}"));
-                        return;
-                    }
-                    None => {
-                        *e.lock().unwrap() = Some("stream ended".into());
-                        return;
-                    }
+/// Checks the stream's framing: only known fields, every data line a JSON document, ids
+/// of the safe alphabet.
+fn check_well_formed(stream: &StreamReader) -> usize {
+    let text = stream.text();
+    let mut events = 0;
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        for line in block.lines() {
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => assert!(matches!(value, "incident" | "lagged"), "{line}"),
+                "id" => {
+                    let (id, rev) = value.rsplit_once(':').expect("id:revision");
+                    check_id("event id", id).unwrap();
+                    rev.parse::<u64>().unwrap();
                 }
+                "data" => {
+                    serde_json::from_str::<Value>(value)
+                        .unwrap_or_else(|e| panic!("stream data is not JSON ({e}): {value:.200}"));
+                    events += 1;
+                }
+                other => panic!("unexpected stream field {other:?} in {line:.200}"),
             }
-        });
-        StreamReader { text, ended }
-    }
-
-    /// Waits until the stream has carried `needle`, failing if it was cut first.
-    async fn wait_for(&self, needle: &str) {
-        let started = Instant::now();
-        loop {
-            if let Some(why) = self.ended.lock().unwrap().clone() {
-                panic!("the live stream was cut: {why}");
-            }
-            if self.text.lock().unwrap().contains(needle) {
-                return;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "{needle} never reached the stream"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-
-    /// Checks the stream's framing: only known fields, every data line a JSON document, ids
-    /// of the safe alphabet.
-    fn check_well_formed(&self) -> usize {
-        let text = self.text.lock().unwrap().clone();
-        let mut events = 0;
-        for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
-            for line in block.lines() {
-                if line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "event" => assert!(matches!(value, "incident" | "lagged"), "{line}"),
-                    "id" => {
-                        let (id, rev) = value.rsplit_once(':').expect("id:revision");
-                        check_id("event id", id).unwrap();
-                        rev.parse::<u64>().unwrap();
-                    }
-                    "data" => {
-                        serde_json::from_str::<Value>(value).unwrap_or_else(|e| {
-                            panic!("stream data is not JSON ({e}): {value:.200}")
-                        });
-                        events += 1;
-                    }
-                    other => panic!("unexpected stream field {other:?} in {line:.200}"),
-                }
-            }
-        }
-        events
-    }
+    events
 }
 
 async fn file(p: &Pipeline, body: &Value) -> String {
@@ -243,7 +173,7 @@ async fn get(p: &Pipeline, path_and_query: &str, token: Option<&str>) -> Answer 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_known_attack_is_refused_and_the_stream_survives() {
     let p = Pipeline::start("hostile-known", 2, 1).await;
-    let stream = StreamReader::open(&p).await;
+    let stream = StreamReader::open(&p, &format!("/v1/stream?access_token={OPERATOR_TOKEN}")).await;
     let camera = |body: Value, key: Option<&str>| {
         let mut req = p
             .http
@@ -409,7 +339,7 @@ async fn each_known_attack_is_refused_and_the_stream_survives() {
     // The stream carried the citizen's incident and is still open after all of it.
     let sentinel = file(&p, &report_body(WARD_OF_TOKEN, "sentinel")).await;
     stream.wait_for(&sentinel).await;
-    assert!(stream.check_well_formed() >= 2);
+    assert!(check_well_formed(&stream) >= 2);
     p.stop().await;
 }
 
@@ -517,7 +447,7 @@ fn hostile_raw(rng: &mut SmallRng) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_requests_never_crash_a_stage_and_what_is_served_stays_well_formed() {
     let p = Pipeline::start("hostile-fuzz", 2, 1).await;
-    let stream = StreamReader::open(&p).await;
+    let stream = StreamReader::open(&p, &format!("/v1/stream?access_token={OPERATOR_TOKEN}")).await;
     let seed = std::env::var("IOC_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -689,7 +619,7 @@ async fn fuzzed_requests_never_crash_a_stage_and_what_is_served_stays_well_forme
     // Afterwards: the stream is open and well-formed, and everything served is clean.
     let sentinel = file(&p, &report_body(WARD_OF_TOKEN, "sentinel")).await;
     stream.wait_for(&sentinel).await;
-    let events = stream.check_well_formed();
+    let events = check_well_formed(&stream);
     assert!(events >= 2, "{events} events on the stream");
     let all = get(&p, "/v1/incidents?limit=500", Some(OPERATOR_TOKEN))
         .await
@@ -728,7 +658,9 @@ async fn many_live_streams_stay_open_while_incidents_flow() {
     let p = Pipeline::start("hostile-streams", 2, 1).await;
     let mut readers = Vec::new();
     for _ in 0..100 {
-        readers.push(StreamReader::open(&p).await);
+        readers.push(
+            StreamReader::open(&p, &format!("/v1/stream?access_token={OPERATOR_TOKEN}")).await,
+        );
     }
     let filings = (0..150).map(|i| {
         let body = report_body(WARD_OF_TOKEN, &format!("tải {i}"));
@@ -749,7 +681,7 @@ async fn many_live_streams_stay_open_while_incidents_flow() {
     for r in &readers {
         // A reader that fell behind is told ("lagged") and carries on; none is cut.
         r.wait_for(&sentinel).await;
-        r.check_well_formed();
+        check_well_formed(r);
     }
     p.stop().await;
 }

@@ -576,6 +576,12 @@ async fn topics_keep_the_truth_and_let_personal_data_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
     let p = Pipeline::start("e2e-violations", 2, 1).await;
+    // The violations' live streams, opened before anything is sent: for an operator, for the
+    // traffic police (plates) and for a ward unit.
+    let stream_of = |token: &str| format!("/v1/violations/stream?access_token={token}");
+    let operator_stream = common::StreamReader::open(&p, &stream_of(common::OPERATOR_TOKEN)).await;
+    let police_stream = common::StreamReader::open(&p, &stream_of(common::PLATES_TOKEN)).await;
+    let ward_stream = common::StreamReader::open(&p, &stream_of(common::WARD_TOKEN)).await;
     let now = chrono::Utc::now();
     let red_light = json!({"camera_id": "CAM-0001", "event_type": "red_light_violation",
         "event_id": "rl-1", "confidence": 0.95, "detected_at": now - chrono::Duration::minutes(2),
@@ -669,6 +675,52 @@ async fn enforcement_captures_become_records_with_plates_for_the_police_only() {
     let (status, _) = p
         .dashboard_as(
             &format!("/v1/violations/counts?ward={}", common::WARD2),
+            common::WARD_TOKEN,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // The live streams carried each record with its row of counts, plates to the police only,
+    // a ward unit its ward's only; a ward unit asking for another ward's stream is refused.
+    police_stream.wait_for("51G-888.88").await;
+    operator_stream.wait_for("anpr_capture").await;
+    let carried = operator_stream.events("violation");
+    for (camera, event_type) in [
+        ("CAM-0001", "red_light_violation"),
+        ("CAM-0003", "anpr_capture"),
+    ] {
+        let change = carried
+            .iter()
+            .find(|c| c["record"]["camera_id"] == camera)
+            .unwrap_or_else(|| panic!("no {camera} on the stream: {carried:?}"));
+        assert_eq!(change["record"]["event_type"], event_type, "{change}");
+        assert_eq!(change["count"]["count"], 1, "{change}");
+        assert!(change["record"].get("plate").is_none(), "{change}");
+    }
+    let plates: Vec<_> = police_stream
+        .events("violation")
+        .iter()
+        .filter_map(|c| c["record"]["plate"].as_str().map(str::to_string))
+        .collect();
+    assert!(plates.contains(&"29A-123.45".to_string()), "{plates:?}");
+    assert!(expected > 0, "a capture in the ward unit's ward: {hidden}");
+    let own = common::eventually("the ward unit's records on its stream", || async {
+        let own = ward_stream.events("violation");
+        (own.len() >= expected).then_some(own)
+    })
+    .await;
+    assert!(
+        own.iter()
+            .all(|c| c["record"]["ward"]["id"] == common::WARD_OF_TOKEN),
+        "a ward unit's stream: {own:?}"
+    );
+    let (status, _) = p
+        .dashboard_as(
+            &format!(
+                "/v1/violations/stream?ward={}&access_token={}",
+                common::WARD2,
+                common::WARD_TOKEN
+            ),
             common::WARD_TOKEN,
         )
         .await;

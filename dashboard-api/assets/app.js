@@ -592,36 +592,74 @@ function consolePage() {
     document.body.append(a); a.click(); a.remove();
   });
   // Enforcement records (red-light and crossing captures, ANPR reads): counts per ward and
-  // camera, and the latest, with plates only where the token may read them.
-  async function violations() {
-    const err = document.getElementById("violations-error");
-    err.textContent = "";
-    try {
-      const [counts, latest] = await Promise.all([api("/v1/violations/counts"), api("/v1/violations?limit=50")]);
-      const table = (id, head, rows) => document.getElementById(id).replaceChildren(
-        h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col", text: t(k) })))),
-        h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v) => h("td", { text: String(v ?? "") }))))));
-      table("violation-counts", ["col.ward", "v.camera", "v.type", "v.count", "v.last"],
-        counts.map((c) => [wardName(c.ward), c.camera_id, c.event_type, c.count, when(c.last_at)]));
-      table("violation-latest", ["col.when", "v.camera", "v.type", "col.ward", "v.lane", "v.plate", "v.confidence"],
-        latest.map((r) => [when(r.detected_at), r.camera_id, r.event_type, wardName(r.ward), r.lane,
-          r.plate ?? t("v.hidden"), `${Math.round(r.confidence * 100)}%`]));
-      if (!counts.length) err.textContent = t("v.none");
-    } catch (e) { err.textContent = e.message; }
+  // camera, and the latest, with plates only where the token may read them. While the tab is
+  // shown, its own live stream brings each new record with its row of counts.
+  const LATEST = 50;
+  const vio = { counts: new Map(), latest: [], source: null, loaded: false, waiting: [] };
+  const countKey = (c) => `${c.ward?.id ?? ""}|${c.camera_id}|${c.event_type}`;
+
+  function takeViolation({ record, count }) {
+    // Counts only grow, so the larger of two rows is the later; a record seen before replaces
+    // its older version (a plate read later in its track).
+    const had = vio.counts.get(countKey(count));
+    if (!had || had.count <= count.count) vio.counts.set(countKey(count), count);
+    vio.latest = [record, ...vio.latest.filter((r) => r.id !== record.id)]
+      .sort((a, b) => new Date(b.detected_at) - new Date(a.detected_at)).slice(0, LATEST);
   }
-  // While the Violations tab is shown, its counts are read again every few seconds.
-  let violationsTimer = null;
+
+  function drawViolations() {
+    const table = (id, head, rows) => document.getElementById(id).replaceChildren(
+      h("thead", {}, h("tr", {}, head.map((k) => h("th", { scope: "col", text: t(k) })))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v) => h("td", { text: String(v ?? "") }))))));
+    const counts = [...vio.counts.values()].sort((a, b) => b.count - a.count || new Date(b.last_at) - new Date(a.last_at));
+    table("violation-counts", ["col.ward", "v.camera", "v.type", "v.count", "v.last"],
+      counts.map((c) => [wardName(c.ward), c.camera_id, c.event_type, c.count, when(c.last_at)]));
+    table("violation-latest", ["col.when", "v.camera", "v.type", "col.ward", "v.lane", "v.plate", "v.confidence"],
+      vio.latest.map((r) => [when(r.detected_at), r.camera_id, r.event_type, wardName(r.ward), r.lane,
+        r.plate ?? t("v.hidden"), `${Math.round(r.confidence * 100)}%`]));
+    document.getElementById("violations-error").textContent = counts.length ? "" : t("v.none");
+  }
+
+  async function loadViolations() {
+    vio.loaded = false;
+    try {
+      const [counts, latest] = await Promise.all([api("/v1/violations/counts"), api(`/v1/violations?limit=${LATEST}`)]);
+      vio.counts = new Map(counts.map((c) => [countKey(c), c]));
+      vio.latest = latest;
+      // What the stream brought while the lists were read, applied on top (twice is harmless).
+      for (const change of vio.waiting.splice(0)) takeViolation(change);
+      vio.loaded = true;
+      drawViolations();
+    } catch (e) { document.getElementById("violations-error").textContent = e.message; }
+  }
+
+  function followViolations(on) {
+    vio.source?.close();
+    vio.source = null;
+    if (!on) return;
+    vio.waiting = [];
+    vio.source = new EventSource(`/v1/violations/stream?access_token=${encodeURIComponent(token())}`);
+    vio.source.addEventListener("violation", (ev) => {
+      const change = JSON.parse(ev.data);
+      if (!vio.loaded) { vio.waiting.push(change); return; }
+      takeViolation(change);
+      drawViolations();
+    });
+    // The lists are read once the stream is open (so nothing falls between the two), again
+    // after the browser opened it anew following a break, and when it fell behind.
+    vio.source.addEventListener("open", () => loadViolations());
+    vio.source.addEventListener("lagged", () => loadViolations());
+  }
+
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     tab.addEventListener("click", () => {
-      clearInterval(violationsTimer);
-      violationsTimer = tab.id === "tab-violations" ? setInterval(violations, 5000) : null;
+      followViolations(tab.id === "tab-violations");
       for (const other of document.querySelectorAll('[role="tab"]')) {
         const on = other === tab;
         other.setAttribute("aria-selected", String(on));
         document.getElementById(other.getAttribute("aria-controls")).hidden = !on;
       }
       if (tab.id === "tab-figures") figures();
-      if (tab.id === "tab-violations") violations();
     });
   }
 

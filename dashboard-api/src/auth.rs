@@ -94,7 +94,7 @@ impl Tokens {
     }
 }
 
-/// Whether the URL's query carries a token (refused everywhere but the live stream).
+/// Whether the URL's query carries a token (refused everywhere but the live streams).
 fn token_in_url(parts: &Parts) -> Result<(), ApiError> {
     let query = parts.uri.query().unwrap_or_default();
     let has_token = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -105,7 +105,7 @@ fn token_in_url(parts: &Parts) -> Result<(), ApiError> {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "token_in_url",
-            "access_token in the URL is accepted only by /v1/stream; send 'Authorization: Bearer <token>' instead.".into(),
+            "access_token in the URL is accepted only by the live streams (/v1/stream, /v1/violations/stream); send 'Authorization: Bearer <token>' instead.".into(),
         ));
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! writes are in [`crate::actions`], Open311 in [`crate::open311`]).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -26,6 +27,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
+use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
@@ -140,6 +142,16 @@ fn routes(metrics: Metrics, limits: Limits) -> (Router<AppState>, serde_json::Va
                 .security(&["token"])
                 .params(params)
                 .json(200, "The records", list)
+                .errors(api, read)]
+        })
+        .route("/v1/violations/stream", get(crate::violations::stream), |api| {
+            let params = api.query::<crate::violations::ViolationStreamQuery>();
+            vec![Op::get("Server-Sent Events: one `violation` event per new or rewritten enforcement record")
+                .tag("operators")
+                .describe("Each event carries the record and its row of counts after it (applying one twice changes nothing). The plate only for a token with `plates = true`; a ward token sees only its ward's. Like /v1/stream, this endpoint also takes the token as `access_token` in the query.")
+                .security(&["token"])
+                .params(params)
+                .answers(200, "An endless event stream", Some(("text/event-stream", json!({"type": "string"}))))
                 .errors(api, read)]
         })
         .route("/v1/incidents/{id}/nearby", get(get_nearby), |api| {
@@ -493,17 +505,34 @@ async fn stream(
         .tokens
         .authenticate(&headers, q.access_token.take().as_deref())?;
     let q = scope(&who.caller, q)?;
-    let events = BroadcastStream::new(s.changes.subscribe()).filter_map(move |item| match item {
-        Ok(incident) if q.matches(incident.as_ref()) => Some(Ok(incident_event(&incident))),
-        Ok(_) => None,
-        // The client fell behind; it should reload the list.
+    Ok(live_events(
+        &s,
+        s.changes.subscribe(),
+        move |incident: &Incident| q.matches(incident).then(|| incident_event(incident)),
+    ))
+}
+
+/// A live stream of what `changes` carries, each item made an event by `event` (None: not for
+/// this caller); a `lagged` event when the client fell behind (it should load its list again),
+/// a keep-alive comment every 15 s, and an end when the dashboard stops.
+pub(crate) fn live_events<T, F>(
+    s: &AppState,
+    changes: broadcast::Receiver<Arc<T>>,
+    mut event: F,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    T: Clone + Send + Sync + 'static,
+    F: FnMut(&T) -> Option<Event> + Send + 'static,
+{
+    let events = BroadcastStream::new(changes).filter_map(move |item| match item {
+        Ok(change) => event(&change).map(Ok),
         Err(BroadcastStreamRecvError::Lagged(n)) => {
             Some(Ok(Event::default().event("lagged").data(n.to_string())))
         }
     });
     // A stream never ends by itself; at shutdown it must, or the server waits for it.
     let events = futures::StreamExt::take_until(events, s.stopping.clone().cancelled_owned());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// A ward unit's open work, most overdue first (operators may pass `ward`).

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Enforcement records: counts and the latest (see [`crate::violations`]).
     pub(crate) violations: Arc<RwLock<crate::violations::Violations>>,
     pub(crate) changes: broadcast::Sender<Arc<Incident>>,
+    /// Enforcement records as they arrive, for the violations' live stream.
+    pub(crate) violation_changes: broadcast::Sender<Arc<crate::violations::ViolationChange>>,
     /// The boundary sets, swapped when the configuration gains or changes one.
     pub(crate) sets: SharedSets,
     pub(crate) tokens: Arc<Tokens>,
@@ -99,6 +101,7 @@ impl AppState {
             view: Arc::default(),
             violations: Arc::default(),
             changes: broadcast::channel(4096).0,
+            violation_changes: broadcast::channel(4096).0,
             sets: Arc::new(RwLock::new(Arc::new(sets))),
             tokens: Arc::new(Tokens::from_config(&settings.config.dashboard.tokens)),
             max_page: settings.config.dashboard.max_page_size,

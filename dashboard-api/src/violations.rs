@@ -4,13 +4,19 @@
 //! with `plates = true`; a ward unit sees only its ward's records.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query as QueryParams, State};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use futures::stream::Stream;
 use ioc_config::kafka::dashboard_consumer_config;
 use ioc_config::supervise::CancellationToken;
 use ioc_schema::validate::decode_json;
@@ -21,6 +27,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{narrow_ward, Authenticated, Caller};
+use crate::http::live_events;
 use crate::{bad_query, ApiError, AppState, STAGE};
 
 /// How many of the latest records are kept for `GET /v1/violations`; counts cover all.
@@ -49,6 +56,26 @@ pub struct ViolationCount {
     pub last_at: DateTime<Utc>,
 }
 
+/// A change the live stream carries: a record (new, or written again with a plate read later
+/// in its track) and its row of counts after it. Applying one twice changes nothing, so a page
+/// may take it before or after its first listing.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ViolationChange {
+    pub record: EnforcementRecord,
+    pub count: ViolationCount,
+}
+
+/// The row of counts a record belongs to.
+type CountKey = (Option<String>, String, String);
+
+fn count_key(r: &EnforcementRecord) -> CountKey {
+    (
+        r.ward.as_ref().map(|w| w.id.clone()),
+        r.camera_id.clone(),
+        r.event_type.clone(),
+    )
+}
+
 impl Violations {
     /// Counts and keeps `r`; false when its id was counted before.
     pub fn apply(&mut self, r: EnforcementRecord) -> bool {
@@ -60,18 +87,16 @@ impl Violations {
             }
             return false;
         }
-        let key = (
-            r.ward.as_ref().map(|w| w.id.clone()),
-            r.camera_id.clone(),
-            r.event_type.clone(),
-        );
-        let c = self.counts.entry(key).or_insert_with(|| ViolationCount {
-            ward: r.ward.clone(),
-            camera_id: r.camera_id.clone(),
-            event_type: r.event_type.clone(),
-            count: 0,
-            last_at: r.detected_at,
-        });
+        let c = self
+            .counts
+            .entry(count_key(&r))
+            .or_insert_with(|| ViolationCount {
+                ward: r.ward.clone(),
+                camera_id: r.camera_id.clone(),
+                event_type: r.event_type.clone(),
+                count: 0,
+                last_at: r.detected_at,
+            });
         c.count += 1;
         c.last_at = c.last_at.max(r.detected_at);
         // Records arrive roughly in time order; keep the newest first.
@@ -83,6 +108,14 @@ impl Violations {
         self.recent.insert(at, r);
         self.recent.truncate(KEPT);
         true
+    }
+
+    /// Applies `r` and tells what changed, for the live stream.
+    pub fn change(&mut self, r: EnforcementRecord) -> Option<ViolationChange> {
+        let key = count_key(&r);
+        self.apply(r.clone());
+        let count = self.counts.get(&key)?.clone();
+        Some(ViolationChange { record: r, count })
     }
 
     pub fn len(&self) -> usize {
@@ -122,6 +155,20 @@ impl ViolationQuery {
             && self.camera_id.as_ref().is_none_or(|c| c == camera_id)
             && self.event_type.as_ref().is_none_or(|t| t == event_type)
     }
+}
+
+/// Filters of the violations' live stream: those of the listings, and the token, which a
+/// browser's EventSource can send only in the address.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViolationStreamQuery {
+    /// A ward id; a ward unit's token is held to its own ward.
+    pub ward: Option<String>,
+    pub camera_id: Option<String>,
+    /// An event type, e.g. `red_light_violation`.
+    pub event_type: Option<String>,
+    /// The token, when it cannot be sent as `Authorization: Bearer`.
+    pub access_token: Option<String>,
 }
 
 /// A violation listing's filters, checked and narrowed to what the caller may see, and the
@@ -179,6 +226,43 @@ pub async fn get_records(
     Ok(Json(rows))
 }
 
+/// `GET /v1/violations/stream`: one `violation` event per new or rewritten record the caller
+/// may see (a ward unit its ward's; the plate only for a token allowed it).
+pub async fn stream(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<QueryParams<ViolationStreamQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let QueryParams(q) = q.map_err(bad_query)?;
+    let who = s.tokens.authenticate(&headers, q.access_token.as_deref())?;
+    let q = ViolationQuery {
+        ward: q.ward,
+        camera_id: q.camera_id,
+        event_type: q.event_type,
+        limit: None,
+    }
+    .scoped(&who.caller)?;
+    let plates = who.plates;
+    Ok(live_events(
+        &s,
+        s.violation_changes.subscribe(),
+        move |change: &ViolationChange| {
+            let r = &change.record;
+            if !q.matches(r.ward.as_ref(), &r.camera_id, &r.event_type) {
+                return None;
+            }
+            let mut change = change.clone();
+            if !plates {
+                change.record.plate = None;
+            }
+            Some(Event::default().event("violation").data(
+                // JSON escapes every control character, so no data line can be broken.
+                serde_json::to_string(&change).unwrap_or_else(|_| "{}".into()),
+            ))
+        },
+    ))
+}
+
 /// Reads the violations topic from the beginning into the state until `stop`.
 pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let cfg = &s.settings.config;
@@ -212,7 +296,11 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
             .inc();
         match decode_json::<EnforcementRecord>(m.payload().unwrap_or_default()) {
             Ok(r) if r.schema == VIOLATION_SCHEMA => {
-                s.violations.write().expect("violations lock").apply(r);
+                let change = s.violations.write().expect("violations lock").change(r);
+                if let Some(change) = change {
+                    // Nobody listening is no error.
+                    let _ = s.violation_changes.send(Arc::new(change));
+                }
             }
             Ok(r) => {
                 tracing::warn!(offset = m.offset(), schema = %r.schema, "skipping a violation record of another schema")

@@ -64,9 +64,9 @@ def assign_over_api(incident, ward):
 
 
 def shown_in_tab(page, rows, text):
-    """Opens the Violations tab, which reads the records again every 5 s while it is shown
-    (the capture reaches the dashboard a moment after it is accepted), until a row of `rows`
-    shows `text`; no reload, no second click."""
+    """Opens the Violations tab, which follows the records' live stream while it is shown (the
+    capture reaches the dashboard a moment after it is accepted), until a row of `rows` shows
+    `text`; no reload, no second click."""
     page.get_by_role("tab", name="Vi phạm").click()
     expect(page.locator(rows, has_text=text).first).to_be_visible(timeout=WAIT_MS)
 
@@ -247,6 +247,20 @@ def main():
         watch(police, "police console")
         sign_in(police, "/console", POLICE)
         shown_in_tab(police, "#violation-latest tbody tr", "30A-999.99")
+        # A second capture while the tab is open arrives on its live stream: a new row, and the
+        # camera's count one higher, with nothing clicked.
+        counted = police.locator("#violation-counts tbody tr", has_text="CAM-0001") \
+            .filter(has_text="red_light_violation").locator("td").nth(3)
+        before = int(counted.inner_text())
+        asked = []
+        police.on("request", lambda r: asked.append(r.url) if "/v1/violations" in r.url and "/stream" not in r.url else None)
+        call("POST", f"{INGEST}/v1/camera-events", [{
+            "camera_id": "CAM-0001", "event_type": "red_light_violation", "confidence": 0.91,
+            "detected_at": datetime.now(timezone.utc).isoformat(), "plate": "30A-111.11", "lane": "2",
+        }], token=CAMERA_KEY)
+        expect(police.locator("#violation-latest tbody tr", has_text="30A-111.11")).to_be_visible(timeout=WAIT_MS)
+        expect(counted).to_have_text(str(before + 1), timeout=WAIT_MS)
+        assert not asked, f"the tab asked again instead of following its stream: {asked}"
         shot(police, "10-violations-police")
 
         # Two cameras 245 m apart see a flood: the demo attaches the second's incident to the

@@ -588,3 +588,81 @@ pub async fn command_partitions_at(http: &reqwest::Client, base: &str) -> Option
     let stage = "stage=\"dashboard-commands\"";
     metric_at(http, base, "ioc_consumer_assigned_partitions", stage).await
 }
+
+/// Reads a live stream (Server-Sent Events) of the dashboard in the background, keeping the
+/// raw text.
+pub struct StreamReader {
+    text: Arc<std::sync::Mutex<String>>,
+    ended: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl StreamReader {
+    /// Opens `path` (with its query, the token in it) on `p`'s dashboard; must answer 200.
+    pub async fn open(p: &Pipeline, path: &str) -> StreamReader {
+        use futures::StreamExt as _;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let opening = client.get(format!("{}{path}", p.dashboard_url)).send();
+        // The stream's body never ends, so only its opening is bounded.
+        let resp = tokio::time::timeout(WAIT, opening)
+            .await
+            .expect("the stream opens in time")
+            .expect("stream opens");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let ended = Arc::new(std::sync::Mutex::new(None));
+        let (t, e) = (text.clone(), ended.clone());
+        tokio::spawn(async move {
+            let mut body = resp.bytes_stream();
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) => t.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk)),
+                    Some(Err(err)) => {
+                        *e.lock().unwrap() = Some(format!("stream error: {err}"));
+                        return;
+                    }
+                    None => {
+                        *e.lock().unwrap() = Some("stream ended".into());
+                        return;
+                    }
+                }
+            }
+        });
+        StreamReader { text, ended }
+    }
+
+    /// What the stream has carried so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Waits until the stream has carried `needle`, failing if it was cut first.
+    pub async fn wait_for(&self, needle: &str) {
+        let started = Instant::now();
+        loop {
+            if let Some(why) = self.ended.lock().unwrap().clone() {
+                panic!("the live stream was cut: {why}");
+            }
+            if self.text.lock().unwrap().contains(needle) {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{needle} never reached the stream"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The data of every event named `event` carried so far, as JSON.
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.text()
+            .split("\n\n")
+            .filter(|block| block.lines().any(|l| l == format!("event: {event}")))
+            .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|data| serde_json::from_str(data).expect("event data is JSON"))
+            .collect()
+    }
+}

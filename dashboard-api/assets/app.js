@@ -217,11 +217,17 @@ function signedIn(start) {
   if (token()) open(); else { form.hidden = false; document.getElementById("token").focus(); }
 }
 
-/** A live stream of incident changes (EventSource cannot send headers; this endpoint alone
- * takes the token in its query). */
-function live(onIncident) {
+/** A live stream of incident changes (EventSource cannot send headers; the streams alone take
+ *  the token in their query). `reload` reads the page's lists again: once the stream is open
+ *  (so nothing falls between the first reading and the stream), after the browser opened it
+ *  anew following a break, and when the stream says the page fell behind. */
+function live(onIncident, reload) {
   const source = new EventSource(`/v1/stream?access_token=${encodeURIComponent(token())}`);
   source.addEventListener("incident", (ev) => onIncident(JSON.parse(ev.data)));
+  // A failed reading is left to the next opening (the stream itself shows the changes).
+  const again = () => Promise.resolve().then(reload).catch(() => null);
+  source.addEventListener("open", again);
+  source.addEventListener("lagged", again);
   return source;
 }
 
@@ -409,7 +415,8 @@ function consolePage() {
     if (f.since) params.set("since", toIso(f.since));
     if (f.until) params.set("until", toIso(f.until));
     const page = await api(`/v1/incidents?${params}`);
-    for (const i of page.items) incidents.set(i.id, full(i));
+    // A newer revision the live stream brought meanwhile is kept.
+    for (const i of page.items) if (!(incidents.get(i.id)?.revision > i.revision)) incidents.set(i.id, full(i));
     renderQueue();
   }
 
@@ -690,7 +697,7 @@ function consolePage() {
       if (i.id === selected && !(Number(box.dataset.revision) >= i.revision)) {
         keepingInput(box, () => showDetail(box, i));
       }
-    });
+    }, load);
   });
 }
 
@@ -787,7 +794,10 @@ function wardPage() {
     tasks.clear();
     for (const i of list) learn(i);
     render();
-    live((i) => { if (learn(i)) render(); });
+    live((i) => { if (learn(i)) render(); }, async () => {
+      for (const i of await api("/v1/assignments")) learn(i);
+      render();
+    });
   });
 }
 

@@ -142,19 +142,7 @@ pub async fn act(
 
 /// Applies a lifecycle action here: on the instance that owns the incident's partition of the
 /// command topic (or in a test without one), after the view has read what the last owner wrote.
-pub(crate) async fn act_now(
-    s: &AppState,
-    id: &str,
-    action: Action,
-    role: Role,
-    actor: &str,
-    command: Option<&str>,
-) -> Result<Incident, ApiError> {
-    let _one_at_a_time = s.acting.lock().await;
-    act_locked(s, id, action, role, actor, command).await
-}
-
-/// [`act_now`] for a caller that holds `s.acting` already.
+/// The caller holds `s.acting`, so two actions never build on the same revision.
 pub(crate) async fn act_locked(
     s: &AppState,
     id: &str,

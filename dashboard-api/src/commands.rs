@@ -337,8 +337,10 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 async fn apply(s: &AppState, c: Command) -> Answer {
-    let result =
-        crate::actions::act_now(s, &c.incident_id, c.action, c.role, &c.actor, Some(&c.id)).await;
+    let result = {
+        let _one_at_a_time = s.acting.lock().await;
+        crate::actions::act_locked(s, &c.incident_id, c.action, c.role, &c.actor, Some(&c.id)).await
+    };
     let (status, incident, code, message) = match result {
         Ok(i) => (200, Some(i), None, None),
         Err(ApiError(status, code, message)) => {

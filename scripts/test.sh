@@ -94,7 +94,18 @@ wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker"
 
 log "end-to-end tests against tansu"
 IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test reform --test lifecycle --test service_levels \
-  --test restarts --test open311 --test contracts --test hostile --test two_dashboards
+  --test restarts --test open311 --test contracts --test hostile
+kill "$TANSU_PID"; wait "$TANSU_PID" 2>/dev/null || true
+
+# The dashboards' failover runs on a tansu of its own: on one that every test above has used,
+# tansu now and then leaves a killed member's partition unheld (RELIABILITY.md, "Open").
+PORT=$(free_port)
+log "starting a fresh tansu on 127.0.0.1:$PORT for two dashboards and their failover"
+tansu broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
+  --storage-engine memory://tansu/ >"${TANSU_LOG}.broker2" 2>&1 &
+TANSU_PID=$!
+wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker2"
+IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 600 cargo test --locked --test two_dashboards
 
 # tansu 0.6 cannot serve TLS from its command line (clap makes --cert and --key exclude each
 # other), so a TLS terminator stands in front of a second tansu, which advertises the TLS port.

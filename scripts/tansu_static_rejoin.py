@@ -9,11 +9,20 @@ dynamic membership, or with an outage shorter than the session timeout, recovers
     python3 scripts/tansu_static_rejoin.py dynamic 30   # prints ... True [1, 1]
     python3 scripts/tansu_static_rejoin.py static 5     # prints ... True [1, 1]
 
+Why (read from librdkafka's group log, which this script follows): after the restart each static
+member joins again and tansu gives it a new member id, but its JoinGroup answers keep naming the
+leader chosen before the restart, a member id that no longer exists. No live member is the
+leader, so nobody sends the assignment; every SyncGroup is answered "rebalance in progress" and
+the members join again, forever. The script prints the leader tansu names against the members'
+own ids.
+
 It starts tansu (on PATH, built with the libsql feature) on a free port, in a temporary folder
 holding its database and log, and stops it at the end. A Kafka cluster keeps the group in
 __consumer_offsets and gives both members their partitions back after either outage.
 """
 
+import logging
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +33,22 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 SESSION_TIMEOUT_MS = 10_000
+
+
+class JoinAnswers(logging.Handler):
+    """Keeps, from librdkafka's group log, the last JoinGroup answer each consumer had: the
+    leader the coordinator named and the consumer's own member id."""
+
+    PATTERN = re.compile(r"JoinGroup response: GenerationId (-?\d+), .*LeaderId (\S+?)(?: \(me\))?, my MemberId (\S+?),")
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.last = {}
+
+    def emit(self, record):
+        found = self.PATTERN.search(record.getMessage())
+        if found:
+            self.last[record.name] = found.groups()
 
 
 def free_port():
@@ -62,9 +87,14 @@ def main():
     producer.flush(10)
 
     consumers = []
+    answers = JoinAnswers()
     for n in (1, 2):
+        log = logging.getLogger(f"consumer-{n}")
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.addHandler(answers)
         conf = {"bootstrap.servers": bootstrap, "group.id": "g", "auto.offset.reset": "earliest",
-                "session.timeout.ms": SESSION_TIMEOUT_MS}
+                "session.timeout.ms": SESSION_TIMEOUT_MS, "debug": "cgrp", "logger": log}
         if static:
             conf["group.instance.id"] = f"member-{n}"
         consumers.append(Consumer(conf))
@@ -91,6 +121,10 @@ def main():
         held = held_within(60)
         print(f"after a {outage:.0f} s outage: hold both partitions within 60 s:", held,
               [len(c.assignment()) for c in consumers])
+        members = {me for (_, _, me) in answers.last.values()}
+        for name, (generation, leader, me) in sorted(answers.last.items()):
+            print(f"  {name}'s last JoinGroup answer: generation {generation}, leader {leader}"
+                  f"{' (a live member)' if leader in members else ' (no live member has this id)'}, its own id {me}")
     finally:
         for c in consumers:
             c.close()

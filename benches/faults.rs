@@ -1346,6 +1346,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .values()
         .filter(|bodies| bodies.len() > 1)
         .count();
+    // Who wrote each of them: the last step of every content (action, actor, time, command).
+    for ((id, revision), bodies) in per_revision.iter().filter(|(_, b)| b.len() > 1).take(5) {
+        println!(
+            "faults: incident {id} has {} records of revision {revision}:",
+            bodies.len()
+        );
+        for body in bodies {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let step = v["history"].as_array().and_then(|h| h.last()).cloned();
+            println!(
+                "faults:   status {}, last step {}",
+                v["status"],
+                step.map_or("none".to_string(), |t| t.to_string())
+            );
+        }
+    }
     let keys: HashSet<&str> = incidents.iter().map(|(k, _)| k.as_str()).collect();
     let lost_reports = wanted
         .iter()

@@ -36,6 +36,9 @@ use crate::{ApiError, AppState, STAGE};
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 /// How long a new owner waits to read an incident partition to its end before applying.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
+/// How long the view must read nothing more of an incident partition, once at its reported end,
+/// before a new owner applies that partition's commands.
+const CATCH_UP_QUIET: Duration = Duration::from_millis(250);
 
 /// This instance's side of the commands: its name, the requests waiting for answers, the
 /// partitions it owns and has caught up on, and how far the view has read each incident
@@ -281,7 +284,14 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
         );
     }
     let consumer: StreamConsumer<LagContext> = config
-        .create_with_context(LagContext::new(s.metrics.clone(), "dashboard-commands"))
+        .create_with_context(
+            // A revoked partition stops counting as owned at once, not at the next refresh:
+            // the monitor then writes none of its incidents while the group hands it over.
+            LagContext::new(s.metrics.clone(), "dashboard-commands").on_revoke({
+                let owned = s.commands.owned.clone();
+                move || owned.write().expect("owned lock").clear()
+            }),
+        )
         .context("creating the command consumer")?;
     consumer
         .subscribe(&[&cfg.topics.commands])
@@ -318,10 +328,14 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
                         }
                     };
                     if let Some(answer) = answer {
+                        // The answer goes out beside the next command: what must be stored before
+                        // moving on is the incident's record (a command applied again changes
+                        // nothing), and an answer lost to a crash is a 503 the requester retries.
                         let bytes = serde_json::to_vec(&answer).expect("an answer serializes");
-                        s.sink
-                            .send_until_acknowledged(&cfg.topics.command_results, &answer.reply_to, &bytes)
-                            .await;
+                        let (sink, topic) = (s.sink.clone(), cfg.topics.command_results.clone());
+                        tokio::spawn(async move {
+                            sink.send_until_acknowledged(&topic, &answer.reply_to, &bytes).await;
+                        });
                     }
                     if let Err(e) = consumer.commit_message(&m, CommitMode::Async) {
                         tracing::debug!(error = %e, "committing a command");
@@ -394,37 +408,53 @@ async fn refresh_ownership(s: &AppState, consumer: &StreamConsumer<LagContext>) 
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
+    // Each new partition counts as owned once the view has read its incident partition to the
+    // reported end and then nothing more for a moment: tansu has reported ends short of records
+    // it already serves (RELIABILITY.md), and the last owner's final revision must be in the
+    // view before this instance builds on it. All of them are waited for together.
     let started = Instant::now();
-    for p in new {
-        let end = ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, e)| *e);
-        loop {
-            let read = s
-                .commands
-                .read_up_to
-                .lock()
-                .expect("positions lock")
-                .get(&p)
-                .copied()
-                .unwrap_or(0);
-            if read >= end {
-                break;
+    let mut quiet: HashMap<i32, (Instant, i64)> = HashMap::new();
+    let mut waiting = new;
+    while !waiting.is_empty() {
+        let read_up_to = s
+            .commands
+            .read_up_to
+            .lock()
+            .expect("positions lock")
+            .clone();
+        let late = started.elapsed() > CATCH_UP_WAIT;
+        waiting.retain(|&p| {
+            let end = ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, e)| *e);
+            let read = read_up_to.get(&p).copied().unwrap_or(0);
+            let caught_up = read >= end
+                && match quiet.get(&p) {
+                    Some(&(since, seen)) if seen == read => since.elapsed() >= CATCH_UP_QUIET,
+                    _ => {
+                        quiet.insert(p, (Instant::now(), read));
+                        false
+                    }
+                };
+            if !caught_up && !late {
+                return true;
             }
-            if started.elapsed() > CATCH_UP_WAIT {
+            if !caught_up {
                 tracing::warn!(
                     partition = p,
                     read,
                     end,
                     "taking over a partition before reading the incident topic to its end"
                 );
-                break;
             }
+            tracing::info!(
+                partition = p,
+                "{STAGE}: now applying this partition's commands"
+            );
+            s.commands.owned.write().expect("owned lock").insert(p);
+            false
+        });
+        if !waiting.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tracing::info!(
-            partition = p,
-            "{STAGE}: now applying this partition's commands"
-        );
-        s.commands.owned.write().expect("owned lock").insert(p);
     }
 }
 

@@ -76,6 +76,10 @@ pub async fn sweep(s: &AppState, now: DateTime<Utc>) -> Result<Sweep, ApiError> 
         if s.stopping.is_cancelled() {
             break;
         }
+        // The partition may have moved to another instance since the pass began.
+        if !s.commands.owns(&next.id) {
+            continue;
+        }
         // Several targets may have passed since the last pass; record each in turn.
         loop {
             write(s, &next).await?;
@@ -179,6 +183,9 @@ pub async fn attach_duplicates(
     };
     let mut attached = 0;
     for (id, of, why) in pairs {
+        if !s.commands.owns(&id) {
+            continue; // moved to another instance meanwhile
+        }
         let action = Action::MarkDuplicate {
             of,
             note: Some(format!("attached automatically: {why}")),

@@ -16,6 +16,8 @@ pub struct LagContext {
     stage: &'static str,
     /// Rebalances seen (revocations and assignments).
     rebalances: Arc<AtomicU64>,
+    /// Run when partitions are revoked, before they move to another member.
+    on_revoke: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl LagContext {
@@ -24,7 +26,15 @@ impl LagContext {
             metrics,
             stage,
             rebalances: Arc::default(),
+            on_revoke: None,
         }
+    }
+
+    /// Runs `f` whenever partitions are revoked, inside the rebalance and before the group
+    /// gives them to another member (so it must be quick and must not wait on async work).
+    pub fn on_revoke(mut self, f: impl Fn() + Send + Sync + 'static) -> LagContext {
+        self.on_revoke = Some(Arc::new(f));
+        self
     }
 
     /// How many times partitions were revoked or assigned so far: while it stays the same,
@@ -61,6 +71,9 @@ impl ConsumerContext for LagContext {
         use rdkafka::consumer::{CommitMode, Consumer, Rebalance};
         self.rebalances.fetch_add(1, Ordering::AcqRel);
         if let Rebalance::Revoke(_) = rebalance {
+            if let Some(f) = &self.on_revoke {
+                f();
+            }
             self.metrics
                 .assigned_partitions
                 .with_label_values(&[self.stage])

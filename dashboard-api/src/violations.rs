@@ -371,6 +371,29 @@ mod tests {
     }
 
     #[test]
+    fn a_change_carries_its_row_of_counts_and_a_rewrite_does_not_count_again() {
+        let mut v = Violations::default();
+        let first = v.change(record("vio-1", "W1", "CAM-1", 0)).unwrap();
+        assert_eq!(first.count.count, 1);
+        let second = v.change(record("vio-2", "W1", "CAM-1", 3)).unwrap();
+        assert_eq!(
+            (second.count.count, second.count.last_at.timestamp()),
+            (2, 1_790_000_180)
+        );
+        // The first record written again (its plate read later): same row, still two.
+        let mut rewritten = record("vio-1", "W1", "CAM-1", 0);
+        rewritten.plate = Some("30E-555.55".into());
+        let again = v.change(rewritten).unwrap();
+        assert_eq!(again.count.count, 2);
+        assert_eq!(again.record.plate.as_deref(), Some("30E-555.55"));
+        let other = v.change(record("vio-3", "W2", "CAM-2", 1)).unwrap();
+        assert_eq!(
+            (other.count.camera_id.as_str(), other.count.count),
+            ("CAM-2", 1)
+        );
+    }
+
+    #[test]
     fn a_ward_unit_is_held_to_its_ward() {
         let own = Caller::Ward("W1".into());
         let Ok(q) = ViolationQuery::default().scoped(&own) else {

@@ -36,9 +36,9 @@ use crate::{ApiError, AppState, STAGE};
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 /// How long a new owner waits to read an incident partition to its end before applying.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
-/// How long the view must read nothing more of an incident partition, once at its reported end,
-/// before a new owner applies that partition's commands.
-const CATCH_UP_QUIET: Duration = Duration::from_millis(250);
+/// How long a new owner waits before asking where the incident partitions end, so the ends
+/// include what the last owner wrote just before the hand-over.
+const CATCH_UP_SETTLE: Duration = Duration::from_millis(250);
 
 /// This instance's side of the commands: its name, the requests waiting for answers, the
 /// partitions it owns and has caught up on, and how far the view has read each incident
@@ -403,17 +403,18 @@ async fn refresh_ownership(s: &AppState, consumer: &StreamConsumer<LagContext>) 
     commit_where_none(consumer, &s.settings.config.topics.commands, &new);
     let settings = s.settings.clone();
     let topic = s.settings.config.topics.incidents.clone();
+    tokio::time::sleep(CATCH_UP_SETTLE).await;
     let ends = tokio::task::spawn_blocking(move || ends_of(&settings, &topic))
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
     // Each new partition counts as owned once the view has read its incident partition to the
-    // reported end and then nothing more for a moment: tansu has reported ends short of records
+    // end reported a moment after the hand-over began: tansu has reported ends short of records
     // it already serves (RELIABILITY.md), and the last owner's final revision must be in the
-    // view before this instance builds on it. All of them are waited for together.
+    // view before this instance builds on it. (Waiting for the partition to go quiet instead
+    // never ended under steady load.) All of them are waited for together.
     let started = Instant::now();
-    let mut quiet: HashMap<i32, (Instant, i64)> = HashMap::new();
     let mut waiting = new;
     while !waiting.is_empty() {
         let read_up_to = s
@@ -426,14 +427,7 @@ async fn refresh_ownership(s: &AppState, consumer: &StreamConsumer<LagContext>) 
         waiting.retain(|&p| {
             let end = ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, e)| *e);
             let read = read_up_to.get(&p).copied().unwrap_or(0);
-            let caught_up = read >= end
-                && match quiet.get(&p) {
-                    Some(&(since, seen)) if seen == read => since.elapsed() >= CATCH_UP_QUIET,
-                    _ => {
-                        quiet.insert(p, (Instant::now(), read));
-                        false
-                    }
-                };
+            let caught_up = read >= end;
             if !caught_up && !late {
                 return true;
             }

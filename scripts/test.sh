@@ -13,9 +13,10 @@ TANSU_PID=""
 TLS_TANSU_PID=""
 TLS_FRONT_PID=""
 SCRAM_PID=""
+STARTED_PID=""
 INSTALL_PID=""
 cleanup() {
-  for pid in "$TANSU_PID" "$TLS_TANSU_PID" "$TLS_FRONT_PID" "$SCRAM_PID" "$INSTALL_PID"; do
+  for pid in "$STARTED_PID" "$TANSU_PID" "$TLS_TANSU_PID" "$TLS_FRONT_PID" "$SCRAM_PID" "$INSTALL_PID"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
 }
@@ -34,6 +35,15 @@ wait_for_port() {
   done
   echo "nothing listens on port $1 after 30 s" >&2
   exit 1
+}
+
+# Starts tansu with in-memory storage listening on 127.0.0.1:$1 and advertising port $2 (log: $3),
+# waits until it listens, and leaves its process id in $STARTED_PID.
+start_memory_tansu() {
+  tansu broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$2" \
+    --storage-engine memory://tansu/ >"$3" 2>&1 &
+  STARTED_PID=$!
+  wait_for_port "$1" "$STARTED_PID" "$3"
 }
 
 # librdkafka is built with TLS, which needs OpenSSL's headers.
@@ -87,10 +97,8 @@ fi
 
 PORT=$(free_port)
 log "starting tansu on 127.0.0.1:$PORT (in-memory storage)"
-tansu broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-  --storage-engine memory://tansu/ >"${TANSU_LOG}.broker" 2>&1 &
-TANSU_PID=$!
-wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker"
+start_memory_tansu "$PORT" "$PORT" "${TANSU_LOG}.broker"
+TANSU_PID=$STARTED_PID
 
 log "end-to-end tests against tansu"
 IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 1200 cargo test --locked --test pipeline --test boundaries --test reform --test lifecycle --test service_levels \
@@ -101,10 +109,8 @@ kill "$TANSU_PID"; wait "$TANSU_PID" 2>/dev/null || true
 # tansu now and then leaves a killed member's partition unheld (RELIABILITY.md, "Open").
 PORT=$(free_port)
 log "starting a fresh tansu on 127.0.0.1:$PORT for two dashboards and their failover"
-tansu broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-  --storage-engine memory://tansu/ >"${TANSU_LOG}.broker2" 2>&1 &
-TANSU_PID=$!
-wait_for_port "$PORT" "$TANSU_PID" "${TANSU_LOG}.broker2"
+start_memory_tansu "$PORT" "$PORT" "${TANSU_LOG}.broker2"
+TANSU_PID=$STARTED_PID
 IOC_TEST_BROKERS="127.0.0.1:$PORT" timeout 600 cargo test --locked --test two_dashboards
 
 # tansu 0.6 cannot serve TLS from its command line (clap makes --cert and --key exclude each
@@ -116,10 +122,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
   -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
 PLAIN_PORT=$(free_port)
 TLS_PORT=$(free_port)
-tansu broker --listener-url "tcp://127.0.0.1:$PLAIN_PORT" --advertised-listener-url "tcp://127.0.0.1:$TLS_PORT" \
-  --storage-engine memory://tansu/ >"$TLS_DIR/broker.log" 2>&1 &
-TLS_TANSU_PID=$!
-wait_for_port "$PLAIN_PORT" "$TLS_TANSU_PID" "$TLS_DIR/broker.log"
+start_memory_tansu "$PLAIN_PORT" "$TLS_PORT" "$TLS_DIR/broker.log"
+TLS_TANSU_PID=$STARTED_PID
 python3 scripts/tls_front.py "$TLS_PORT" "$PLAIN_PORT" "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem" >"$TLS_DIR/front.log" 2>&1 &
 TLS_FRONT_PID=$!
 wait_for_port "$TLS_PORT" "$TLS_FRONT_PID" "$TLS_DIR/front.log"

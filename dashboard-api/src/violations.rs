@@ -296,9 +296,13 @@ pub async fn follow(s: AppState, stop: CancellationToken) -> anyhow::Result<()> 
             .inc();
         match decode_json::<EnforcementRecord>(m.payload().unwrap_or_default()) {
             Ok(r) if r.schema == VIOLATION_SCHEMA => {
-                let change = s.violations.write().expect("violations lock").change(r);
-                if let Some(change) = change {
-                    // Nobody listening is no error.
+                let mut violations = s.violations.write().expect("violations lock");
+                if s.violation_changes.receiver_count() == 0 {
+                    // Nobody follows the stream (the start-up replay, mostly): no change to build.
+                    violations.apply(r);
+                } else if let Some(change) = violations.change(r) {
+                    drop(violations);
+                    // A follower that left meanwhile is no error.
                     let _ = s.violation_changes.send(Arc::new(change));
                 }
             }

@@ -379,6 +379,12 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
         fill.elapsed().as_secs_f64()
     );
 
+    // What the router should write, worked out before it starts: not on the cores it is
+    // measured on.
+    let expected = group(&Settings::defaults(), events, args.partitions)
+        .0
+        .grouped;
+
     // The router: from its first consumed record until its last situation record is on Kafka.
     let metrics = Metrics::new();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -403,10 +409,6 @@ async fn broker_pass(args: &Args, events: &[CameraEvent]) -> anyhow::Result<()> 
     }
     let first = Instant::now();
     let situations_topic = settings.config.topics.situations.clone();
-    let expected = {
-        let s = Settings::defaults();
-        group(&s, events, args.partitions).0.grouped
-    };
     let probe: StreamConsumer = client_config(&settings.config)
         .set("group.id", format!("{unique}-probe"))
         .create()?;

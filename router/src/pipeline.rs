@@ -345,6 +345,9 @@ fn write_one(
     .boxed()
 }
 
+/// Keys with writes held before the first pass forgets those whose writes are done.
+const PRUNE_WRITES_AT: usize = 10_000;
+
 /// The situations of one input topic (the camera topic, or DeepStream's), with the topic
 /// their states go to.
 struct Grouping {
@@ -354,6 +357,8 @@ struct Grouping {
     topic: String,
     /// Per situation key, its latest writes (see [`KeyWrites`]).
     writes: HashMap<String, KeyWrites>,
+    /// How many keys `writes` may hold before those whose writes are done are forgotten.
+    prune_at: usize,
     /// Situations read back for assigned partitions whose first detection has not come yet,
     /// with the consumer's rebalance count when they were read: good only while it is the same.
     prefetched: HashMap<i32, (u64, Vec<Situation>)>,
@@ -406,6 +411,7 @@ impl Grouping {
             input: input.to_string(),
             topic: topic.to_string(),
             writes: HashMap::new(),
+            prune_at: PRUNE_WRITES_AT,
             prefetched: HashMap::new(),
             metrics: Arc::new(metrics.clone()),
         }
@@ -651,8 +657,13 @@ impl Grouping {
         }
         .boxed()
         .shared();
-        if self.writes.len() >= 10_000 {
+        if self.writes.len() >= self.prune_at {
+            // Keys whose writes are done are forgotten. The next pass comes once the map has
+            // doubled, so one pass per insert cannot happen when most keys are still waiting
+            // (every key of a busy camera topic lingering): that cost a scan of 10,000 keys per
+            // detection.
             self.writes.retain(|_, w| w.done.peek().is_none());
+            self.prune_at = (2 * self.writes.len()).max(PRUNE_WRITES_AT);
         }
         self.writes.insert(
             key,

@@ -1362,6 +1362,71 @@ async fn a_burst_of_detections_shares_situation_records() {
     p.stop().await;
 }
 
+/// A DeepStream minimal-schema message names several tracked objects: one record, several
+/// detections at one offset. Each object's detection must continue its own situation from the
+/// state before it, the objects before it in the same message and the states still lingering
+/// unwritten included (the second object used to make the router read the whole partition
+/// back, as if the partition had moved, and continue from what the topic held then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_objects_in_one_message_each_continue_their_situation() {
+    let p = Pipeline::start_with("e2e-objects", 2, 1, None, |s| {
+        let t = &mut s.config.topics;
+        t.deepstream = format!("{}.deepstream", t.camera_events);
+        t.deepstream_situations = format!("{}.situations", t.deepstream);
+        // States linger past the next message, so none is on the topic when it comes.
+        s.config.router.situation_linger = ioc_config::model::Dur(Duration::from_secs(3));
+    })
+    .await;
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
+    let topic = p.settings.config.topics.deepstream.clone();
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let messages = 4;
+    for n in 0..messages {
+        let at = t0 + chrono::Duration::seconds(2 * n);
+        let value = json!({
+            "version": "4.0", "id": format!("m{n}"),
+            "@timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "sensorId": "ds-0001",
+            "objects": ["31|0|0|80|60|crowd|#|||||0.9", "32|90|0|170|60|crowd|#|||||0.9"],
+        })
+        .to_string();
+        producer
+            .send(
+                FutureRecord::to(&topic).key("ds-0001").payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let situations = p.settings.config.topics.deepstream_situations.clone();
+    let latest = common::eventually(
+        "both objects' situations counting every message",
+        || async {
+            let mut latest: HashMap<String, Value> = HashMap::new();
+            for (k, v) in read_topic(&p.settings.config.kafka.brokers, &p.settings, &situations) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&v) {
+                    latest.insert(k, v);
+                }
+            }
+            let done = latest.len() == 2 && latest.values().all(|s| s["detections"] == messages);
+            done.then_some(latest)
+        },
+    )
+    .await;
+    let mut keys: Vec<&String> = latest.keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "CAM-0001|crowd|key:ds-0001/31",
+            "CAM-0001|crowd|key:ds-0001/32"
+        ]
+    );
+    p.stop().await;
+}
+
 /// Kills a child process when dropped.
 struct Killed(Child);
 

@@ -429,7 +429,11 @@ impl Grouping {
     ) -> BoxFuture<'static, ()> {
         if grouped(e) && !self.situations.in_step(partition, offset) {
             // The partition's first detection here, or the partition moved meanwhile: what
-            // its situations were is read back before any of them is decided.
+            // its situations were is read back before any of them is decided. This router's
+            // own states still on their way go first: read back without them, the detections
+            // they hold would be lost (an offset gap in the input, as an aborted transaction
+            // leaves, gets here while a key's state lingers).
+            self.settle_writes(ctx.stop);
             let records = self.read_back(ctx, partition);
             tracing::info!(
                 topic = %self.topic,
@@ -529,6 +533,49 @@ impl Grouping {
                 self.write(ctx, partition, situation, first)
             }
         }
+    }
+
+    /// Waits until every write this router has begun or holds is acknowledged (lingering ones
+    /// begin at once), or until `stop`.
+    fn settle_writes(&mut self, stop: &CancellationToken) {
+        let pending: Vec<_> = self
+            .writes
+            .values()
+            .filter(|w| w.done.peek().is_none())
+            .map(|w| {
+                w.wake.notify_one();
+                w.done.clone()
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            // The writes run on this very thread: waiting here would wait for ever.
+            tracing::warn!(
+                pending = pending.len(),
+                "router: reading situations back with writes pending (single-threaded runtime)"
+            );
+            return;
+        }
+        let started = Instant::now();
+        let count = pending.len();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                tokio::select! {
+                    _ = futures::future::join_all(pending) => {}
+                    _ = stop.cancelled() => {}
+                }
+            })
+        });
+        tracing::info!(
+            writes = count,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "router: own situation writes acknowledged before reading back"
+        );
     }
 
     /// The situations of `partition` as the situations topic has them. Read once for every

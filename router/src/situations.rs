@@ -112,14 +112,17 @@ impl Situations {
         }
     }
 
-    /// Whether the state of `partition` is known and continues at `offset`; when not, the
-    /// caller reads the partition's situations back ([`Situations::restore`]) before the
-    /// partition's next detection is decided.
+    /// Whether the state of `partition` is known and continues at `offset`, or `offset` is the
+    /// record just applied (a record of several detections, such as a DeepStream message
+    /// naming several objects, applies them one after another); when not, the caller reads
+    /// the partition's situations back ([`Situations::restore`]) before the partition's next
+    /// detection is decided. A record at another offset has been seen by
+    /// [`Situations::observe`] first, which forgets a partition that did not continue.
     pub fn in_step(&self, partition: i32, offset: i64) -> bool {
         self.partitions
             .get(&partition)
             .and_then(|p| p.next_offset)
-            .is_some_and(|next| next == offset)
+            .is_some_and(|next| next == offset || next == offset + 1)
     }
 
     /// Whether anything is known of `partition` (it was read back, or detections of it applied).

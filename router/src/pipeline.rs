@@ -429,11 +429,7 @@ impl Grouping {
     ) -> BoxFuture<'static, ()> {
         if grouped(e) && !self.situations.in_step(partition, offset) {
             // The partition's first detection here, or the partition moved meanwhile: what
-            // its situations were is read back before any of them is decided. This router's
-            // own states still on their way go first: read back without them, the detections
-            // they hold would be lost (an offset gap in the input, as an aborted transaction
-            // leaves, gets here while a key's state lingers).
-            self.settle_writes(ctx.stop);
+            // its situations were is read back before any of them is decided.
             let records = self.read_back(ctx, partition);
             tracing::info!(
                 topic = %self.topic,
@@ -604,6 +600,11 @@ impl Grouping {
                     }),
             );
         }
+        // This router's own states still on their way go first: read back without them, the
+        // detections they hold would be lost (an offset gap in the input, as an aborted
+        // transaction leaves, gets here while a key's state lingers). What was read for the
+        // other partitions above stays good: nothing of theirs is written before their turn.
+        self.settle_writes(ctx.stop);
         let mut read = read_back(ctx.settings, &self.topic, &partitions, ctx.stop);
         let mine = read.remove(&partition).unwrap_or_default();
         for (p, records) in read {

@@ -1233,10 +1233,19 @@ async fn a_second_cameras_flood_joins_the_first_and_a_split_undoes_it() {
 
 /// A pipeline that also reads DeepStream's own topic, a producer, and that topic.
 async fn with_deepstream(name: &str) -> (Pipeline, FutureProducer, String) {
+    with_deepstream_tuned(name, |_| {}).await
+}
+
+/// Like [`with_deepstream`], with the settings adjusted by `tune`.
+async fn with_deepstream_tuned(
+    name: &str,
+    tune: impl FnOnce(&mut ioc_config::load::Settings),
+) -> (Pipeline, FutureProducer, String) {
     let p = Pipeline::start_with(name, 2, 1, None, |s| {
         let t = &mut s.config.topics;
         t.deepstream = format!("{}.deepstream", t.camera_events);
         t.deepstream_situations = format!("{}.situations", t.deepstream);
+        tune(s);
     })
     .await;
     let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
@@ -1369,18 +1378,11 @@ async fn a_burst_of_detections_shares_situation_records() {
 /// back, as if the partition had moved, and continue from what the topic held then).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_objects_in_one_message_each_continue_their_situation() {
-    let p = Pipeline::start_with("e2e-objects", 2, 1, None, |s| {
-        let t = &mut s.config.topics;
-        t.deepstream = format!("{}.deepstream", t.camera_events);
-        t.deepstream_situations = format!("{}.situations", t.deepstream);
+    let (p, producer, topic) = with_deepstream_tuned("e2e-objects", |s| {
         // States linger past the next message, so none is on the topic when it comes.
         s.config.router.situation_linger = ioc_config::model::Dur(Duration::from_secs(3));
     })
     .await;
-    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
-        .create()
-        .unwrap();
-    let topic = p.settings.config.topics.deepstream.clone();
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
     let messages = 4;
     for n in 0..messages {

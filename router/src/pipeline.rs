@@ -533,7 +533,7 @@ impl Grouping {
 
     /// Waits until every write this router has begun or holds is acknowledged (lingering ones
     /// begin at once), or until `stop`.
-    fn settle_writes(&mut self, stop: &CancellationToken) {
+    fn settle_writes(&self, stop: &CancellationToken) {
         let pending: Vec<_> = self
             .writes
             .values()
@@ -546,9 +546,7 @@ impl Grouping {
         if pending.is_empty() {
             return;
         }
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_thread {
+        if !multi_thread_runtime() {
             // The writes run on this very thread: waiting here would wait for ever.
             tracing::warn!(
                 pending = pending.len(),
@@ -743,9 +741,7 @@ fn read_back(
     let read = || read_situations(settings, topic, partitions);
     let mut attempt = 0u32;
     loop {
-        let result = if tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-        {
+        let result = if multi_thread_runtime() {
             tokio::task::block_in_place(read)
         } else {
             read()
@@ -768,6 +764,13 @@ fn read_back(
             }
         }
     }
+}
+
+/// Whether this thread runs on tokio's multi-threaded runtime, where blocking it
+/// (`block_in_place`) leaves the other tasks running on other threads.
+fn multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn read_situations(

@@ -590,9 +590,9 @@ pub async fn command_partitions_at(http: &reqwest::Client, base: &str) -> Option
 }
 
 /// Reads a live stream (Server-Sent Events) of the dashboard in the background, keeping the
-/// raw text.
+/// raw bytes.
 pub struct StreamReader {
-    text: Arc<std::sync::Mutex<String>>,
+    bytes: Arc<std::sync::Mutex<Vec<u8>>>,
     ended: Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -611,14 +611,14 @@ impl StreamReader {
             .expect("the stream opens in time")
             .expect("stream opens");
         assert_eq!(resp.status().as_u16(), 200, "{path}");
-        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let bytes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let ended = Arc::new(std::sync::Mutex::new(None));
-        let (t, e) = (text.clone(), ended.clone());
+        let (b, e) = (bytes.clone(), ended.clone());
         tokio::spawn(async move {
             let mut body = resp.bytes_stream();
             loop {
                 match body.next().await {
-                    Some(Ok(chunk)) => t.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk)),
+                    Some(Ok(chunk)) => b.lock().unwrap().extend_from_slice(&chunk),
                     Some(Err(err)) => {
                         *e.lock().unwrap() = Some(format!("stream error: {err}"));
                         return;
@@ -630,12 +630,18 @@ impl StreamReader {
                 }
             }
         });
-        StreamReader { text, ended }
+        StreamReader { bytes, ended }
     }
 
-    /// What the stream has carried so far.
+    /// The events the stream has carried so far, whole: an event still arriving (its blank
+    /// line not yet read, or a chunk ending inside a character) is left for a later call.
     pub fn text(&self) -> String {
-        self.text.lock().unwrap().clone()
+        let bytes = self.bytes.lock().unwrap();
+        let whole = bytes
+            .windows(2)
+            .rposition(|w| w == b"\n\n")
+            .map_or(0, |at| at + 2);
+        String::from_utf8(bytes[..whole].to_vec()).expect("the stream is UTF-8")
     }
 
     /// Waits until the stream has carried `needle`, failing if it was cut first.
@@ -645,7 +651,7 @@ impl StreamReader {
             if let Some(why) = self.ended.lock().unwrap().clone() {
                 panic!("the live stream was cut: {why}");
             }
-            if self.text.lock().unwrap().contains(needle) {
+            if self.text().contains(needle) {
                 return;
             }
             assert!(

@@ -268,6 +268,57 @@ async fn a_repeated_idempotency_key_yields_one_incident() {
     p.stop().await;
 }
 
+/// A report the broker took whose answer never reached the citizen (the ingest that wrote it
+/// died) is sent again, with the same idempotency key, to another ingest, which does not know
+/// the key and writes it a second time, later. The router routes the tracking id once: the
+/// second record is recognised, also by a router that starts after the first was routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_resent_to_another_ingest_is_routed_once() {
+    let mut p = Pipeline::start("e2e-resent", 1, 1).await;
+    let (lat, lon) = (demo::CENTRE.1, demo::CENTRE.0);
+    let body = report(lat, lon, "0900000003", Some("phone-43-report-1"));
+    let first = post_report(&p, &body).await;
+    let id = first["tracking_id"].as_str().unwrap().to_string();
+    p.incident_when(&id, "routed", |_| true).await;
+    // The router that routed it stops; the next starts where it left off.
+    p.stop_router_and_dashboard().await;
+    p.start_router();
+    p.start_dashboard().await;
+    let other_ingest = ioc_config::intake::Intake::new(
+        p.settings.clone(),
+        ioc_schema::metrics::Metrics::new(),
+        "ingest",
+    )
+    .unwrap();
+    let resent = other_ingest
+        .file_report(serde_json::from_value(body).unwrap(), "app")
+        .await
+        .unwrap();
+    assert_eq!(resent.tracking_id, id);
+    assert!(!resent.duplicate, "the other ingest did not know the key");
+    // One partition: the sentinel is routed after the resent copy.
+    let sentinel = post_report(&p, &report(lat, lon, "0900000004", None)).await;
+    let sentinel = sentinel["tracking_id"].as_str().unwrap();
+    p.incident_when(sentinel, "routed", |_| true).await;
+    let reports = read_topic(
+        &p.settings.config.kafka.brokers,
+        &p.settings,
+        &p.settings.config.topics.reports,
+    );
+    assert_eq!(
+        reports.iter().filter(|(k, _)| *k == id).count(),
+        2,
+        "both ingests wrote the report"
+    );
+    let firsts: Vec<Value> = p
+        .revisions_on_topic(&id)
+        .into_iter()
+        .filter(|r| r["revision"] == 1)
+        .collect();
+    assert_eq!(firsts.len(), 1, "revision 1 written once: {firsts:?}");
+    p.stop().await;
+}
+
 /// A report without `submitted_at` is accepted and dated when it reached us, as most intake
 /// APIs do; one with a bad time is still refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

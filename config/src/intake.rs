@@ -28,9 +28,10 @@ pub struct Intake {
 }
 
 /// Recently accepted idempotency keys (scoped by client), each with the tracking id it got and
-/// a digest of the report it came with; oldest forgotten first. Forgetting is safe: the tracking
-/// id is derived from the scope, the key and the content, so the same report resubmitted later
-/// writes a record with the same id and the incident is not duplicated downstream.
+/// a digest of the report it came with; oldest forgotten first. Forgetting (or a resend reaching
+/// another instance, whose memory this is not) is safe: the tracking id is derived from the
+/// scope, the key and the content, so the report is written again under the same id, and the
+/// router routes an id once (`ioc_router::resends`).
 #[derive(Default)]
 struct KeyMemory {
     ids: HashMap<String, (String, String)>,

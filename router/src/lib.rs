@@ -11,10 +11,12 @@
 //!   boundary sets and their live reload, checks.
 //! - [`route`]: turning one input record into an incident or a dead-letter reason (pure).
 //! - [`pipeline`]: the Kafka consume-route-produce loop and the router's HTTP endpoint.
+//! - [`resends`]: a report written twice under one tracking id is routed once.
 //! - [`assignments`]: the assignments topic, keyed by ward, derived from the incident topic.
 
 pub mod assignments;
 pub mod pipeline;
+pub mod resends;
 pub mod route;
 pub mod situations;
 /// Ward geometry lives in its own crate, shared with the dashboard.

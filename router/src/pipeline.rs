@@ -29,6 +29,7 @@ use ioc_schema::Situation;
 
 use ioc_schema::CameraEvent;
 
+use crate::resends::Resends;
 use crate::route::{
     camera_incident, decode_camera, decode_deepstream, enforcement_record, route_report, InputKind,
 };
@@ -196,6 +197,7 @@ async fn consume(
         &cfg.topics.deepstream_situations,
         &metrics,
     );
+    let mut resends = Resends::new(&cfg.topics.reports);
     let stopping = stop.clone();
     // Looked up once: every input counts in one of them.
     let counted_in = [
@@ -245,7 +247,20 @@ async fn consume(
                 None if payload.is_empty() => {
                     Err(InvalidInput::new("empty_record", "the record has no value"))
                 }
-                None => route_report(&settings, &snapshot, Some(&metrics), payload, received_at),
+                None => {
+                    let routed =
+                        route_report(&settings, &snapshot, Some(&metrics), payload, received_at);
+                    if let Ok(incident) = &routed {
+                        let id = &incident.id;
+                        if resends.repeats(&settings, &stopping, partition, offset, id, received_at)
+                        {
+                            metrics.resent_reports.inc();
+                            tracing::debug!(partition, offset, %id, "router: a resent report, routed already");
+                            return futures::future::ready(()).boxed();
+                        }
+                    }
+                    routed
+                }
                 Some(g) => {
                     g.situations.observe(partition, offset);
                     let events = if payload.is_empty() {
@@ -768,7 +783,7 @@ fn read_back(
 
 /// Whether this thread runs on tokio's multi-threaded runtime, where blocking it
 /// (`block_in_place`) leaves the other tasks running on other threads.
-fn multi_thread_runtime() -> bool {
+pub(crate) fn multi_thread_runtime() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

@@ -3,7 +3,8 @@
 //! partition), never from ids or raw error text.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The pipeline's metrics, registered into one [`Registry`]. Stages that run in one process (as in
@@ -21,6 +22,9 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Incidents routed, by the rule that chose the ward.
     pub assigned: IntCounterVec,
+    /// Reports written again under a tracking id already routed (resent to another ingest),
+    /// which the router leaves alone.
+    pub resent_reports: IntCounter,
     /// Time of one ward lookup.
     pub lookup_seconds: HistogramVec,
     /// Time from produce to broker acknowledgement.
@@ -78,6 +82,14 @@ impl Metrics {
             &["reason"],
         );
         let assigned = counter("ioc_incidents_routed_total", "Incidents routed", &["rule"]);
+        let resent_reports = IntCounter::new(
+            "ioc_reports_resent_total",
+            "Reports written again under a tracking id already routed, not routed again",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(resent_reports.clone()))
+            .expect("metric registered once");
         let lifecycle_actions = counter(
             "ioc_lifecycle_actions_total",
             "Incident lifecycle changes written",
@@ -154,6 +166,7 @@ impl Metrics {
             rejected,
             dead_lettered,
             assigned,
+            resent_reports,
             lookup_seconds,
             produce_seconds,
             produce_refusals,

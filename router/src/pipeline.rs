@@ -255,7 +255,9 @@ async fn consume(
                         if resends.repeats(&settings, &stopping, partition, offset, id, received_at)
                         {
                             metrics.resent_reports.inc();
-                            tracing::debug!(partition, offset, %id, "router: a resent report, routed already");
+                            // Rare (an ingest died between the broker's answer and its own), so
+                            // each is worth a line.
+                            tracing::info!(partition, offset, %id, "router: a resent report, routed already: not routed again");
                             return futures::future::ready(()).boxed();
                         }
                     }

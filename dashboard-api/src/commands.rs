@@ -269,8 +269,10 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000");
+    if !cfg.kafka.options.contains_key("session.timeout.ms") {
+        config.set("session.timeout.ms", "10000");
+    }
     if let Some(instance) = cfg
         .dashboard
         .instance_id

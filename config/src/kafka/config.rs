@@ -78,7 +78,9 @@ pub fn base_consumer_config(config: &Config) -> ClientConfig {
 }
 
 /// A consumer that stores offsets only when told (after its outputs are acknowledged) and
-/// commits them in the background.
+/// commits them in the background. The group's two timeouts are defaults `[kafka.options]` may
+/// change (a longer session suits static members, see README "Faults on purpose"); the rest is
+/// what the stages' delivery promise rests on and is not.
 pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
     let mut cc = base_consumer_config(config);
     cc.set("group.id", group_id)
@@ -86,10 +88,19 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        // Also bounds how long a rebalance waits for a member that died without leaving.
-        .set("max.poll.interval.ms", "30000")
         .set("statistics.interval.ms", "5000");
+    let options = &config.kafka.options;
+    let session = options.get("session.timeout.ms");
+    if session.is_none() {
+        cc.set("session.timeout.ms", "10000");
+    }
+    if !options.contains_key("max.poll.interval.ms") {
+        // Also bounds how long a rebalance waits for a member that died without leaving; it
+        // may not be shorter than the session (librdkafka refuses that).
+        let session_ms = session.and_then(|v| v.trim().parse::<u64>().ok());
+        let poll_ms = session_ms.map_or(30_000, |ms| ms.max(30_000));
+        cc.set("max.poll.interval.ms", poll_ms.to_string());
+    }
     cc
 }
 
@@ -268,6 +279,29 @@ mod tests {
             let made: Result<FutureProducer, _> = producer_config(&config).create();
             assert!(made.is_ok(), "{protocol} {mechanism:?}: {:?}", made.err());
         }
+    }
+
+    /// The group's session may be set in `[kafka.options]` (a longer one for static members);
+    /// the poll interval then follows it where librdkafka would refuse a shorter one, and the
+    /// consumer can be made.
+    #[test]
+    fn a_longer_session_from_the_options_is_kept_and_the_poll_interval_follows() {
+        let mut config = crate::load::Settings::load(None, std::iter::empty())
+            .expect("defaults load")
+            .config;
+        config.kafka.brokers = "127.0.0.1:1".into();
+        let cc = consumer_config(&config, "g");
+        assert_eq!(cc.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(cc.get("max.poll.interval.ms"), Some("30000"));
+        config
+            .kafka
+            .options
+            .insert("session.timeout.ms".into(), "45000".into());
+        let cc = consumer_config(&config, "g");
+        assert_eq!(cc.get("session.timeout.ms"), Some("45000"));
+        assert_eq!(cc.get("max.poll.interval.ms"), Some("45000"));
+        let made: Result<rdkafka::consumer::BaseConsumer, _> = cc.create();
+        assert!(made.is_ok(), "{:?}", made.err());
     }
 
     /// Idempotence turned off the ways librdkafka reads "false" stays off, with one request in

@@ -160,6 +160,70 @@ async fn a_report_goes_from_assignment_to_closed_and_a_new_dashboard_rebuilds_it
     p.stop().await;
 }
 
+/// A router replaying a report after a crash writes its revision 1 again, here after the ward
+/// unit's acknowledgement made revision 2. The incident topic is compacted (each key's last
+/// record is what stays), so the dashboard owning the incident writes revision 2 again, the
+/// same bytes, and the last record is the latest revision once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_revision_1_after_a_change_is_followed_by_the_latest_again() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p = Pipeline::start("life-latest", 2, 1).await;
+    let id = p.file_report(WARD_OF_TOKEN).await;
+    let (status, _) = p
+        .act(&id, WARD_TOKEN, json!({"action": "acknowledge"}))
+        .await;
+    assert_eq!(status, 200);
+    let raw = |p: &Pipeline| -> Vec<Vec<u8>> {
+        read_topic(
+            &p.settings.config.kafka.brokers,
+            &p.settings,
+            &p.settings.config.topics.incidents,
+        )
+        .into_iter()
+        .filter(|(k, _)| *k == id)
+        .map(|(_, v)| v)
+        .collect()
+    };
+    let written = raw(&p);
+    let revision = |v: &[u8]| serde_json::from_slice::<Value>(v).unwrap()["revision"].as_u64();
+    assert_eq!(
+        written.iter().map(|v| revision(v)).collect::<Vec<_>>(),
+        [Some(1), Some(2)]
+    );
+    let producer: FutureProducer = ioc_config::kafka::producer_config(&p.settings.config)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&p.settings.config.topics.incidents)
+                .key(&id)
+                .payload(&written[0]),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("the replayed revision 1 is written");
+    let records = eventually(
+        "revision 2 written again after the replayed revision 1",
+        || {
+            let records = raw(&p);
+            async move { (records.len() >= 4).then_some(records) }
+        },
+    )
+    .await;
+    assert_eq!(records[2], written[0], "the replayed revision 1");
+    assert_eq!(
+        records.last(),
+        Some(&written[1]),
+        "the latest revision, byte for byte, is last again"
+    );
+    // The view never went back.
+    let (status, body) = p
+        .dashboard_as(&format!("/v1/incidents/{id}"), OPERATOR_TOKEN)
+        .await;
+    assert_eq!((status, body["revision"].as_u64()), (200, Some(2)));
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
     let p = Pipeline::start("life-reroute", 2, 1).await;

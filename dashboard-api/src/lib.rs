@@ -17,6 +17,7 @@
 //! Modules: `state` (what the handlers, the consumer and the monitor share), `http` (the
 //! documented routes and the read handlers), [`auth`] (tokens, the `Authenticated` and `Scoped`
 //! extractors), [`actions`] (lifecycle writes), [`monitor`] (escalations and automatic closes),
+//! [`latest`] (each incident's latest revision kept last on the compacted topic),
 //! `consumer` (the incident topic into the view), [`view`] (the in-memory view and its
 //! queries), [`figures`], [`open311`], `error` (the HTTP layer's one error type).
 
@@ -27,6 +28,7 @@ mod consumer;
 mod error;
 pub mod figures;
 mod http;
+pub mod latest;
 pub mod monitor;
 pub mod open311;
 mod pages;
@@ -109,6 +111,10 @@ pub async fn serve_with_clock(
         );
     }
     tasks.spawn("command owner", commands::own(state.clone(), token.clone()));
+    tasks.spawn(
+        "latest revisions last",
+        latest::keep_latest_last(state.clone(), token.clone()),
+    );
     tasks.spawn(
         "camera situations",
         situations::follow(state.clone(), token.clone()),

@@ -8,7 +8,7 @@
 //! answered (a page, one incident, the incidents a figure counts). BENCHMARKS.md has the
 //! figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -132,6 +132,11 @@ pub struct View {
     /// loading it once at the end is several times cheaper than inserting one by one).
     index_deferred: bool,
     names: Names,
+    /// Incidents whose last record on the topic is an older revision than the one held: a
+    /// router that replays a report after a crash writes its revision 1 again, maybe after a
+    /// ward unit's changes. On a compacted topic that older record is what would remain, so
+    /// the owner writes the held revision again ([`View::behind`]).
+    behind: HashSet<Arc<str>>,
 }
 
 /// One incident in the view: what is filtered on, and the whole of it packed.
@@ -189,9 +194,13 @@ fn pack(json: &[u8]) -> Box<[u8]> {
 }
 
 fn unpack(packed: &[u8]) -> Incident {
-    let json = lz4_flex::block::decompress_size_prepended_with_dict(packed, DICTIONARY)
-        .expect("the view decompresses what it compressed");
-    serde_json::from_slice(&json).expect("the view decodes what it encoded")
+    serde_json::from_slice(&unpack_bytes(packed)).expect("the view decodes what it encoded")
+}
+
+/// The record `packed` was made from.
+fn unpack_bytes(packed: &[u8]) -> Vec<u8> {
+    lz4_flex::block::decompress_size_prepended_with_dict(packed, DICTIONARY)
+        .expect("the view decompresses what it compressed")
 }
 
 /// An incident with its record packed as the view keeps it: what [`View::apply_decoded`] takes.
@@ -450,8 +459,19 @@ impl View {
         let Decoded { incident, packed } = record;
         // One lookup for both: whether it is newer, and the id already stored.
         let id: Arc<str> = match self.incidents.get_key_value(incident.id.as_str()) {
-            Some((_, old)) if incident.revision <= old.summary.revision => return None,
-            Some((id, _)) => id.clone(),
+            Some((id, old)) if incident.revision < old.summary.revision => {
+                self.behind.insert(id.clone());
+                return None;
+            }
+            Some((id, old)) if incident.revision == old.summary.revision => {
+                self.behind.remove(id);
+                return None;
+            }
+            Some((id, _)) => {
+                let id = id.clone();
+                self.behind.remove(&id);
+                id
+            }
             None => incident.id.as_str().into(),
         };
         let entry = Entry {
@@ -559,6 +579,20 @@ impl View {
     /// The incident's latest revision, decoded.
     pub fn get(&self, id: &str) -> Option<Incident> {
         self.incidents.get(id).map(|e| unpack(&e.packed))
+    }
+
+    /// The incidents whose last record on the topic is older than their latest revision, of
+    /// those `mine` takes: each id with its latest revision's record, the very bytes the topic
+    /// had, so writing it again repeats that revision exactly.
+    pub fn behind(&self, mine: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
+        self.behind
+            .iter()
+            .filter(|id| mine(id))
+            .filter_map(|id| {
+                let entry = self.incidents.get(id)?;
+                Some((id.to_string(), unpack_bytes(&entry.packed)))
+            })
+            .collect()
     }
 
     /// The status of the incident's latest revision, without decoding it.
@@ -718,6 +752,42 @@ mod tests {
         i.location.lon = lon;
         i.revision = view.get(id).map_or(1, |o| o.revision + 1);
         view.apply(i);
+    }
+
+    /// An older revision read after a newer one marks the incident as behind (with the newer
+    /// one's exact record to write again); the held revision read again, or a newer one, clears
+    /// it.
+    #[test]
+    fn an_older_record_after_the_latest_marks_the_incident_behind() {
+        let t = DateTime::from_timestamp(1_764_730_800, 0).unwrap();
+        let mut v = View::default();
+        let first = incident("a", Status::Assigned, "P001", t);
+        let mut second = first.clone();
+        second.revision = 2;
+        second.status = Status::Acknowledged;
+        let second_record = serde_json::to_vec(&second).unwrap();
+        v.apply(first.clone());
+        v.apply_encoded(second.clone(), &second_record);
+        assert!(v.behind(|_| true).is_empty());
+        assert!(
+            v.apply(first.clone()).is_none(),
+            "an older revision changes nothing"
+        );
+        assert_eq!(
+            v.behind(|_| true),
+            vec![("a".to_string(), second_record.clone())]
+        );
+        assert!(
+            v.behind(|id| id != "a").is_empty(),
+            "only what the caller owns"
+        );
+        v.apply_encoded(second.clone(), &second_record);
+        assert!(v.behind(|_| true).is_empty(), "the latest read again");
+        v.apply(first);
+        let mut third = second;
+        third.revision = 3;
+        v.apply(third);
+        assert!(v.behind(|_| true).is_empty(), "a newer revision");
     }
 
     /// The index's answer against every open incident checked by hand.

@@ -190,8 +190,10 @@ async fn open_cases_move_to_the_2025_units_and_figures_count_across_the_change()
             .into_iter()
             .filter_map(|(k, v)| {
                 let r: Value = serde_json::from_slice(&v).unwrap();
-                (r["incident"]["id"] == ward_8.as_str())
-                    .then(|| (k, r["change"].as_str().unwrap().into()))
+                (r["incident"]["id"] == ward_8.as_str()).then(|| {
+                    let ward = k.split_once('/').map_or(k.as_str(), |(w, _)| w).to_string();
+                    (ward, r["change"].as_str().unwrap().into())
+                })
             })
             .collect();
             let want = [("27121", "withdrawn"), ("27139", "assigned")];

@@ -348,8 +348,8 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
         .iter()
         .all(|i| i["ward"]["id"] == WARD_OF_TOKEN));
 
-    // The assignments topic, keyed by ward, told the first ward it got the incident and then
-    // lost it, and the second ward that it got it.
+    // The assignments topic, keyed by ward and incident, told the first ward it got the
+    // incident and then lost it, and the second ward that it got it.
     let wanted = [
         (WARD_OF_TOKEN, "assigned"),
         (WARD_OF_TOKEN, "withdrawn"),
@@ -365,9 +365,14 @@ async fn a_rejected_incident_is_rerouted_and_duplicates_are_merged() {
         .into_iter()
         .filter_map(|(k, v)| {
             let r: Value = serde_json::from_slice(&v).unwrap();
-            assert_eq!(r["ward_id"], k.as_str(), "keyed by ward");
+            let ward = r["ward_id"].as_str().unwrap().to_string();
+            assert_eq!(
+                k,
+                format!("{ward}/{}", r["incident"]["id"].as_str().unwrap()),
+                "keyed by ward and incident"
+            );
             (r["incident"]["id"] == id.as_str())
-                .then(|| (k, r["change"].as_str().unwrap().to_string()))
+                .then(|| (ward, r["change"].as_str().unwrap().to_string()))
         })
         .collect();
         wanted

@@ -1,5 +1,6 @@
-//! Forwards incident changes to the assignments topic, keyed by ward id, so a ward's own systems
-//! can follow just their ward without reading every incident.
+//! Forwards incident changes to the assignments topic, keyed by `ward id/incident id`
+//! ([`AssignmentRecord::key`]), so a ward's own systems can follow just their ward without
+//! reading every incident.
 //!
 //! The topic is derived from the incident topic by a consumer group of its own (the router's
 //! group id plus `-assignments`), at-least-once like the router itself: an incident's offset is
@@ -55,8 +56,7 @@ pub async fn forward(
         async move {
             for r in records {
                 let bytes = serde_json::to_vec(&r).expect("assignment serializes");
-                sink.send_until_acknowledged(&topic, &r.ward_id, &bytes)
-                    .await;
+                sink.send_until_acknowledged(&topic, &r.key(), &bytes).await;
                 metrics
                     .events_out
                     .with_label_values(&[STAGE, "assignment"])

@@ -12,7 +12,7 @@
 //! - [`route`]: turning one input record into an incident or a dead-letter reason (pure).
 //! - [`pipeline`]: the Kafka consume-route-produce loop and the router's HTTP endpoint.
 //! - [`resends`]: a report written twice under one tracking id is routed once.
-//! - [`assignments`]: the assignments topic, keyed by ward, derived from the incident topic.
+//! - [`assignments`]: the assignments topic, keyed by ward and incident, derived from the incident topic.
 
 pub mod assignments;
 pub mod pipeline;

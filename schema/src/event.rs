@@ -776,7 +776,7 @@ pub enum AssignmentChange {
     Withdrawn,
 }
 
-/// A record of the assignments topic, keyed by ward id: every incident revision that concerns a
+/// A record of the assignments topic, keyed by ward and incident ([`AssignmentRecord::key`]): every incident revision that concerns a
 /// ward, for systems that integrate with their ward directly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssignmentRecord {
@@ -787,8 +787,17 @@ pub struct AssignmentRecord {
 }
 
 impl AssignmentRecord {
-    /// The records one incident revision gives (each keyed by its `ward_id`): one for the ward
-    /// that holds it, and one for the ward it was taken from. A pure function of the revision.
+    /// The record's key on the assignments topic: `ward id/incident id`. The topic is
+    /// compacted, which keeps a key's last record: keyed by ward alone, a ward would keep only
+    /// its last incident's record; keyed so, each ward keeps the latest word on each of its
+    /// incidents, and a ward's own system picks its records by the key's prefix.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.ward_id, self.incident.id)
+    }
+
+    /// The records one incident revision gives (each keyed by [`AssignmentRecord::key`]): one
+    /// for the ward that holds it, and one for the ward it was taken from. A pure function of
+    /// the revision.
     pub fn for_revision(i: &Incident) -> Vec<AssignmentRecord> {
         let mut out = Vec::new();
         if let Some(old) = &i.previous_ward {

@@ -189,7 +189,13 @@ async fn open_incidents_move_to_the_new_units_when_a_reform_takes_effect() {
         .map(|(k, v)| {
             let r: Value = serde_json::from_slice(&v).unwrap();
             let change = r["change"].as_str().unwrap().to_string();
-            (k, change, r["incident"]["id"].as_str().unwrap().to_string())
+            let incident = r["incident"]["id"].as_str().unwrap().to_string();
+            // Keyed by ward and incident.
+            let ward = k
+                .strip_suffix(&format!("/{incident}"))
+                .unwrap_or(&k)
+                .to_string();
+            (ward, change, incident)
         })
         .collect();
         wanted.iter().all(|w| seen.contains(w)).then_some(())

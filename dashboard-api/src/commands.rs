@@ -270,9 +270,7 @@ pub async fn own(s: AppState, stop: CancellationToken) -> anyhow::Result<()> {
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("heartbeat.interval.ms", "1000");
-    if !cfg.kafka.options.contains_key("session.timeout.ms") {
-        config.set("session.timeout.ms", "10000");
-    }
+    ioc_config::kafka::group_session(&mut config, cfg);
     if let Some(instance) = cfg
         .dashboard
         .instance_id

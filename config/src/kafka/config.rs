@@ -89,19 +89,24 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000");
-    let options = &config.kafka.options;
-    let session = options.get("session.timeout.ms");
-    if session.is_none() {
-        cc.set("session.timeout.ms", "10000");
-    }
-    if !options.contains_key("max.poll.interval.ms") {
+    let session_ms = group_session(&mut cc, config);
+    if !config.kafka.options.contains_key("max.poll.interval.ms") {
         // Also bounds how long a rebalance waits for a member that died without leaving; it
         // may not be shorter than the session (librdkafka refuses that).
-        let session_ms = session.and_then(|v| v.trim().parse::<u64>().ok());
         let poll_ms = session_ms.map_or(30_000, |ms| ms.max(30_000));
         cc.set("max.poll.interval.ms", poll_ms.to_string());
     }
     cc
+}
+
+/// Sets a consumer group member's session to 10 s unless `[kafka.options]` names one; returns
+/// the session in force, in milliseconds, where it reads as a number.
+pub fn group_session(cc: &mut ClientConfig, config: &Config) -> Option<u64> {
+    if !config.kafka.options.contains_key("session.timeout.ms") {
+        cc.set("session.timeout.ms", "10000");
+    }
+    cc.get("session.timeout.ms")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A dashboard's consumer: its own group (every instance reads the whole incident topic), from

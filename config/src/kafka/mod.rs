@@ -16,7 +16,7 @@ pub mod strand;
 
 pub use config::{
     base_consumer_config, check_topic_policies, client_config, consumer_config,
-    dashboard_consumer_config, ensure_topics, producer_config, topic_settings,
+    dashboard_consumer_config, ensure_topics, group_session, producer_config, topic_settings,
 };
 pub use embedded::EmbeddedBroker;
 pub use lag::LagContext;
